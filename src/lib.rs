@@ -1,0 +1,22 @@
+//! A Kubernetes controller that rolls Deployments, StatefulSets and DaemonSets when the
+//! ConfigMaps and Secrets they use change; a drop-in replacement for Stakater Reloader that
+//! keeps only hashes, records what it applied on each workload, and coalesces bursts.
+//!
+//! Layout: `hash`, `refs`, `policy`, `decide` and `patch` are pure; `state` holds the in-memory
+//! index; `watch` feeds it from the API; `reconcile` applies plans; `controller` wires them.
+
+pub mod decide;
+pub mod hash;
+pub mod patch;
+pub mod policy;
+pub mod record;
+pub mod refs;
+pub mod source;
+pub mod workload;
+pub mod config;
+pub mod controller;
+pub mod queue;
+pub mod reconcile;
+pub mod state;
+pub mod telemetry;
+pub mod watch;

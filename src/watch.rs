@@ -1,0 +1,232 @@
+//! Watches that feed the in-memory state. Each is a kube-runtime watcher with backoff; a
+//! relist (start-up, or after `410 Gone`) is diffed against the state so that objects deleted
+//! while the watch was down are noticed too.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::Api;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Resource, ResourceExt};
+use tracing::{debug, info, warn};
+
+use crate::controller::Ctx;
+use crate::hash;
+use crate::source::{SourceInfo, SourceKind, SourceRef};
+use crate::workload::{self, WorkloadObject};
+
+/// A ConfigMap or Secret type.
+pub trait SourceObject: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static {
+    const KIND: SourceKind;
+    fn content_hash(&self) -> hash::ContentHash;
+}
+
+impl SourceObject for ConfigMap {
+    const KIND: SourceKind = SourceKind::ConfigMap;
+    fn content_hash(&self) -> hash::ContentHash {
+        hash::configmap_hash(self)
+    }
+}
+
+impl SourceObject for Secret {
+    const KIND: SourceKind = SourceKind::Secret;
+    fn content_hash(&self) -> hash::ContentHash {
+        hash::secret_hash(self)
+    }
+}
+
+/// Marks one watch as having finished its first full list.
+pub struct Synced {
+    ctx: Arc<Ctx>,
+    done: bool,
+}
+
+impl Synced {
+    pub fn new(ctx: Arc<Ctx>) -> Self {
+        ctx.pending_syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Synced { ctx, done: false }
+    }
+    fn mark(&mut self) {
+        if !self.done {
+            self.done = true;
+            if self.ctx.pending_syncs.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                self.ctx.synced.send_replace(true);
+            }
+        }
+    }
+}
+
+fn in_scope(scope: Option<&str>, namespace: &str) -> bool {
+    scope.is_none_or(|s| s == namespace)
+}
+
+/// Watches ConfigMaps or Secrets in one scope (`None`: all namespaces).
+pub async fn sources<K: SourceObject>(ctx: Arc<Ctx>, api: Api<K>, cfg: watcher::Config, scope: Option<String>, mut synced: Synced) {
+    let kind = K::KIND;
+    let stream = watcher::watcher(api, cfg).default_backoff();
+    futures::pin_mut!(stream);
+    let mut relist: Option<HashSet<(String, String)>> = None;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(Event::Init) => relist = Some(HashSet::new()),
+            Ok(Event::InitApply(obj)) => {
+                if let Some(seen) = relist.as_mut() {
+                    seen.insert((obj.namespace().unwrap_or_default(), obj.name_any()));
+                }
+                apply_source(&ctx, obj);
+            }
+            Ok(Event::Apply(obj)) => apply_source(&ctx, obj),
+            Ok(Event::Delete(obj)) => {
+                ctx.metrics_event("delete", kind.resource());
+                delete_source(&ctx, kind, &obj.namespace().unwrap_or_default(), &obj.name_any());
+            }
+            Ok(Event::InitDone) => {
+                let seen = relist.take().unwrap_or_default();
+                let gone: Vec<(String, String)> = {
+                    let st = ctx.state.lock().expect("state lock");
+                    st.source_names(kind)
+                        .into_iter()
+                        .filter(|(ns, n)| in_scope(scope.as_deref(), ns) && !seen.contains(&(ns.clone(), n.clone())))
+                        .collect()
+                };
+                for (ns, name) in gone {
+                    delete_source(&ctx, kind, &ns, &name);
+                }
+                info!(resource = kind.resource(), namespace = scope.as_deref().unwrap_or("*"), "watch synced");
+                synced.mark();
+            }
+            Err(e) => {
+                warn!(resource = kind.resource(), namespace = scope.as_deref().unwrap_or("*"), error = %e, "watch failed; retrying with backoff");
+                ctx.watch_failed();
+            }
+        }
+    }
+}
+
+fn apply_source<K: SourceObject>(ctx: &Ctx, obj: K) {
+    let kind = K::KIND;
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let (matched, ignored) = ctx.settings.keys.source_flags(obj.meta().annotations.as_ref());
+    let info = SourceInfo { hash: obj.content_hash(), matched, ignored };
+    // The object (and any secret bytes in it) is dropped here; only the hash is kept.
+    drop(obj);
+    let hash = info.hash;
+    let affected = {
+        let mut st = ctx.state.lock().expect("state lock");
+        if !st.upsert_source(&ns, kind, &name, info) {
+            return;
+        }
+        st.affected(&ns, &SourceRef::new(kind, name.as_str()))
+    };
+    debug!(resource = kind.resource(), namespace = %ns, name = %name, hash = %hash.short(), workloads = affected.len(), "source changed");
+    ctx.metrics_event("update", kind.resource());
+    for w in affected {
+        ctx.enqueue_debounced(w);
+    }
+}
+
+fn delete_source(ctx: &Ctx, kind: SourceKind, ns: &str, name: &str) {
+    let affected = {
+        let mut st = ctx.state.lock().expect("state lock");
+        if !st.remove_source(ns, kind, name) {
+            return;
+        }
+        st.affected(ns, &SourceRef::new(kind, name))
+    };
+    debug!(resource = kind.resource(), namespace = %ns, name = %name, workloads = affected.len(), "source deleted");
+    for w in affected {
+        ctx.enqueue_debounced(w);
+    }
+}
+
+/// Watches one workload kind in one scope.
+pub async fn workloads<K: WorkloadObject>(ctx: Arc<Ctx>, api: Api<K>, cfg: watcher::Config, scope: Option<String>, mut synced: Synced) {
+    let stream = watcher::watcher(api, cfg).default_backoff();
+    futures::pin_mut!(stream);
+    let mut relist: Option<HashSet<(String, String)>> = None;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(Event::Init) => relist = Some(HashSet::new()),
+            Ok(Event::InitApply(obj)) => {
+                if let Some(seen) = relist.as_mut() {
+                    seen.insert((obj.namespace().unwrap_or_default(), obj.name_any()));
+                }
+                apply_workload(&ctx, &obj);
+            }
+            Ok(Event::Apply(obj)) => apply_workload(&ctx, &obj),
+            Ok(Event::Delete(obj)) => {
+                let w = workload::project(K::KIND, obj.meta(), obj.template(), &ctx.settings.keys, false);
+                ctx.state.lock().expect("state lock").remove_workload(&w.key);
+            }
+            Ok(Event::InitDone) => {
+                let seen = relist.take().unwrap_or_default();
+                let mut st = ctx.state.lock().expect("state lock");
+                for k in st.workload_keys_of(K::KIND) {
+                    if in_scope(scope.as_deref(), &k.namespace) && !seen.contains(&(k.namespace.clone(), k.name.clone())) {
+                        st.remove_workload(&k);
+                    }
+                }
+                drop(st);
+                info!(kind = %K::KIND, namespace = scope.as_deref().unwrap_or("*"), "watch synced");
+                synced.mark();
+            }
+            Err(e) => {
+                warn!(kind = %K::KIND, namespace = scope.as_deref().unwrap_or("*"), error = %e, "watch failed; retrying with backoff");
+                ctx.watch_failed();
+            }
+        }
+    }
+}
+
+fn apply_workload<K: WorkloadObject>(ctx: &Ctx, obj: &K) {
+    let w = workload::project(K::KIND, obj.meta(), obj.template(), &ctx.settings.keys, ctx.settings.auto_reload_all);
+    let key = w.key.clone();
+    let changed = {
+        let mut st = ctx.state.lock().expect("state lock");
+        let changed = st.workload(&key).is_none_or(|old| old.fingerprint != w.fingerprint);
+        st.upsert_workload(w);
+        changed
+    };
+    // Status-only updates (the rollout itself) change nothing we decide on.
+    if changed {
+        ctx.queue.add_after(key, Duration::ZERO);
+    }
+}
+
+/// Follows the namespaces that match `--namespace-selector`; a namespace joining it has its
+/// workloads reconciled at once.
+pub async fn namespaces(ctx: Arc<Ctx>, api: Api<Namespace>, cfg: watcher::Config, mut synced: Synced) {
+    let stream = watcher::watcher(api, cfg).default_backoff();
+    futures::pin_mut!(stream);
+    let mut relist: Option<HashSet<String>> = None;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(Event::Init) => relist = Some(HashSet::new()),
+            Ok(Event::InitApply(ns)) => {
+                relist.as_mut().map(|s| s.insert(ns.name_any()));
+                ctx.select_namespace(&ns.name_any(), true);
+            }
+            Ok(Event::Apply(ns)) => ctx.select_namespace(&ns.name_any(), true),
+            Ok(Event::Delete(ns)) => ctx.select_namespace(&ns.name_any(), false),
+            Ok(Event::InitDone) => {
+                let seen = relist.take().unwrap_or_default();
+                for ns in ctx.selected_namespaces() {
+                    if !seen.contains(&ns) {
+                        ctx.select_namespace(&ns, false);
+                    }
+                }
+                info!("namespace watch synced");
+                synced.mark();
+            }
+            Err(e) => {
+                warn!(error = %e, "namespace watch failed; retrying with backoff");
+                ctx.watch_failed();
+            }
+        }
+    }
+}

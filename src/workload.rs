@@ -1,0 +1,178 @@
+//! Workloads as the controller keeps them: a compact projection of each Deployment,
+//! StatefulSet and DaemonSet (policy, the sources it uses, the applied record), never the
+//! whole object.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::policy::{Keys, Policy};
+use crate::record::{self, RECORD_ANNOTATION, Record};
+use crate::refs;
+use crate::source::SourceRef;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+impl WorkloadKind {
+    pub const ALL: [WorkloadKind; 3] = [WorkloadKind::Deployment, WorkloadKind::StatefulSet, WorkloadKind::DaemonSet];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+        }
+    }
+
+    /// Parses `deployment`, `deploy`, `Deployment`, `deployments`, … (for `reloader explain`).
+    pub fn parse(s: &str) -> Option<WorkloadKind> {
+        match s.to_ascii_lowercase().as_str() {
+            "deployment" | "deployments" | "deploy" => Some(WorkloadKind::Deployment),
+            "statefulset" | "statefulsets" | "sts" => Some(WorkloadKind::StatefulSet),
+            "daemonset" | "daemonsets" | "ds" => Some(WorkloadKind::DaemonSet),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkloadKey {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for WorkloadKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// The projection of one workload.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub key: WorkloadKey,
+    pub resource_version: String,
+    pub policy: Policy,
+    /// Sources the pod template uses, with the container each is attributed to.
+    pub refs: BTreeMap<SourceRef, String>,
+    /// The first regular container: named reloads of unused sources are attributed to it.
+    pub first_container: Option<String>,
+    /// `STAKATER_*` env vars present, per container (for `--reload-on-delete` with env-vars).
+    pub stakater_env: BTreeSet<(String, String)>,
+    /// The applied record; `Ok(None)` when the workload carries none yet.
+    pub record: Result<Option<Record>, String>,
+    /// A digest of everything above that decisions read (not the resourceVersion), so that
+    /// status-only updates of a workload do not cause a reconcile.
+    pub fingerprint: u64,
+}
+
+impl Workload {
+    pub fn container_for(&self, source: &SourceRef) -> Option<&str> {
+        self.refs.get(source).map(String::as_str).or(self.first_container.as_deref())
+    }
+}
+
+/// Builds the projection of a workload from its metadata and pod template.
+pub fn project(
+    kind: WorkloadKind,
+    meta: &ObjectMeta,
+    template: Option<&PodTemplateSpec>,
+    keys: &Keys,
+    auto_reload_all: bool,
+) -> Workload {
+    let template_annotations = template.and_then(|t| t.metadata.as_ref()).and_then(|m| m.annotations.as_ref());
+    let policy = Policy::parse(keys, meta.annotations.as_ref(), template_annotations, auto_reload_all);
+    let spec = template.and_then(|t| t.spec.as_ref());
+    let refs = spec.map(refs::references).unwrap_or_default();
+    let first_container = spec.and_then(|s| s.containers.first()).map(|c| c.name.clone());
+    let stakater_env: BTreeSet<(String, String)> = spec
+        .into_iter()
+        .flat_map(|s| s.containers.iter())
+        .flat_map(|c| {
+            c.env
+                .iter()
+                .flatten()
+                .filter(|e| e.name.starts_with("STAKATER_"))
+                .map(|e| (c.name.clone(), e.name.clone()))
+        })
+        .collect();
+    let record = match meta.annotations.as_ref().and_then(|a| a.get(RECORD_ANNOTATION)) {
+        None => Ok(None),
+        Some(s) => record::decode(s).map(Some),
+    };
+    let fingerprint = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        meta.annotations.hash(&mut h);
+        template_annotations.hash(&mut h);
+        refs.hash(&mut h);
+        first_container.hash(&mut h);
+        stakater_env.hash(&mut h);
+        h.finish()
+    };
+    Workload {
+        key: WorkloadKey {
+            kind,
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+        },
+        resource_version: meta.resource_version.clone().unwrap_or_default(),
+        policy,
+        refs,
+        first_container,
+        stakater_env,
+        record,
+        fingerprint,
+    }
+}
+
+/// The Kubernetes types this controller rolls.
+pub trait WorkloadObject:
+    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + fmt::Debug
+    + serde::de::DeserializeOwned
+    + serde::Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: WorkloadKind;
+    fn template(&self) -> Option<&PodTemplateSpec>;
+}
+
+impl WorkloadObject for Deployment {
+    const KIND: WorkloadKind = WorkloadKind::Deployment;
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.as_ref().map(|s| &s.template)
+    }
+}
+
+impl WorkloadObject for StatefulSet {
+    const KIND: WorkloadKind = WorkloadKind::StatefulSet;
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.as_ref().map(|s| &s.template)
+    }
+}
+
+impl WorkloadObject for DaemonSet {
+    const KIND: WorkloadKind = WorkloadKind::DaemonSet;
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.as_ref().map(|s| &s.template)
+    }
+}
