@@ -5,6 +5,7 @@
 #   hack/cluster.sh up              start it; the last line printed is `export KUBECONFIG=...`
 #   hack/cluster.sh down            stop exactly the processes `up` started and remove their state
 #   hack/cluster.sh status          say whether it is up
+#   hack/cluster.sh ensure          start it unless it is up; prints the export line either way
 #   hack/cluster.sh sa-kubeconfig NAMESPACE SERVICEACCOUNT [OUT]
 #                                   write a kubeconfig holding a TokenRequest token of that
 #                                   ServiceAccount (to run the controller with exactly its RBAC)
@@ -152,6 +153,8 @@ up() {
   export PATH="$bin:$PATH"
   rm -rf "$state" "$logs"
   mkdir -p "$state" "$logs"
+  # A start that fails half-way stops what it started (logs stay for diagnosis).
+  trap 'if [ $? -ne 0 ]; then down > /dev/null 2>&1 || true; fi' EXIT
   log "binaries from $bin; logs in $logs"
   certs
 
@@ -213,6 +216,7 @@ EOF
 
   log "up in $((SECONDS - t0)) s: $(kubectl get nodes --no-headers | wc -l) Ready fake nodes, apiserver on 127.0.0.1:$aport"
   log "stop it with: make cluster-down"
+  trap - EXIT
   echo "export KUBECONFIG=$state/admin.kubeconfig"
 }
 
@@ -257,6 +261,12 @@ case "${1:-}" in
   down) down ;;
   status)
     if is_up; then echo "up: export KUBECONFIG=$state/admin.kubeconfig"; else echo "down"; exit 1; fi ;;
+  ensure)
+    # Up unless already up; concurrent callers (parallel test binaries) wait for one start.
+    mkdir -p "$dir"
+    exec 8> "$dir/.lock"
+    flock 8
+    if is_up; then echo "export KUBECONFIG=$state/admin.kubeconfig"; else up; fi ;;
   sa-kubeconfig) shift; sa_kubeconfig "$@" ;;
-  *) echo "usage: $0 up|down|status|sa-kubeconfig NAMESPACE SERVICEACCOUNT [OUT]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|ensure|sa-kubeconfig NAMESPACE SERVICEACCOUNT [OUT]" >&2; exit 2 ;;
 esac

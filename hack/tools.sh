@@ -21,8 +21,11 @@ export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-modcacherw
 check_only=false
 [ "${1:-}" = "--check" ] && check_only=true
 
-k8s_version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$tools/k8s/go.mod")
-helm_version=$(awk '$1 == "require" && $2 == "helm.sh/helm/v3" {print $3}' "$tools/helm/go.mod")
+# The pinned version of a module, from a wrapper's go.mod (either require form).
+pin() { awk -v m="$2" '$1 == m && $0 !~ /=>/ {print $2; exit} $1 == "require" && $2 == m {print $3; exit}' "$tools/$1/go.mod"; }
+k8s_version=$(pin k8s k8s.io/kubernetes)
+helm_version=$(pin helm helm.sh/helm/v3)
+[ -n "$k8s_version" ] && [ -n "$helm_version" ] || { echo "cannot read the pins from $tools/*/go.mod" >&2; exit 1; }
 
 # Version stamps make /version report the real release (clients and `helm` parse it). A fixed
 # build date keeps rebuilds reproducible.

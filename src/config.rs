@@ -75,10 +75,18 @@ pub struct RunArgs {
     #[arg(long, env = "RELOADER_SEARCH_MATCH_ANNOTATION", default_value = "reloader.stakater.com/match")]
     pub search_match_annotation: String,
     /// Annotation key for the pause period of Deployments.
-    #[arg(long, env = "RELOADER_PAUSE_DEPLOYMENT_ANNOTATION", default_value = "deployment.reloader.stakater.com/pause-period")]
+    #[arg(
+        long,
+        env = "RELOADER_PAUSE_DEPLOYMENT_ANNOTATION",
+        default_value = "deployment.reloader.stakater.com/pause-period"
+    )]
     pub pause_deployment_annotation: String,
     /// Annotation key recording when a Deployment was paused.
-    #[arg(long, env = "RELOADER_PAUSE_DEPLOYMENT_TIME_ANNOTATION", default_value = "deployment.reloader.stakater.com/paused-at")]
+    #[arg(
+        long,
+        env = "RELOADER_PAUSE_DEPLOYMENT_TIME_ANNOTATION",
+        default_value = "deployment.reloader.stakater.com/paused-at"
+    )]
     pub pause_deployment_time_annotation: String,
 
     /// Log format: "" or "text" (human-readable) or "json".
@@ -207,9 +215,9 @@ fn validate_selector(flag: &'static str, sel: &str) -> Result<(), FlagError> {
     // A light syntax check; the API server is the judge and rejects the watch otherwise.
     let ok = sel.split(',').all(|t| {
         let t = t.trim();
-        !t.is_empty()
-            && t.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=!() ,".contains(c) || c == ' ')
-    }) || sel.contains(" in ") || sel.contains(" notin ");
+        !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=!() ,".contains(c) || c == ' ')
+    }) || sel.contains(" in ")
+        || sel.contains(" notin ");
     if ok { Ok(()) } else { Err(flag_err(flag, format!("{sel:?} is not a valid label selector"))) }
 }
 
@@ -230,7 +238,8 @@ impl RunArgs {
 
         let mut watch_configmaps = true;
         let mut watch_secrets = true;
-        let ignored: Vec<String> = self.resources_to_ignore.iter().filter(|r| !r.is_empty()).map(|r| r.to_ascii_lowercase()).collect();
+        let ignored: Vec<String> =
+            self.resources_to_ignore.iter().filter(|r| !r.is_empty()).map(|r| r.to_ascii_lowercase()).collect();
         if ignored.len() > 1 {
             return Err(flag_err("resources-to-ignore", "accepts 'configmaps' or 'secrets', not both"));
         }
@@ -239,12 +248,18 @@ impl RunArgs {
             Some("configmaps") => watch_configmaps = false,
             Some("secrets") => watch_secrets = false,
             Some(other) => {
-                return Err(flag_err("resources-to-ignore", format!("accepts 'configmaps' or 'secrets', not '{other}'")));
+                return Err(flag_err(
+                    "resources-to-ignore",
+                    format!("accepts 'configmaps' or 'secrets', not '{other}'"),
+                ));
             }
         }
         for t in &self.ignored_workload_types {
             if !matches!(t.as_str(), "jobs" | "cronjobs") {
-                return Err(flag_err("ignored-workload-types", format!("accepts 'jobs', 'cronjobs', or both, not '{t}'")));
+                return Err(flag_err(
+                    "ignored-workload-types",
+                    format!("accepts 'jobs', 'cronjobs', or both, not '{t}'"),
+                ));
             }
         }
 
@@ -261,7 +276,10 @@ impl RunArgs {
             if let Some(s) = &selector {
                 validate_selector("namespace-selector", s)?;
             }
-            Scope::All { ignore: self.namespaces_to_ignore.iter().filter(|n| !n.is_empty()).cloned().collect(), selector }
+            Scope::All {
+                ignore: self.namespaces_to_ignore.iter().filter(|n| !n.is_empty()).cloned().collect(),
+                selector,
+            }
         };
         let resource_label_selector = normalise_selector(&self.resource_label_selector);
         if let Some(s) = &resource_label_selector {
@@ -271,7 +289,12 @@ impl RunArgs {
         let log_format = match self.log_format.as_str() {
             "" | "text" => LogFormat::Text,
             "json" => LogFormat::Json,
-            other => return Err(flag_err("log-format", format!("{other:?} is not supported; use \"json\" or leave it empty for text"))),
+            other => {
+                return Err(flag_err(
+                    "log-format",
+                    format!("{other:?} is not supported; use \"json\" or leave it empty for text"),
+                ));
+            }
         };
         let log_level = match self.log_level.to_ascii_lowercase().as_str() {
             "trace" => "trace",
@@ -279,7 +302,12 @@ impl RunArgs {
             "info" => "info",
             "warn" | "warning" => "warn",
             "error" | "fatal" | "panic" => "error",
-            other => return Err(flag_err("log-level", format!("{other:?} is not a level; use trace, debug, info, warn or error"))),
+            other => {
+                return Err(flag_err(
+                    "log-level",
+                    format!("{other:?} is not a level; use trace, debug, info, warn or error"),
+                ));
+            }
         }
         .to_string();
         if self.workers == 0 {
@@ -311,7 +339,8 @@ mod tests {
     use clap::CommandFactory;
 
     fn parse(args: &[&str]) -> Result<Settings, String> {
-        let cli = Cli::try_parse_from(std::iter::once("reloader").chain(args.iter().copied())).map_err(|e| e.to_string())?;
+        let cli =
+            Cli::try_parse_from(std::iter::once("reloader").chain(args.iter().copied())).map_err(|e| e.to_string())?;
         cli.run.settings().map_err(|e| e.to_string())
     }
 
@@ -332,16 +361,25 @@ mod tests {
 
     #[test]
     fn reloader_flag_forms() {
-        let s = parse(&["--auto-reload-all", "--reload-on-create=true", "--reload-on-delete", "True", "--reload-strategy=env-vars"]).unwrap();
+        let s = parse(&[
+            "--auto-reload-all",
+            "--reload-on-create=true",
+            "--reload-on-delete",
+            "True",
+            "--reload-strategy=env-vars",
+        ])
+        .unwrap();
         assert!(s.auto_reload_all && s.options.reload_on_create && s.options.reload_on_delete);
         assert_eq!(s.strategy, Strategy::EnvVars);
         let s = parse(&["--namespaces=b,a", "--namespaces", "c,a"]).unwrap();
         assert_eq!(s.scope, Scope::Namespaces(vec!["a".into(), "b".into(), "c".into()]));
-        let s = parse(&["--namespace-selector=\"team:a\"", "--namespace-selector=env=*", "--namespaces-to-ignore=kube-system"]).unwrap();
-        assert_eq!(
-            s.scope,
-            Scope::All { ignore: vec!["kube-system".into()], selector: Some("team=a,env".into()) }
-        );
+        let s = parse(&[
+            "--namespace-selector=\"team:a\"",
+            "--namespace-selector=env=*",
+            "--namespaces-to-ignore=kube-system",
+        ])
+        .unwrap();
+        assert_eq!(s.scope, Scope::All { ignore: vec!["kube-system".into()], selector: Some("team=a,env".into()) });
         let s = parse(&["--resources-to-ignore=Secrets"]).unwrap();
         assert!(s.watch_configmaps && !s.watch_secrets);
         let s = parse(&["--debounce=0"]).unwrap();

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::Client;
 use kube::api::Api;
 use kube::runtime::watcher;
-use kube::Client;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -75,7 +75,12 @@ impl Ctx {
         let joined = {
             let mut g = self.selected.lock().expect("ns lock");
             let Some(set) = g.as_mut() else { return };
-            if selected { set.insert(ns.to_string()) } else { set.remove(ns) && false }
+            if selected {
+                set.insert(ns.to_string())
+            } else {
+                set.remove(ns);
+                false
+            }
         };
         if selected {
             info!(namespace = ns, "namespace matches the selector; watching it");
@@ -93,15 +98,19 @@ fn field_selector(parts: &[String]) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(","))
 }
 
-fn spawn_workloads<K: WorkloadObject>(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, scopes: &[Option<String>], ignore: &[String]) {
+fn spawn_workloads<K: WorkloadObject>(
+    set: &mut JoinSet<()>,
+    ctx: &Arc<Ctx>,
+    scopes: &[Option<String>],
+    ignore: &[String],
+) {
     for scope in scopes {
         let api: Api<K> = match scope {
             Some(ns) => Api::namespaced(ctx.client.clone(), ns),
             None => Api::all(ctx.client.clone()),
         };
         let fs: Vec<String> = ignore.iter().map(|n| format!("metadata.namespace!={n}")).collect();
-        let mut cfg = watcher::Config::default();
-        cfg.field_selector = field_selector(&fs);
+        let cfg = watcher::Config { field_selector: field_selector(&fs), ..Default::default() };
         let synced = Synced::new(ctx.clone());
         set.spawn(watch::workloads::<K>(ctx.clone(), api, cfg, scope.clone(), synced));
     }
@@ -119,7 +128,10 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<(
             if ignore.is_empty() {
                 warn!("KUBERNETES_NAMESPACE is unset, will detect changes in all namespaces.");
             } else {
-                warn!("KUBERNETES_NAMESPACE is unset, will detect changes in all namespaces except: {}.", ignore.join(", "));
+                warn!(
+                    "KUBERNETES_NAMESPACE is unset, will detect changes in all namespaces except: {}.",
+                    ignore.join(", ")
+                );
             }
             if let Some(sel) = selector {
                 warn!("namespace-selector is set, will only detect changes in namespaces with these labels: {sel}.");
@@ -135,12 +147,13 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<(
     let ns_fs: Vec<String> = ignore.iter().map(|n| format!("metadata.namespace!={n}")).collect();
     for scope in &scopes {
         let mk_cfg = |extra: &[String]| {
-            let mut cfg = watcher::Config::default();
-            cfg.label_selector = s.resource_label_selector.clone();
             let mut fs = ns_fs.clone();
             fs.extend_from_slice(extra);
-            cfg.field_selector = field_selector(&fs);
-            cfg
+            watcher::Config {
+                label_selector: s.resource_label_selector.clone(),
+                field_selector: field_selector(&fs),
+                ..Default::default()
+            }
         };
         if s.watch_configmaps {
             let api: Api<ConfigMap> = match scope {
@@ -156,7 +169,8 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<(
                 None => Api::all(ctx.client.clone()),
             };
             // Helm keeps every release revision in a Secret; they are large and never mounted.
-            let extra = if s.watch_helm_release_secrets { vec![] } else { vec!["type!=helm.sh/release.v1".to_string()] };
+            let extra =
+                if s.watch_helm_release_secrets { vec![] } else { vec!["type!=helm.sh/release.v1".to_string()] };
             let synced = Synced::new(ctx.clone());
             tasks.spawn(watch::sources(ctx.clone(), api, mk_cfg(&extra), scope.clone(), synced));
         }

@@ -40,8 +40,9 @@ pub struct Considered {
 pub fn consider(w: &Workload, sources: Option<&NamespaceSources>) -> BTreeMap<SourceRef, Considered> {
     let empty = NamespaceSources::default();
     let sources = sources.unwrap_or(&empty);
+    // A record someone else wrote (see `Workload::record_foreign`) is not evidence.
     let recorded = match &w.record {
-        Ok(Some(r)) => Some(r),
+        Ok(Some(r)) if w.record_foreign.is_none() => Some(r),
         _ => None,
     };
 
@@ -58,6 +59,10 @@ pub fn consider(w: &Workload, sources: Option<&NamespaceSources>) -> BTreeMap<So
                 .filter(|n| p.named.iter().any(|pat| pat.is_match(n)))
                 .map(|n| SourceRef::new(kind, n.as_str())),
         );
+        // A literal name can be governed before it exists, so that its creation is a change
+        // (`--reload-on-create`); a real pattern cannot be enumerated in advance.
+        candidates
+            .extend(p.named.iter().filter(|pat| pat.is_literal()).map(|pat| SourceRef::new(kind, pat.raw.as_str())));
     }
     if let Some(r) = recorded {
         candidates.extend(r.keys().cloned());
@@ -72,12 +77,13 @@ pub fn consider(w: &Workload, sources: Option<&NamespaceSources>) -> BTreeMap<So
         let referenced = w.refs.contains_key(&c);
         let verdict = policy::decide(w.policy.for_kind(c.kind), &c.name, info, referenced);
         let current = info.map_or(Applied::Absent, |i| Applied::Hash(i.hash));
-        let was_applied = recorded.is_some_and(|r| matches!(r.get(&c), Some(Applied::Hash(_))));
+        let was_recorded = recorded.is_some_and(|r| r.contains_key(&c));
         let reason = match verdict {
             Ok(rule) => Reason::Governs(rule),
             // A vanished source has no annotations to decide by (search mode needs `match`):
-            // if it governed before, it still does, so a re-created one is compared by content.
-            Err(Skip::NoRule | Skip::NotReferenced(_)) if info.is_none() && was_applied => Reason::PreviouslyGoverned,
+            // if the template still uses it and it governed before, it still does, so a
+            // re-created one is compared by content.
+            Err(Skip::NoRule) if info.is_none() && referenced && was_recorded => Reason::PreviouslyGoverned,
             Err(skip) => Reason::Skipped(skip),
         };
         out.insert(c, Considered { reason, current, referenced });
@@ -120,12 +126,16 @@ pub enum Plan {
     /// The governing set changed without a change that counts: update the record only.
     Record(Record),
     /// Roll the workload for these changes and record the new state.
-    Reload { changes: Vec<Change>, record: Record },
+    Reload {
+        changes: Vec<Change>,
+        record: Record,
+    },
 }
 
 /// Compares the desired record with the applied one.
 pub fn plan(w: &Workload, desired: &Record, opts: Options) -> Plan {
     let old = match &w.record {
+        Ok(Some(_)) if w.record_foreign.is_some() => return Plan::Adopt(desired.clone()),
         Ok(Some(r)) => r,
         Ok(None) if desired.is_empty() => return Plan::Nothing,
         Ok(None) | Err(_) => return Plan::Adopt(desired.clone()),
@@ -168,5 +178,1021 @@ pub fn plan(w: &Workload, desired: &Record, opts: Options) -> Plan {
         Plan::Record(new)
     } else {
         Plan::Nothing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::ContentHash;
+    use crate::policy::Keys;
+    use crate::record::{RECORD_ANNOTATION, encode};
+    use crate::source::SourceInfo;
+    use crate::workload::{WorkloadKind, project};
+    use k8s_openapi::api::core::v1::PodTemplateSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use serde_json::json;
+
+    const AUTO: &str = "reloader.stakater.com/auto";
+    const CM_RELOAD: &str = "configmap.reloader.stakater.com/reload";
+    const SECRET_RELOAD: &str = "secret.reloader.stakater.com/reload";
+    const SEARCH: &str = "reloader.stakater.com/search";
+    const CM_EXCLUDE: &str = "configmaps.exclude.reloader.stakater.com/reload";
+
+    fn h(n: u8) -> ContentHash {
+        ContentHash([n; 32])
+    }
+    fn hash(n: u8) -> Applied {
+        Applied::Hash(h(n))
+    }
+    fn cm(n: &str) -> SourceRef {
+        SourceRef::new(SourceKind::ConfigMap, n)
+    }
+    fn sec(n: &str) -> SourceRef {
+        SourceRef::new(SourceKind::Secret, n)
+    }
+    fn mk_record(entries: &[(SourceRef, Applied)]) -> Record {
+        entries.iter().cloned().collect()
+    }
+
+    /// The record annotation a workload carries.
+    #[derive(Clone, Debug)]
+    enum Rec {
+        None,
+        Malformed,
+        Some(Vec<(SourceRef, Applied)>),
+    }
+
+    impl Rec {
+        fn annotation(&self) -> Option<String> {
+            match self {
+                Rec::None => None,
+                Rec::Malformed => Some("{not json".to_string()),
+                Rec::Some(entries) => Some(encode(&mk_record(entries))),
+            }
+        }
+    }
+
+    /// A workload spec: its own annotations, its pod-template annotations, the ConfigMaps and
+    /// Secrets its single container uses (via `envFrom`), and its record.
+    #[derive(Clone, Debug)]
+    struct Spec {
+        meta: Vec<(&'static str, &'static str)>,
+        template: Vec<(&'static str, &'static str)>,
+        cms: Vec<&'static str>,
+        secrets: Vec<&'static str>,
+    }
+
+    fn mk_spec(meta: &[(&'static str, &'static str)], cms: &[&'static str], secrets: &[&'static str]) -> Spec {
+        Spec { meta: meta.to_vec(), template: vec![], cms: cms.to_vec(), secrets: secrets.to_vec() }
+    }
+
+    fn mk_template(s: &Spec) -> PodTemplateSpec {
+        let annotations: BTreeMap<&str, &str> = s.template.iter().copied().collect();
+        let env_from: Vec<serde_json::Value> = s
+            .cms
+            .iter()
+            .map(|n| json!({"configMapRef": {"name": n}}))
+            .chain(s.secrets.iter().map(|n| json!({"secretRef": {"name": n}})))
+            .collect();
+        serde_json::from_value(json!({
+            "metadata": {"annotations": annotations},
+            "spec": {"containers": [{"name": "app", "image": "app:1", "envFrom": env_from}]},
+        }))
+        .expect("valid PodTemplateSpec")
+    }
+
+    fn mk_workload(s: &Spec, record: Option<String>) -> Workload {
+        let mut annotations: BTreeMap<String, String> =
+            s.meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        if let Some(r) = record {
+            annotations.insert(RECORD_ANNOTATION.to_string(), r);
+        }
+        let meta = ObjectMeta {
+            name: Some("web".into()),
+            namespace: Some("ns".into()),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        };
+        project(WorkloadKind::Deployment, &meta, Some(&mk_template(s)), &Keys::default(), false)
+    }
+
+    /// One ConfigMap or Secret in the namespace.
+    #[derive(Clone, Debug)]
+    struct Src {
+        r: SourceRef,
+        hash: u8,
+        matched: bool,
+        ignored: bool,
+    }
+    fn plain(r: SourceRef, hash: u8) -> Src {
+        Src { r, hash, matched: false, ignored: false }
+    }
+    fn matched(r: SourceRef, hash: u8) -> Src {
+        Src { r, hash, matched: true, ignored: false }
+    }
+    fn ignored(r: SourceRef, hash: u8) -> Src {
+        Src { r, hash, matched: false, ignored: true }
+    }
+    fn mk_sources(list: &[Src]) -> NamespaceSources {
+        let mut ns = NamespaceSources::default();
+        for s in list {
+            let info = SourceInfo { hash: h(s.hash), matched: s.matched, ignored: s.ignored };
+            ns.of_kind_mut(s.r.kind).insert(s.r.name.clone(), info);
+        }
+        ns
+    }
+
+    fn no_opts() -> Options {
+        Options::default()
+    }
+    fn on_create() -> Options {
+        Options { reload_on_create: true, reload_on_delete: false }
+    }
+    fn on_delete() -> Options {
+        Options { reload_on_create: false, reload_on_delete: true }
+    }
+    fn both() -> Options {
+        Options { reload_on_create: true, reload_on_delete: true }
+    }
+
+    fn updated(r: SourceRef, n: u8) -> Change {
+        Change { source: r, kind: ChangeKind::Updated, hash: Some(h(n)) }
+    }
+    fn created(r: SourceRef, n: u8) -> Change {
+        Change { source: r, kind: ChangeKind::Created, hash: Some(h(n)) }
+    }
+    fn deleted(r: SourceRef) -> Change {
+        Change { source: r, kind: ChangeKind::Deleted, hash: None }
+    }
+    fn reload(changes: Vec<Change>, record: &[(SourceRef, Applied)]) -> Plan {
+        Plan::Reload { changes, record: mk_record(record) }
+    }
+
+    #[test]
+    fn plan_table() {
+        struct Case {
+            name: &'static str,
+            record: Rec,
+            desired: Vec<(SourceRef, Applied)>,
+            opts: Options,
+            want: Plan,
+        }
+        let cases = vec![
+            // --- first sight ---
+            Case {
+                name: "no record, nothing governs: nothing to do",
+                record: Rec::None,
+                desired: vec![],
+                opts: no_opts(),
+                want: Plan::Nothing,
+            },
+            Case {
+                name: "no record, nothing governs, even with both flags",
+                record: Rec::None,
+                desired: vec![],
+                opts: both(),
+                want: Plan::Nothing,
+            },
+            Case {
+                name: "no record: adopt the current state without a rollout",
+                record: Rec::None,
+                desired: vec![(cm("a"), hash(1)), (sec("s"), hash(2))],
+                opts: no_opts(),
+                want: Plan::Adopt(mk_record(&[(cm("a"), hash(1)), (sec("s"), hash(2))])),
+            },
+            Case {
+                name: "no record: adopt even with reload-on-create",
+                record: Rec::None,
+                desired: vec![(cm("a"), hash(1))],
+                opts: both(),
+                want: Plan::Adopt(mk_record(&[(cm("a"), hash(1))])),
+            },
+            Case {
+                name: "no record: adopt records absent sources as Absent",
+                record: Rec::None,
+                desired: vec![(cm("a"), Applied::Absent)],
+                opts: no_opts(),
+                want: Plan::Adopt(mk_record(&[(cm("a"), Applied::Absent)])),
+            },
+            Case {
+                name: "malformed record: adopt",
+                record: Rec::Malformed,
+                desired: vec![(cm("a"), hash(1))],
+                opts: both(),
+                want: Plan::Adopt(mk_record(&[(cm("a"), hash(1))])),
+            },
+            Case {
+                name: "malformed record and nothing governs: adopt the empty record (overwrite it)",
+                record: Rec::Malformed,
+                desired: vec![],
+                opts: no_opts(),
+                want: Plan::Adopt(Record::new()),
+            },
+            // --- steady state ---
+            Case {
+                name: "empty record, nothing governs",
+                record: Rec::Some(vec![]),
+                desired: vec![],
+                opts: both(),
+                want: Plan::Nothing,
+            },
+            Case {
+                name: "equal: nothing",
+                record: Rec::Some(vec![(cm("a"), hash(1)), (sec("s"), hash(2))]),
+                desired: vec![(cm("a"), hash(1)), (sec("s"), hash(2))],
+                opts: both(),
+                want: Plan::Nothing,
+            },
+            Case {
+                name: "equal with an Absent entry: nothing",
+                record: Rec::Some(vec![(cm("a"), Applied::Absent)]),
+                desired: vec![(cm("a"), Applied::Absent)],
+                opts: both(),
+                want: Plan::Nothing,
+            },
+            // --- updates ---
+            Case {
+                name: "hash changed: reload Updated",
+                record: Rec::Some(vec![(cm("a"), hash(1))]),
+                desired: vec![(cm("a"), hash(2))],
+                opts: no_opts(),
+                want: reload(vec![updated(cm("a"), 2)], &[(cm("a"), hash(2))]),
+            },
+            Case {
+                name: "hash changed: Updated regardless of the create/delete flags",
+                record: Rec::Some(vec![(sec("s"), hash(1))]),
+                desired: vec![(sec("s"), hash(9))],
+                opts: both(),
+                want: reload(vec![updated(sec("s"), 9)], &[(sec("s"), hash(9))]),
+            },
+            Case {
+                name: "one of two changed: one change, both recorded",
+                record: Rec::Some(vec![(cm("a"), hash(1)), (cm("b"), hash(1))]),
+                desired: vec![(cm("a"), hash(1)), (cm("b"), hash(2))],
+                opts: no_opts(),
+                want: reload(vec![updated(cm("b"), 2)], &[(cm("a"), hash(1)), (cm("b"), hash(2))]),
+            },
+            Case {
+                name: "two sources changed at once: one reload with two changes",
+                record: Rec::Some(vec![(cm("a"), hash(1)), (sec("s"), hash(1))]),
+                desired: vec![(cm("a"), hash(2)), (sec("s"), hash(3))],
+                opts: no_opts(),
+                want: reload(
+                    vec![updated(cm("a"), 2), updated(sec("s"), 3)],
+                    &[(cm("a"), hash(2)), (sec("s"), hash(3))],
+                ),
+            },
+            // --- newly governed ---
+            Case {
+                name: "newly governed source: record only",
+                record: Rec::Some(vec![(cm("a"), hash(1))]),
+                desired: vec![(cm("a"), hash(1)), (cm("b"), hash(5))],
+                opts: no_opts(),
+                want: Plan::Record(mk_record(&[(cm("a"), hash(1)), (cm("b"), hash(5))])),
+            },
+            Case {
+                name: "newly governed source: record only, even with reload-on-create",
+                record: Rec::Some(vec![(cm("a"), hash(1))]),
+                desired: vec![(cm("a"), hash(1)), (sec("b"), hash(5))],
+                opts: both(),
+                want: Plan::Record(mk_record(&[(cm("a"), hash(1)), (sec("b"), hash(5))])),
+            },
+            Case {
+                name: "newly governed absent source: recorded as Absent",
+                record: Rec::Some(vec![]),
+                desired: vec![(cm("b"), Applied::Absent)],
+                opts: both(),
+                want: Plan::Record(mk_record(&[(cm("b"), Applied::Absent)])),
+            },
+            // --- created ---
+            Case {
+                name: "recorded Absent, now present, reload-on-create: reload Created",
+                record: Rec::Some(vec![(cm("a"), Applied::Absent)]),
+                desired: vec![(cm("a"), hash(4))],
+                opts: on_create(),
+                want: reload(vec![created(cm("a"), 4)], &[(cm("a"), hash(4))]),
+            },
+            Case {
+                name: "recorded Absent, now present, no reload-on-create: record only",
+                record: Rec::Some(vec![(cm("a"), Applied::Absent)]),
+                desired: vec![(cm("a"), hash(4))],
+                opts: no_opts(),
+                want: Plan::Record(mk_record(&[(cm("a"), hash(4))])),
+            },
+            Case {
+                name: "recorded Absent, now present, only reload-on-delete: record only",
+                record: Rec::Some(vec![(sec("a"), Applied::Absent)]),
+                desired: vec![(sec("a"), hash(4))],
+                opts: on_delete(),
+                want: Plan::Record(mk_record(&[(sec("a"), hash(4))])),
+            },
+            Case {
+                name: "recorded Absent, still absent: nothing",
+                record: Rec::Some(vec![(cm("a"), Applied::Absent)]),
+                desired: vec![(cm("a"), Applied::Absent)],
+                opts: both(),
+                want: Plan::Nothing,
+            },
+            // --- deleted ---
+            Case {
+                name: "recorded hash, now absent, reload-on-delete: reload Deleted, record Absent",
+                record: Rec::Some(vec![(cm("a"), hash(1))]),
+                desired: vec![(cm("a"), Applied::Absent)],
+                opts: on_delete(),
+                want: reload(vec![deleted(cm("a"))], &[(cm("a"), Applied::Absent)]),
+            },
+            Case {
+                name: "recorded hash, now absent, no reload-on-delete: old hash kept, nothing",
+                record: Rec::Some(vec![(cm("a"), hash(1))]),
+                desired: vec![(cm("a"), Applied::Absent)],
+                opts: no_opts(),
+                want: Plan::Nothing,
+            },
+            Case {
+                name: "recorded hash, now absent, only reload-on-create: old hash kept, nothing",
+                record: Rec::Some(vec![(sec("a"), hash(1))]),
+                desired: vec![(sec("a"), Applied::Absent)],
+                opts: on_create(),
+                want: Plan::Nothing,
+            },
+            Case {
+                name: "kept hash, re-created with the same content: nothing",
+                record: Rec::Some(vec![(cm("a"), hash(1))]),
+                desired: vec![(cm("a"), hash(1))],
+                opts: on_create(),
+                want: Plan::Nothing,
+            },
+            Case {
+                name: "kept hash, re-created with other content: reload Updated",
+                record: Rec::Some(vec![(cm("a"), hash(1))]),
+                desired: vec![(cm("a"), hash(2))],
+                opts: on_create(),
+                want: reload(vec![updated(cm("a"), 2)], &[(cm("a"), hash(2))]),
+            },
+            Case {
+                name: "kept hash while absent, other source updated: kept hash stays in the new record",
+                record: Rec::Some(vec![(cm("a"), hash(1)), (cm("b"), hash(1))]),
+                desired: vec![(cm("a"), Applied::Absent), (cm("b"), hash(2))],
+                opts: no_opts(),
+                want: reload(vec![updated(cm("b"), 2)], &[(cm("a"), hash(1)), (cm("b"), hash(2))]),
+            },
+            Case {
+                name: "update and delete together with reload-on-delete: one reload, two changes",
+                record: Rec::Some(vec![(cm("a"), hash(1)), (sec("s"), hash(1))]),
+                desired: vec![(cm("a"), hash(2)), (sec("s"), Applied::Absent)],
+                opts: on_delete(),
+                want: reload(
+                    vec![updated(cm("a"), 2), deleted(sec("s"))],
+                    &[(cm("a"), hash(2)), (sec("s"), Applied::Absent)],
+                ),
+            },
+            Case {
+                name: "create and delete together with both flags",
+                record: Rec::Some(vec![(cm("a"), Applied::Absent), (cm("b"), hash(1))]),
+                desired: vec![(cm("a"), hash(3)), (cm("b"), Applied::Absent)],
+                opts: both(),
+                want: reload(
+                    vec![created(cm("a"), 3), deleted(cm("b"))],
+                    &[(cm("a"), hash(3)), (cm("b"), Applied::Absent)],
+                ),
+            },
+            // --- no longer governed ---
+            Case {
+                name: "source no longer governed: dropped from the record",
+                record: Rec::Some(vec![(cm("a"), hash(1)), (cm("b"), hash(1))]),
+                desired: vec![(cm("a"), hash(1))],
+                opts: no_opts(),
+                want: Plan::Record(mk_record(&[(cm("a"), hash(1))])),
+            },
+            Case {
+                name: "last source no longer governed: empty record",
+                record: Rec::Some(vec![(sec("s"), hash(1))]),
+                desired: vec![],
+                opts: both(),
+                want: Plan::Record(Record::new()),
+            },
+            Case {
+                name: "dropped Absent entry: record only",
+                record: Rec::Some(vec![(sec("s"), Applied::Absent)]),
+                desired: vec![],
+                opts: both(),
+                want: Plan::Record(Record::new()),
+            },
+            Case {
+                name: "update + dropped + newly governed: one change, record is exactly the desired set",
+                record: Rec::Some(vec![(cm("a"), hash(1)), (cm("gone"), hash(1))]),
+                desired: vec![(cm("a"), hash(2)), (sec("new"), hash(7))],
+                opts: both(),
+                want: reload(vec![updated(cm("a"), 2)], &[(cm("a"), hash(2)), (sec("new"), hash(7))]),
+            },
+        ];
+        for c in &cases {
+            let w = mk_workload(&mk_spec(&[], &[], &[]), c.record.annotation());
+            match (&c.record, &w.record) {
+                (Rec::Malformed, Err(_)) | (Rec::None, Ok(None)) | (Rec::Some(_), Ok(Some(_))) => {}
+                (r, got) => panic!("row {:?}: record {r:?} projected as {got:?}", c.name),
+            }
+            let got = plan(&w, &mk_record(&c.desired), c.opts);
+            assert_eq!(got, c.want, "row {:?}", c.name);
+        }
+    }
+
+    /// Expected verdict on one source.
+    fn verdict(r: SourceRef, reason: Reason, current: Applied, referenced: bool) -> (SourceRef, Considered) {
+        (r, Considered { reason, current, referenced })
+    }
+    fn gov(rule: Rule) -> Reason {
+        Reason::Governs(rule)
+    }
+    fn named(p: &str) -> Reason {
+        Reason::Governs(Rule::Named(p.to_string()))
+    }
+    fn skipped(s: Skip) -> Reason {
+        Reason::Skipped(s)
+    }
+
+    #[test]
+    fn consider_table() {
+        struct Case {
+            name: &'static str,
+            spec: Spec,
+            record: Rec,
+            /// `None`: the namespace has no entry in the index at all.
+            sources: Option<Vec<Src>>,
+            want: Vec<(SourceRef, Considered)>,
+        }
+        let cases = vec![
+            // --- auto ---
+            Case {
+                name: "auto: referenced existing source governs",
+                spec: mk_spec(&[(AUTO, "true")], &["a"], &[]),
+                record: Rec::None,
+                sources: Some(vec![plain(cm("a"), 1)]),
+                want: vec![verdict(cm("a"), gov(Rule::Auto), hash(1), true)],
+            },
+            Case {
+                name: "auto: referenced missing source governs as Absent",
+                spec: mk_spec(&[(AUTO, "true")], &["a"], &["s"]),
+                record: Rec::None,
+                sources: Some(vec![plain(sec("s"), 2)]),
+                want: vec![
+                    verdict(cm("a"), gov(Rule::Auto), Applied::Absent, true),
+                    verdict(sec("s"), gov(Rule::Auto), hash(2), true),
+                ],
+            },
+            Case {
+                name: "auto: no namespace index at all is the same as an empty one",
+                spec: mk_spec(&[(AUTO, "true")], &["a"], &[]),
+                record: Rec::None,
+                sources: None,
+                want: vec![verdict(cm("a"), gov(Rule::Auto), Applied::Absent, true)],
+            },
+            Case {
+                name: "auto: unreferenced existing sources are not considered",
+                spec: mk_spec(&[(AUTO, "true")], &["a"], &[]),
+                record: Rec::None,
+                sources: Some(vec![plain(cm("a"), 1), plain(cm("other"), 1), plain(sec("x"), 1)]),
+                want: vec![verdict(cm("a"), gov(Rule::Auto), hash(1), true)],
+            },
+            Case {
+                name: "auto: reference removed but recorded and existing: skipped NotReferenced",
+                spec: mk_spec(&[(AUTO, "true")], &[], &[]),
+                record: Rec::Some(vec![(cm("a"), hash(1))]),
+                sources: Some(vec![plain(cm("a"), 2)]),
+                want: vec![verdict(cm("a"), skipped(Skip::NotReferenced(Rule::Auto)), hash(2), false)],
+            },
+            Case {
+                name: "auto: recorded, deleted, still referenced: still governs as Absent",
+                spec: mk_spec(&[(AUTO, "true")], &["a"], &[]),
+                record: Rec::Some(vec![(cm("a"), hash(1))]),
+                sources: Some(vec![]),
+                want: vec![verdict(cm("a"), gov(Rule::Auto), Applied::Absent, true)],
+            },
+            Case {
+                name: "auto: ignored source skipped",
+                spec: mk_spec(&[(AUTO, "true")], &["a"], &[]),
+                record: Rec::None,
+                sources: Some(vec![ignored(cm("a"), 1)]),
+                want: vec![verdict(cm("a"), skipped(Skip::Ignored), hash(1), true)],
+            },
+            Case {
+                name: "auto: excluded source skipped",
+                spec: mk_spec(&[(AUTO, "true"), (CM_EXCLUDE, "a")], &["a", "b"], &[]),
+                record: Rec::None,
+                sources: Some(vec![plain(cm("a"), 1), plain(cm("b"), 1)]),
+                want: vec![
+                    verdict(cm("a"), skipped(Skip::Excluded), hash(1), true),
+                    verdict(cm("b"), gov(Rule::Auto), hash(1), true),
+                ],
+            },
+            Case {
+                name: "no policy: references are considered and skipped",
+                spec: mk_spec(&[], &["a"], &[]),
+                record: Rec::None,
+                sources: Some(vec![plain(cm("a"), 1)]),
+                want: vec![verdict(cm("a"), skipped(Skip::NoRule), hash(1), true)],
+            },
+            // --- search ---
+            Case {
+                name: "search: matched referenced source governs",
+                spec: mk_spec(&[(SEARCH, "true")], &["a"], &[]),
+                record: Rec::None,
+                sources: Some(vec![matched(cm("a"), 1)]),
+                want: vec![verdict(cm("a"), gov(Rule::Search), hash(1), true)],
+            },
+            Case {
+                name: "search: unmatched referenced source skipped",
+                spec: mk_spec(&[(SEARCH, "true")], &["a"], &[]),
+                record: Rec::None,
+                sources: Some(vec![plain(cm("a"), 1)]),
+                want: vec![verdict(cm("a"), skipped(Skip::NoRule), hash(1), true)],
+            },
+            Case {
+                name: "search: recorded then deleted: kept as PreviouslyGoverned",
+                spec: mk_spec(&[(SEARCH, "true")], &["a"], &[]),
+                record: Rec::Some(vec![(cm("a"), hash(1))]),
+                sources: Some(vec![]),
+                want: vec![verdict(cm("a"), Reason::PreviouslyGoverned, Applied::Absent, true)],
+            },
+            Case {
+                name: "search: recorded secret then deleted: kept as PreviouslyGoverned",
+                spec: mk_spec(&[(SEARCH, "true")], &[], &["s"]),
+                record: Rec::Some(vec![(sec("s"), hash(1))]),
+                sources: None,
+                want: vec![verdict(sec("s"), Reason::PreviouslyGoverned, Applied::Absent, true)],
+            },
+            Case {
+                name: "search: deleted but never recorded: skipped",
+                spec: mk_spec(&[(SEARCH, "true")], &["a"], &[]),
+                record: Rec::Some(vec![]),
+                sources: Some(vec![]),
+                want: vec![verdict(cm("a"), skipped(Skip::NoRule), Applied::Absent, true)],
+            },
+            Case {
+                name: "search: deleted, record unreadable: skipped",
+                spec: mk_spec(&[(SEARCH, "true")], &["a"], &[]),
+                record: Rec::Malformed,
+                sources: Some(vec![]),
+                want: vec![verdict(cm("a"), skipped(Skip::NoRule), Applied::Absent, true)],
+            },
+            Case {
+                name: "search: recorded and existing but match removed: skipped (not PreviouslyGoverned)",
+                spec: mk_spec(&[(SEARCH, "true")], &["a"], &[]),
+                record: Rec::Some(vec![(cm("a"), hash(1))]),
+                sources: Some(vec![plain(cm("a"), 1)]),
+                want: vec![verdict(cm("a"), skipped(Skip::NoRule), hash(1), true)],
+            },
+            Case {
+                name: "search: recorded and deleted but now excluded: skipped",
+                spec: mk_spec(&[(SEARCH, "true"), (CM_EXCLUDE, "a")], &["a"], &[]),
+                record: Rec::Some(vec![(cm("a"), hash(1))]),
+                sources: Some(vec![]),
+                want: vec![verdict(cm("a"), skipped(Skip::Excluded), Applied::Absent, true)],
+            },
+            Case {
+                name: "search: re-created with match after deletion governs again",
+                spec: mk_spec(&[(SEARCH, "true")], &["a"], &[]),
+                record: Rec::Some(vec![(cm("a"), hash(1))]),
+                sources: Some(vec![matched(cm("a"), 2)]),
+                want: vec![verdict(cm("a"), gov(Rule::Search), hash(2), true)],
+            },
+            // --- named ---
+            Case {
+                name: "named pattern picks up every existing source whose name matches",
+                spec: mk_spec(&[(CM_RELOAD, "feature-.*")], &[], &[]),
+                record: Rec::None,
+                sources: Some(vec![
+                    plain(cm("feature-a"), 1),
+                    plain(cm("feature-b"), 2),
+                    plain(cm("other"), 3),
+                    plain(cm("my-feature-c"), 3),
+                    plain(sec("feature-s"), 4),
+                ]),
+                want: vec![
+                    verdict(cm("feature-a"), named("feature-.*"), hash(1), false),
+                    verdict(cm("feature-b"), named("feature-.*"), hash(2), false),
+                ],
+            },
+            Case {
+                name: "named list across kinds picks up matching sources of each kind",
+                spec: mk_spec(&[(CM_RELOAD, "app, feature-.*"), (SECRET_RELOAD, "db-.*")], &["app"], &[]),
+                record: Rec::None,
+                sources: Some(vec![
+                    plain(cm("app"), 1),
+                    plain(cm("feature-x"), 2),
+                    plain(sec("db-main"), 3),
+                    plain(sec("db-replica"), 4),
+                    plain(sec("app"), 5),
+                    plain(cm("db-main"), 6),
+                ]),
+                want: vec![
+                    verdict(cm("app"), named("app"), hash(1), true),
+                    verdict(cm("feature-x"), named("feature-.*"), hash(2), false),
+                    verdict(sec("db-main"), named("db-.*"), hash(3), false),
+                    verdict(sec("db-replica"), named("db-.*"), hash(4), false),
+                ],
+            },
+            Case {
+                name: "named a|b picks up exactly a and b",
+                spec: mk_spec(&[(CM_RELOAD, "a|b")], &[], &[]),
+                record: Rec::None,
+                sources: Some(vec![plain(cm("a"), 1), plain(cm("b"), 2), plain(cm("abc"), 3), plain(cm("xb"), 4)]),
+                want: vec![
+                    verdict(cm("a"), named("a|b"), hash(1), false),
+                    verdict(cm("b"), named("a|b"), hash(2), false),
+                ],
+            },
+            Case {
+                name: "named: ignored and excluded matching sources are listed as skipped",
+                spec: mk_spec(&[(CM_RELOAD, "cfg-.*"), (CM_EXCLUDE, "cfg-x")], &[], &[]),
+                record: Rec::None,
+                sources: Some(vec![plain(cm("cfg-a"), 1), ignored(cm("cfg-i"), 2), plain(cm("cfg-x"), 3)]),
+                want: vec![
+                    verdict(cm("cfg-a"), named("cfg-.*"), hash(1), false),
+                    verdict(cm("cfg-i"), skipped(Skip::Ignored), hash(2), false),
+                    verdict(cm("cfg-x"), skipped(Skip::Excluded), hash(3), false),
+                ],
+            },
+            Case {
+                name: "named: recorded source that was deleted still governs (Absent)",
+                spec: mk_spec(&[(SECRET_RELOAD, "db")], &[], &[]),
+                record: Rec::Some(vec![(sec("db"), hash(1))]),
+                sources: Some(vec![]),
+                want: vec![verdict(sec("db"), named("db"), Applied::Absent, false)],
+            },
+            Case {
+                name: "named: referenced missing source governs (Absent)",
+                spec: mk_spec(&[(CM_RELOAD, "a")], &["a"], &[]),
+                record: Rec::None,
+                sources: Some(vec![]),
+                want: vec![verdict(cm("a"), named("a"), Applied::Absent, true)],
+            },
+            Case {
+                name: "named pattern no longer matching a recorded source: skipped",
+                spec: mk_spec(&[(CM_RELOAD, "new")], &[], &[]),
+                record: Rec::Some(vec![(cm("old"), hash(1))]),
+                sources: Some(vec![plain(cm("old"), 1), plain(cm("new"), 2)]),
+                want: vec![
+                    verdict(cm("new"), named("new"), hash(2), false),
+                    verdict(cm("old"), skipped(Skip::NoRule), hash(1), false),
+                ],
+            },
+            Case {
+                name: "named plus auto: referenced sources by auto, unreferenced by name",
+                spec: mk_spec(&[(AUTO, "true"), (CM_RELOAD, "extra")], &["a"], &[]),
+                record: Rec::None,
+                sources: Some(vec![plain(cm("a"), 1), plain(cm("extra"), 2)]),
+                want: vec![
+                    verdict(cm("a"), gov(Rule::Auto), hash(1), true),
+                    verdict(cm("extra"), named("extra"), hash(2), false),
+                ],
+            },
+        ];
+        for c in &cases {
+            let w = mk_workload(&c.spec, c.record.annotation());
+            let ns = c.sources.as_deref().map(mk_sources);
+            let got = consider(&w, ns.as_ref());
+            let want: BTreeMap<SourceRef, Considered> = c.want.iter().cloned().collect();
+            assert_eq!(got, want, "row {:?}", c.name);
+
+            // `desired` keeps exactly the governing and previously-governing entries.
+            let want_desired: Record = want
+                .iter()
+                .filter(|(_, v)| !matches!(v.reason, Reason::Skipped(_)))
+                .map(|(k, v)| (k.clone(), v.current))
+                .collect();
+            assert_eq!(desired(&got), want_desired, "row {:?}: desired", c.name);
+        }
+    }
+
+    #[test]
+    fn desired_table() {
+        struct Case {
+            name: &'static str,
+            considered: Vec<(SourceRef, Considered)>,
+            want: Vec<(SourceRef, Applied)>,
+        }
+        let cases = vec![
+            Case { name: "empty", considered: vec![], want: vec![] },
+            Case {
+                name: "governing entries kept at their current state",
+                considered: vec![
+                    verdict(cm("a"), gov(Rule::Auto), hash(1), true),
+                    verdict(sec("b"), named("b"), Applied::Absent, false),
+                ],
+                want: vec![(cm("a"), hash(1)), (sec("b"), Applied::Absent)],
+            },
+            Case {
+                name: "previously governed kept (as Absent; plan keeps the hash)",
+                considered: vec![verdict(cm("a"), Reason::PreviouslyGoverned, Applied::Absent, true)],
+                want: vec![(cm("a"), Applied::Absent)],
+            },
+            Case {
+                name: "every kind of skip dropped",
+                considered: vec![
+                    verdict(cm("i"), skipped(Skip::Ignored), hash(1), true),
+                    verdict(cm("e"), skipped(Skip::Excluded), hash(1), true),
+                    verdict(cm("n"), skipped(Skip::NotReferenced(Rule::Auto)), hash(1), false),
+                    verdict(cm("r"), skipped(Skip::NoRule), hash(1), true),
+                    verdict(sec("ok"), gov(Rule::Search), hash(2), true),
+                ],
+                want: vec![(sec("ok"), hash(2))],
+            },
+        ];
+        for c in &cases {
+            let considered: BTreeMap<SourceRef, Considered> = c.considered.iter().cloned().collect();
+            assert_eq!(desired(&considered), mk_record(&c.want), "row {:?}", c.name);
+        }
+    }
+
+    /// What a step is expected to do.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    enum Want {
+        Nothing,
+        Adopt,
+        Record,
+        Reload(Vec<(SourceRef, ChangeKind)>),
+    }
+
+    struct Step {
+        name: &'static str,
+        spec: Spec,
+        sources: Vec<Src>,
+        opts: Options,
+        want: Want,
+    }
+
+    fn step(name: &'static str, spec: &Spec, sources: Vec<Src>, opts: Options, want: Want) -> Step {
+        Step { name, spec: spec.clone(), sources, opts, want }
+    }
+
+    /// Runs consider → desired → plan for each step, writing the planned record back onto the
+    /// workload as the reconciler would, and checks each step's outcome.
+    fn run_scenario(scenario: &str, steps: &[Step]) {
+        let mut record: Option<String> = None;
+        for s in steps {
+            let w = mk_workload(&s.spec, record.clone());
+            let ns = mk_sources(&s.sources);
+            let considered = consider(&w, Some(&ns));
+            let want_record = desired(&considered);
+            let p = plan(&w, &want_record, s.opts);
+            let got = match &p {
+                Plan::Nothing => Want::Nothing,
+                Plan::Adopt(_) => Want::Adopt,
+                Plan::Record(_) => Want::Record,
+                Plan::Reload { changes, .. } => {
+                    Want::Reload(changes.iter().map(|c| (c.source.clone(), c.kind)).collect())
+                }
+            };
+            assert_eq!(
+                got, s.want,
+                "scenario {scenario:?}, step {:?}: plan {p:?}, considered {considered:?}, record {record:?}",
+                s.name
+            );
+            match p {
+                Plan::Nothing => {}
+                Plan::Adopt(r) | Plan::Record(r) | Plan::Reload { record: r, .. } => record = Some(encode(&r)),
+            }
+        }
+    }
+
+    #[test]
+    fn lifecycle_scenarios() {
+        use ChangeKind::{Created, Deleted, Updated};
+        let auto = mk_spec(&[(AUTO, "true")], &["a"], &["s"]);
+        let search = mk_spec(&[(SEARCH, "true")], &["a"], &[]);
+        let named_cm = mk_spec(&[(CM_RELOAD, "a")], &["a"], &[]);
+        let auto_no_ref = mk_spec(&[(AUTO, "true")], &[], &["s"]);
+        let none = mk_spec(&[], &["a"], &["s"]);
+
+        let scenarios: Vec<(&str, Vec<Step>)> = vec![
+            (
+                "auto: adopt, update, settle",
+                vec![
+                    step("first sight", &auto, vec![plain(cm("a"), 1), plain(sec("s"), 1)], no_opts(), Want::Adopt),
+                    step("no change", &auto, vec![plain(cm("a"), 1), plain(sec("s"), 1)], no_opts(), Want::Nothing),
+                    step(
+                        "configmap updated",
+                        &auto,
+                        vec![plain(cm("a"), 2), plain(sec("s"), 1)],
+                        no_opts(),
+                        Want::Reload(vec![(cm("a"), Updated)]),
+                    ),
+                    step("settled", &auto, vec![plain(cm("a"), 2), plain(sec("s"), 1)], no_opts(), Want::Nothing),
+                    step(
+                        "both updated together",
+                        &auto,
+                        vec![plain(cm("a"), 3), plain(sec("s"), 3)],
+                        no_opts(),
+                        Want::Reload(vec![(cm("a"), Updated), (sec("s"), Updated)]),
+                    ),
+                    step(
+                        "restart with the same state",
+                        &auto,
+                        vec![plain(cm("a"), 3), plain(sec("s"), 3)],
+                        both(),
+                        Want::Nothing,
+                    ),
+                ],
+            ),
+            (
+                "auto: delete without reload-on-delete, re-create with same then other content",
+                vec![
+                    step("first sight", &auto, vec![plain(cm("a"), 1)], no_opts(), Want::Adopt),
+                    step("deleted", &auto, vec![], no_opts(), Want::Nothing),
+                    step("still deleted", &auto, vec![], no_opts(), Want::Nothing),
+                    step("re-created, same content", &auto, vec![plain(cm("a"), 1)], no_opts(), Want::Nothing),
+                    step("deleted again", &auto, vec![], no_opts(), Want::Nothing),
+                    step(
+                        "re-created, other content",
+                        &auto,
+                        vec![plain(cm("a"), 2)],
+                        no_opts(),
+                        Want::Reload(vec![(cm("a"), Updated)]),
+                    ),
+                ],
+            ),
+            (
+                "auto: reload-on-delete and reload-on-create",
+                vec![
+                    step("first sight", &auto, vec![plain(cm("a"), 1), plain(sec("s"), 1)], both(), Want::Adopt),
+                    step("deleted", &auto, vec![plain(sec("s"), 1)], both(), Want::Reload(vec![(cm("a"), Deleted)])),
+                    step("still deleted", &auto, vec![plain(sec("s"), 1)], both(), Want::Nothing),
+                    step(
+                        "re-created",
+                        &auto,
+                        vec![plain(cm("a"), 1), plain(sec("s"), 1)],
+                        both(),
+                        Want::Reload(vec![(cm("a"), Created)]),
+                    ),
+                    step("settled", &auto, vec![plain(cm("a"), 1), plain(sec("s"), 1)], both(), Want::Nothing),
+                ],
+            ),
+            (
+                "auto: referenced source created after first sight",
+                vec![
+                    step("first sight, secret missing", &auto, vec![plain(cm("a"), 1)], on_create(), Want::Adopt),
+                    step(
+                        "secret created",
+                        &auto,
+                        vec![plain(cm("a"), 1), plain(sec("s"), 1)],
+                        on_create(),
+                        Want::Reload(vec![(sec("s"), Created)]),
+                    ),
+                ],
+            ),
+            (
+                "auto: referenced source created after first sight, no reload-on-create",
+                vec![
+                    step("first sight, secret missing", &auto, vec![plain(cm("a"), 1)], no_opts(), Want::Adopt),
+                    step("secret created", &auto, vec![plain(cm("a"), 1), plain(sec("s"), 1)], no_opts(), Want::Record),
+                    step(
+                        "secret updated",
+                        &auto,
+                        vec![plain(cm("a"), 1), plain(sec("s"), 2)],
+                        no_opts(),
+                        Want::Reload(vec![(sec("s"), Updated)]),
+                    ),
+                ],
+            ),
+            (
+                "reference removed, then the source changes",
+                vec![
+                    step("first sight", &auto, vec![plain(cm("a"), 1), plain(sec("s"), 1)], no_opts(), Want::Adopt),
+                    step(
+                        "configmap reference removed",
+                        &auto_no_ref,
+                        vec![plain(cm("a"), 1), plain(sec("s"), 1)],
+                        no_opts(),
+                        Want::Record,
+                    ),
+                    step(
+                        "unreferenced configmap changes",
+                        &auto_no_ref,
+                        vec![plain(cm("a"), 2), plain(sec("s"), 1)],
+                        no_opts(),
+                        Want::Nothing,
+                    ),
+                    step(
+                        "reference restored: newly governed, baseline only",
+                        &auto,
+                        vec![plain(cm("a"), 2), plain(sec("s"), 1)],
+                        both(),
+                        Want::Record,
+                    ),
+                ],
+            ),
+            (
+                "policy removed: the record empties, no rollout",
+                vec![
+                    step("first sight", &auto, vec![plain(cm("a"), 1)], no_opts(), Want::Adopt),
+                    step("annotation removed", &none, vec![plain(cm("a"), 2)], no_opts(), Want::Record),
+                    step("unrelated change", &none, vec![plain(cm("a"), 3)], no_opts(), Want::Nothing),
+                ],
+            ),
+            (
+                "search: match added later is a new baseline",
+                vec![
+                    step("first sight without match", &search, vec![plain(cm("a"), 1)], no_opts(), Want::Nothing),
+                    step("match added", &search, vec![matched(cm("a"), 1)], no_opts(), Want::Adopt),
+                    step(
+                        "updated",
+                        &search,
+                        vec![matched(cm("a"), 2)],
+                        no_opts(),
+                        Want::Reload(vec![(cm("a"), Updated)]),
+                    ),
+                ],
+            ),
+            (
+                "search: deleted without reload-on-delete, re-created with match",
+                vec![
+                    step("first sight", &search, vec![matched(cm("a"), 1)], no_opts(), Want::Adopt),
+                    step("deleted: kept", &search, vec![], no_opts(), Want::Nothing),
+                    step("still deleted", &search, vec![], no_opts(), Want::Nothing),
+                    step("re-created, same content", &search, vec![matched(cm("a"), 1)], no_opts(), Want::Nothing),
+                    step("deleted again", &search, vec![], no_opts(), Want::Nothing),
+                    step(
+                        "re-created, other content",
+                        &search,
+                        vec![matched(cm("a"), 2)],
+                        no_opts(),
+                        Want::Reload(vec![(cm("a"), Updated)]),
+                    ),
+                ],
+            ),
+            (
+                "named: reload-on-delete and reload-on-create",
+                vec![
+                    step("first sight", &named_cm, vec![plain(cm("a"), 1)], both(), Want::Adopt),
+                    step("deleted", &named_cm, vec![], both(), Want::Reload(vec![(cm("a"), Deleted)])),
+                    step("still deleted", &named_cm, vec![], both(), Want::Nothing),
+                    step(
+                        "re-created",
+                        &named_cm,
+                        vec![plain(cm("a"), 1)],
+                        both(),
+                        Want::Reload(vec![(cm("a"), Created)]),
+                    ),
+                ],
+            ),
+        ];
+        for (name, steps) in &scenarios {
+            run_scenario(name, steps);
+        }
+    }
+    /// Spec §8.3 with search mode: after a deletion reloads (reload-on-delete), the re-creation
+    /// of the same source reloads too (reload-on-create), as for auto and named workloads.
+    #[test]
+    fn search_deleted_then_recreated_with_both_flags() {
+        use ChangeKind::{Created, Deleted};
+        let search = mk_spec(&[(SEARCH, "true")], &["a"], &[]);
+        let scenarios: Vec<(&str, Vec<Step>)> = vec![(
+            "search: reload-on-delete and reload-on-create",
+            vec![
+                step("first sight", &search, vec![matched(cm("a"), 1)], both(), Want::Adopt),
+                step("deleted", &search, vec![], both(), Want::Reload(vec![(cm("a"), Deleted)])),
+                // The Absent entry must survive while the source is gone, exactly as for
+                // auto and named, so that the re-creation below counts as a creation.
+                step("still deleted", &search, vec![], both(), Want::Nothing),
+                step(
+                    "re-created with match",
+                    &search,
+                    vec![matched(cm("a"), 1)],
+                    both(),
+                    Want::Reload(vec![(cm("a"), Created)]),
+                ),
+            ],
+        )];
+        for (name, steps) in &scenarios {
+            run_scenario(name, steps);
+        }
+    }
+
+    /// Spec §8.3 ("a named annotation for a CM that did not exist yet matches" a create event)
+    /// and §2.3 (named reloads need no reference).
+    #[test]
+    fn named_unreferenced_source_created_with_reload_on_create() {
+        use ChangeKind::Created;
+        let named_later = mk_spec(&[(CM_RELOAD, "later")], &[], &[]);
+        let scenarios: Vec<(&str, Vec<Step>)> = vec![(
+            "named, unreferenced: a source created after first sight with reload-on-create",
+            vec![
+                // Spec §8.3: "a named annotation for a CM that did not exist yet matches"
+                // a create event; named reloads need no reference (§2.3).
+                step("first sight, source missing: recorded as absent", &named_later, vec![], on_create(), Want::Adopt),
+                step(
+                    "source created",
+                    &named_later,
+                    vec![plain(cm("later"), 1)],
+                    on_create(),
+                    Want::Reload(vec![(cm("later"), Created)]),
+                ),
+            ],
+        )];
+        for (name, steps) in &scenarios {
+            run_scenario(name, steps);
+        }
     }
 }

@@ -117,13 +117,9 @@ mod tests {
 
     fn cm(data: &[(&str, &str)], bin: &[(&str, &[u8])]) -> ConfigMap {
         ConfigMap {
-            data: (!data.is_empty())
-                .then(|| data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-            binary_data: (!bin.is_empty()).then(|| {
-                bin.iter()
-                    .map(|(k, v)| (k.to_string(), ByteString(v.to_vec())))
-                    .collect()
-            }),
+            data: (!data.is_empty()).then(|| data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            binary_data: (!bin.is_empty())
+                .then(|| bin.iter().map(|(k, v)| (k.to_string(), ByteString(v.to_vec()))).collect()),
             ..Default::default()
         }
     }
@@ -140,11 +136,31 @@ mod tests {
         // Pinned (and cross-checked with an independent implementation of the encoding) so an
         // accidental change, which would roll every workload once after an upgrade, fails.
         let cases: [(&str, ContentHash, &str); 5] = [
-            ("empty ConfigMap", configmap_hash(&cm(&[], &[])), "51385a260de0ee94beb529785b7ddb597d200e8adc01ea65c06cb8b930c6d3bb"),
-            ("key=value", configmap_hash(&cm(&[("key", "value")], &[])), "babed0079038fa4e3a071c945eeed67dbeae15e2300e1d3a65f184616dada495"),
-            ("binaryData", configmap_hash(&cm(&[], &[("bin", &[0, 1])])), "6e2828b19d38cc1513226058f354189438cbdc69ccb2fbaa8287b1c4ec627e9b"),
-            ("secret", secret_hash(&secret(&[("password", b"s3cr3t")])), "583565c43ea852273849be833bfd6213b04404f28c455200dc5450732f442b7d"),
-            ("empty Secret", secret_hash(&Secret::default()), "5cb0c80ea261f2adafbdda540e474cbe571cfccdf279514754621f6377da93d7"),
+            (
+                "empty ConfigMap",
+                configmap_hash(&cm(&[], &[])),
+                "51385a260de0ee94beb529785b7ddb597d200e8adc01ea65c06cb8b930c6d3bb",
+            ),
+            (
+                "key=value",
+                configmap_hash(&cm(&[("key", "value")], &[])),
+                "babed0079038fa4e3a071c945eeed67dbeae15e2300e1d3a65f184616dada495",
+            ),
+            (
+                "binaryData",
+                configmap_hash(&cm(&[], &[("bin", &[0, 1])])),
+                "6e2828b19d38cc1513226058f354189438cbdc69ccb2fbaa8287b1c4ec627e9b",
+            ),
+            (
+                "secret",
+                secret_hash(&secret(&[("password", b"s3cr3t")])),
+                "583565c43ea852273849be833bfd6213b04404f28c455200dc5450732f442b7d",
+            ),
+            (
+                "empty Secret",
+                secret_hash(&Secret::default()),
+                "5cb0c80ea261f2adafbdda540e474cbe571cfccdf279514754621f6377da93d7",
+            ),
         ];
         for (name, got, want) in cases {
             assert_eq!(got.to_hex(), want, "{name}");

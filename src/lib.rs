@@ -5,18 +5,18 @@
 //! Layout: `hash`, `refs`, `policy`, `decide` and `patch` are pure; `state` holds the in-memory
 //! index; `watch` feeds it from the API; `reconcile` applies plans; `controller` wires them.
 
+pub mod config;
+pub mod controller;
 pub mod decide;
 pub mod hash;
 pub mod patch;
 pub mod policy;
+pub mod queue;
+pub mod reconcile;
 pub mod record;
 pub mod refs;
 pub mod source;
-pub mod workload;
-pub mod config;
-pub mod controller;
-pub mod queue;
-pub mod reconcile;
 pub mod state;
 pub mod telemetry;
 pub mod watch;
+pub mod workload;

@@ -18,7 +18,8 @@ async fn main() -> anyhow::Result<()> {
     };
     reloader::telemetry::init(settings.log_format == LogFormat::Json, &settings.log_level);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "Starting Reloader");
-    let client = kube::Client::try_default().await.map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))?;
+    let client =
+        kube::Client::try_default().await.map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(reloader::telemetry::shutdown_on_signal(shutdown.clone()));
     reloader::controller::run(reloader::controller::Ctx::new(client, settings), shutdown).await

@@ -114,6 +114,11 @@ impl Pattern {
     pub fn is_match(&self, name: &str) -> bool {
         self.re.is_match(name)
     }
+
+    /// A plain name with no regex syntax in it.
+    pub fn is_literal(&self) -> bool {
+        regex::escape(&self.raw) == self.raw
+    }
 }
 
 /// The policy for one source kind (ConfigMaps or Secrets).
@@ -134,7 +139,11 @@ pub struct KindPolicy {
 impl KindPolicy {
     /// Whether this policy can govern anything at all.
     pub fn is_active(&self) -> bool {
-        !self.named.is_empty() || self.search || self.auto == Some(true) || self.typed_auto == Some(true) || self.auto_all
+        !self.named.is_empty()
+            || self.search
+            || self.auto == Some(true)
+            || self.typed_auto == Some(true)
+            || self.auto_all
     }
 }
 
@@ -172,7 +181,15 @@ impl Policy {
         let mut errors = Vec::new();
         let configmap = parse_kind(keys, SourceKind::ConfigMap, workload, template, auto_reload_all, &mut errors);
         let secret = parse_kind(keys, SourceKind::Secret, workload, template, auto_reload_all, &mut errors);
-        errors.dedup();
+        // The generic auto key is read once per kind: report each problem once.
+        let mut seen = Vec::new();
+        errors.retain(|e| {
+            let new = !seen.contains(e);
+            if new {
+                seen.push(e.clone());
+            }
+            new
+        });
         Policy { configmap, secret, errors }
     }
 }
@@ -223,7 +240,8 @@ fn parse_kind(
     let named_key = keys.named(kind);
     for element in get(named_key).split(',').map(str::trim).filter(|e| !e.is_empty()) {
         // Grouped on purpose: `a|b` means "a or b", not Reloader's "starts with a or ends with b".
-        match Regex::new(&format!("^(?:{element})$")) {
+        // Checked alone first: `a)|(b` is invalid, but would compile once wrapped.
+        match Regex::new(element).and_then(|_| Regex::new(&format!("^(?:{element})$"))) {
             Ok(re) => named.push(Pattern { raw: element.to_string(), re }),
             Err(e) => errors.push(AnnotationError {
                 key: named_key.to_string(),
@@ -321,4 +339,1868 @@ pub fn decide(policy: &KindPolicy, name: &str, source: Option<&SourceInfo>, refe
         return Err(Skip::NoRule);
     };
     if referenced { Ok(rule) } else { Err(Skip::NotReferenced(rule)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::ContentHash;
+
+    const AUTO: &str = "reloader.stakater.com/auto";
+    const CM_AUTO: &str = "configmap.reloader.stakater.com/auto";
+    const SECRET_AUTO: &str = "secret.reloader.stakater.com/auto";
+    const CM_RELOAD: &str = "configmap.reloader.stakater.com/reload";
+    const SECRET_RELOAD: &str = "secret.reloader.stakater.com/reload";
+    const SEARCH: &str = "reloader.stakater.com/search";
+    const MATCH: &str = "reloader.stakater.com/match";
+    const IGNORE: &str = "reloader.stakater.com/ignore";
+    const PAUSE: &str = "deployment.reloader.stakater.com/pause-period";
+
+    use SourceKind::{ConfigMap as CM, Secret as SEC};
+
+    /// The state of the source being decided on.
+    #[derive(Clone, Copy, Debug)]
+    enum Src {
+        /// It does not exist (no annotations).
+        Missing,
+        Plain,
+        /// `match: "true"`.
+        Matched,
+        /// `ignore: "true"`.
+        Ignored,
+        /// Both `match` and `ignore`.
+        MatchedIgnored,
+    }
+
+    impl Src {
+        fn info(self) -> Option<SourceInfo> {
+            let mk = |matched, ignored| Some(SourceInfo { hash: ContentHash([7; 32]), matched, ignored });
+            match self {
+                Src::Missing => None,
+                Src::Plain => mk(false, false),
+                Src::Matched => mk(true, false),
+                Src::Ignored => mk(false, true),
+                Src::MatchedIgnored => mk(true, true),
+            }
+        }
+    }
+
+    fn mk_ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn mk_policy(workload: &[(&str, &str)], template: &[(&str, &str)], auto_reload_all: bool) -> Policy {
+        mk_policy_with(&Keys::default(), workload, template, auto_reload_all)
+    }
+
+    fn mk_policy_with(keys: &Keys, workload: &[(&str, &str)], template: &[(&str, &str)], all: bool) -> Policy {
+        Policy::parse(keys, Some(&mk_ann(workload)), Some(&mk_ann(template)), all)
+    }
+
+    fn named(p: &str) -> Result<Rule, Skip> {
+        Ok(Rule::Named(p.to_string()))
+    }
+
+    fn not_referenced(r: Rule) -> Result<Rule, Skip> {
+        Err(Skip::NotReferenced(r))
+    }
+
+    struct DecideCase {
+        name: &'static str,
+        workload: &'static [(&'static str, &'static str)],
+        template: &'static [(&'static str, &'static str)],
+        auto_reload_all: bool,
+        kind: SourceKind,
+        source: &'static str,
+        state: Src,
+        referenced: bool,
+        want: Result<Rule, Skip>,
+    }
+
+    fn run_decide(cases: &[DecideCase]) {
+        for c in cases {
+            let p = mk_policy(c.workload, c.template, c.auto_reload_all);
+            let info = c.state.info();
+            let got = decide(p.for_kind(c.kind), c.source, info.as_ref(), c.referenced);
+            assert_eq!(got, c.want, "row {:?}: policy {:?}", c.name, p.for_kind(c.kind));
+        }
+    }
+
+    #[test]
+    fn decide_precedence_table() {
+        let cases = [
+            // --- resource ignore beats everything ---
+            DecideCase {
+                name: "ignore beats named",
+                workload: &[(CM_RELOAD, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Ignored,
+                referenced: true,
+                want: Err(Skip::Ignored),
+            },
+            DecideCase {
+                name: "ignore beats exclude",
+                workload: &[(CONFIGMAP_EXCLUDE, "app"), (AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Ignored,
+                referenced: true,
+                want: Err(Skip::Ignored),
+            },
+            DecideCase {
+                name: "ignore beats search with match",
+                workload: &[(SEARCH, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::MatchedIgnored,
+                referenced: true,
+                want: Err(Skip::Ignored),
+            },
+            DecideCase {
+                name: "ignore beats auto",
+                workload: &[(AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: SEC,
+                source: "app",
+                state: Src::Ignored,
+                referenced: true,
+                want: Err(Skip::Ignored),
+            },
+            DecideCase {
+                name: "ignore beats auto-reload-all",
+                workload: &[],
+                template: &[],
+                auto_reload_all: true,
+                kind: SEC,
+                source: "app",
+                state: Src::Ignored,
+                referenced: true,
+                want: Err(Skip::Ignored),
+            },
+            // --- exclude beats named, search, auto, typed auto, auto-all ---
+            DecideCase {
+                name: "exclude beats named",
+                workload: &[(CM_RELOAD, "app"), (CONFIGMAP_EXCLUDE, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::Excluded),
+            },
+            DecideCase {
+                name: "exclude beats search",
+                workload: &[(SEARCH, "true"), (CONFIGMAP_EXCLUDE, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Matched,
+                referenced: true,
+                want: Err(Skip::Excluded),
+            },
+            DecideCase {
+                name: "exclude beats auto",
+                workload: &[(AUTO, "true"), (SECRET_EXCLUDE, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::Excluded),
+            },
+            DecideCase {
+                name: "exclude beats typed auto",
+                workload: &[(CM_AUTO, "true"), (CONFIGMAP_EXCLUDE, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::Excluded),
+            },
+            DecideCase {
+                name: "exclude beats auto-reload-all",
+                workload: &[(CONFIGMAP_EXCLUDE, "app")],
+                template: &[],
+                auto_reload_all: true,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::Excluded),
+            },
+            DecideCase {
+                name: "exclude applies to a missing source too",
+                workload: &[(CM_RELOAD, "app"), (CONFIGMAP_EXCLUDE, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Missing,
+                referenced: false,
+                want: Err(Skip::Excluded),
+            },
+            DecideCase {
+                name: "exclude comma list is trimmed",
+                workload: &[(AUTO, "true"), (CONFIGMAP_EXCLUDE, " other ,  app , x")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::Excluded),
+            },
+            DecideCase {
+                name: "exclude is exact match, not a regex",
+                workload: &[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "ap.*")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            DecideCase {
+                name: "exclude is exact match, not a prefix",
+                workload: &[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app-2",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            DecideCase {
+                name: "exclude is exact match, not a substring",
+                workload: &[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "my-app-config")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            DecideCase {
+                name: "secrets exclude does not apply to ConfigMaps",
+                workload: &[(AUTO, "true"), (SECRET_EXCLUDE, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            DecideCase {
+                name: "configmaps exclude does not apply to Secrets",
+                workload: &[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            DecideCase {
+                name: "empty exclude excludes nothing",
+                workload: &[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            DecideCase {
+                name: "exclude with only commas and blanks excludes nothing",
+                workload: &[(AUTO, "true"), (CONFIGMAP_EXCLUDE, " , ,")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            DecideCase {
+                name: "exclude on the pod template is never read",
+                workload: &[],
+                template: &[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "app")],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            DecideCase {
+                name: "exclude on the workload applies to a policy read from the template",
+                workload: &[(CONFIGMAP_EXCLUDE, "app")],
+                template: &[(AUTO, "true")],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::Excluded),
+            },
+            // --- named ---
+            DecideCase {
+                name: "named wins over auto false",
+                workload: &[(AUTO, "false"), (CM_RELOAD, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: named("app"),
+            },
+            DecideCase {
+                name: "named wins over typed auto false",
+                workload: &[(SECRET_AUTO, "false"), (SECRET_RELOAD, "db")],
+                template: &[],
+                auto_reload_all: true,
+                kind: SEC,
+                source: "db",
+                state: Src::Plain,
+                referenced: true,
+                want: named("db"),
+            },
+            DecideCase {
+                name: "named does not need a reference",
+                workload: &[(CM_RELOAD, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: false,
+                want: named("app"),
+            },
+            DecideCase {
+                name: "named governs a source that does not exist",
+                workload: &[(CM_RELOAD, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Missing,
+                referenced: false,
+                want: named("app"),
+            },
+            DecideCase {
+                name: "named wins over search with match",
+                workload: &[(SEARCH, "true"), (CM_RELOAD, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Matched,
+                referenced: true,
+                want: named("app"),
+            },
+            DecideCase {
+                name: "named wins over auto true",
+                workload: &[(AUTO, "true"), (CM_RELOAD, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: named("app"),
+            },
+            DecideCase {
+                name: "named that does not match falls through to auto",
+                workload: &[(AUTO, "true"), (CM_RELOAD, "other")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            DecideCase {
+                name: "named that does not match and no other rule",
+                workload: &[(CM_RELOAD, "other")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "secret named key does not apply to ConfigMaps",
+                workload: &[(SECRET_RELOAD, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "configmap named key does not apply to Secrets",
+                workload: &[(CM_RELOAD, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            // --- search ---
+            DecideCase {
+                name: "search with match and reference",
+                workload: &[(SEARCH, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Matched,
+                referenced: true,
+                want: Ok(Rule::Search),
+            },
+            DecideCase {
+                name: "search applies to Secrets too",
+                workload: &[(SEARCH, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: SEC,
+                source: "app",
+                state: Src::Matched,
+                referenced: true,
+                want: Ok(Rule::Search),
+            },
+            DecideCase {
+                name: "search with match but no reference",
+                workload: &[(SEARCH, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Matched,
+                referenced: false,
+                want: not_referenced(Rule::Search),
+            },
+            DecideCase {
+                name: "search without match, no auto",
+                workload: &[(SEARCH, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "search without match falls through to auto",
+                workload: &[(SEARCH, "true"), (AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            DecideCase {
+                name: "search without match falls through to typed auto",
+                workload: &[(SEARCH, "true"), (CM_AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::TypedAuto),
+            },
+            DecideCase {
+                name: "search without match falls through to auto-reload-all",
+                workload: &[(SEARCH, "true")],
+                template: &[],
+                auto_reload_all: true,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::AutoReloadAll),
+            },
+            DecideCase {
+                name: "search on a missing source (no annotations) has no match",
+                workload: &[(SEARCH, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Missing,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "search with match wins over auto",
+                workload: &[(SEARCH, "true"), (AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Matched,
+                referenced: true,
+                want: Ok(Rule::Search),
+            },
+            DecideCase {
+                name: "search must be exactly \"true\" (\"True\" is off)",
+                workload: &[(SEARCH, "True")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Matched,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "search must be exactly \"true\" (\"1\" is off)",
+                workload: &[(SEARCH, "1")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Matched,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "match on the source without search on the workload",
+                workload: &[],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Matched,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            // --- auto ---
+            DecideCase {
+                name: "auto with reference",
+                workload: &[(AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            DecideCase {
+                name: "auto applies to Secrets",
+                workload: &[(AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            DecideCase {
+                name: "auto without reference",
+                workload: &[(AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: false,
+                want: not_referenced(Rule::Auto),
+            },
+            DecideCase {
+                name: "auto on a missing but referenced source",
+                workload: &[(AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Missing,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            DecideCase {
+                name: "auto beats typed auto",
+                workload: &[(AUTO, "true"), (CM_AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            DecideCase {
+                name: "auto false does not stop typed auto true (OR)",
+                workload: &[(AUTO, "false"), (CM_AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::TypedAuto),
+            },
+            DecideCase {
+                name: "typed auto false does not stop auto true (OR)",
+                workload: &[(AUTO, "true"), (CM_AUTO, "false")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            DecideCase {
+                name: "auto false alone",
+                workload: &[(AUTO, "false")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            // --- typed auto ---
+            DecideCase {
+                name: "configmap typed auto for a ConfigMap",
+                workload: &[(CM_AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::TypedAuto),
+            },
+            DecideCase {
+                name: "configmap typed auto without reference",
+                workload: &[(CM_AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: false,
+                want: not_referenced(Rule::TypedAuto),
+            },
+            DecideCase {
+                name: "configmap typed auto does not apply to Secrets",
+                workload: &[(CM_AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "secret typed auto for a Secret",
+                workload: &[(SECRET_AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::TypedAuto),
+            },
+            DecideCase {
+                name: "secret typed auto does not apply to ConfigMaps",
+                workload: &[(SECRET_AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "typed auto beats auto-reload-all",
+                workload: &[(CM_AUTO, "true")],
+                template: &[],
+                auto_reload_all: true,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::TypedAuto),
+            },
+            // --- --auto-reload-all ---
+            DecideCase {
+                name: "auto-reload-all on an annotation-less workload",
+                workload: &[],
+                template: &[],
+                auto_reload_all: true,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::AutoReloadAll),
+            },
+            DecideCase {
+                name: "auto-reload-all for Secrets",
+                workload: &[],
+                template: &[],
+                auto_reload_all: true,
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::AutoReloadAll),
+            },
+            DecideCase {
+                name: "auto-reload-all requires a reference",
+                workload: &[],
+                template: &[],
+                auto_reload_all: true,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: false,
+                want: not_referenced(Rule::AutoReloadAll),
+            },
+            DecideCase {
+                name: "without the flag an annotation-less workload is not governed",
+                workload: &[],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "auto true with auto-reload-all reports auto",
+                workload: &[(AUTO, "true")],
+                template: &[],
+                auto_reload_all: true,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            DecideCase {
+                name: "auto-reload-all: auto false blocks ConfigMaps",
+                workload: &[(AUTO, "false")],
+                template: &[],
+                auto_reload_all: true,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "auto-reload-all: auto false blocks Secrets",
+                workload: &[(AUTO, "false")],
+                template: &[],
+                auto_reload_all: true,
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "auto-reload-all: configmap auto false blocks ConfigMaps",
+                workload: &[(CM_AUTO, "false")],
+                template: &[],
+                auto_reload_all: true,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "auto-reload-all: configmap auto false does not block Secrets",
+                workload: &[(CM_AUTO, "false")],
+                template: &[],
+                auto_reload_all: true,
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::AutoReloadAll),
+            },
+            DecideCase {
+                name: "auto-reload-all: secret auto false blocks Secrets",
+                workload: &[(SECRET_AUTO, "false")],
+                template: &[],
+                auto_reload_all: true,
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "auto-reload-all: secret auto false does not block ConfigMaps",
+                workload: &[(SECRET_AUTO, "false")],
+                template: &[],
+                auto_reload_all: true,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::AutoReloadAll),
+            },
+            DecideCase {
+                name: "auto-reload-all: auto \"yes\" blocks ConfigMaps",
+                workload: &[(AUTO, "yes")],
+                template: &[],
+                auto_reload_all: true,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "auto-reload-all: auto \"yes\" blocks Secrets",
+                workload: &[(AUTO, "yes")],
+                template: &[],
+                auto_reload_all: true,
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "auto-reload-all: configmap auto \"yes\" blocks only ConfigMaps",
+                workload: &[(CM_AUTO, "yes")],
+                template: &[],
+                auto_reload_all: true,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "auto-reload-all: configmap auto \"yes\" leaves Secrets",
+                workload: &[(CM_AUTO, "yes")],
+                template: &[],
+                auto_reload_all: true,
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::AutoReloadAll),
+            },
+            DecideCase {
+                name: "auto-reload-all: empty auto value does not block",
+                workload: &[(AUTO, "")],
+                template: &[],
+                auto_reload_all: true,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::AutoReloadAll),
+            },
+            DecideCase {
+                name: "auto-reload-all: empty typed auto value does not block",
+                workload: &[(SECRET_AUTO, "")],
+                template: &[],
+                auto_reload_all: true,
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::AutoReloadAll),
+            },
+            DecideCase {
+                name: "auto-reload-all: auto false on the pod template blocks (fallback)",
+                workload: &[],
+                template: &[(AUTO, "false")],
+                auto_reload_all: true,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            DecideCase {
+                name: "auto-reload-all: template auto false ignored when workload has a key of the four",
+                workload: &[(SEARCH, "")],
+                template: &[(AUTO, "false")],
+                auto_reload_all: true,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::AutoReloadAll),
+            },
+            DecideCase {
+                name: "auto-reload-all: non-policy annotations do not block",
+                workload: &[(PAUSE, "5m"), ("app.kubernetes.io/name", "web")],
+                template: &[],
+                auto_reload_all: true,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::AutoReloadAll),
+            },
+        ];
+        run_decide(&cases);
+    }
+
+    #[test]
+    fn parse_bool_forms_table() {
+        struct Case {
+            name: &'static str,
+            value: &'static str,
+            want: Option<bool>,
+        }
+        let cases = [
+            Case { name: "1", value: "1", want: Some(true) },
+            Case { name: "t", value: "t", want: Some(true) },
+            Case { name: "T", value: "T", want: Some(true) },
+            Case { name: "TRUE", value: "TRUE", want: Some(true) },
+            Case { name: "true", value: "true", want: Some(true) },
+            Case { name: "True", value: "True", want: Some(true) },
+            Case { name: "0", value: "0", want: Some(false) },
+            Case { name: "f", value: "f", want: Some(false) },
+            Case { name: "F", value: "F", want: Some(false) },
+            Case { name: "FALSE", value: "FALSE", want: Some(false) },
+            Case { name: "false", value: "false", want: Some(false) },
+            Case { name: "False", value: "False", want: Some(false) },
+            Case { name: "yes is not a bool", value: "yes", want: None },
+            Case { name: "no is not a bool", value: "no", want: None },
+            Case { name: "mixed case tRUE", value: "tRUE", want: None },
+            Case { name: "mixed case TRue", value: "TRue", want: None },
+            Case { name: "leading space", value: " true", want: None },
+            Case { name: "trailing space", value: "true ", want: None },
+            Case { name: "2", value: "2", want: None },
+            Case { name: "on", value: "on", want: None },
+            Case { name: "y", value: "y", want: None },
+        ];
+        for c in &cases {
+            assert_eq!(parse_go_bool(c.value), c.want, "row {:?}: parse_go_bool", c.name);
+
+            // The same value on the generic and on the typed auto key, through the full policy.
+            for key in [AUTO, CM_AUTO] {
+                for auto_reload_all in [false, true] {
+                    let p = mk_policy(&[(key, c.value)], &[], auto_reload_all);
+                    let info = Src::Plain.info();
+                    let got = decide(&p.configmap, "app", info.as_ref(), true);
+                    let want = match c.want {
+                        Some(true) if key == AUTO => Ok(Rule::Auto),
+                        Some(true) => Ok(Rule::TypedAuto),
+                        // false and non-bool values both opt out, even of --auto-reload-all.
+                        _ => Err(Skip::NoRule),
+                    };
+                    assert_eq!(got, want, "row {:?}: {key}={:?} auto_reload_all={auto_reload_all}", c.name, c.value);
+                    let want_errors = if c.want.is_none() { 1 } else { 0 };
+                    assert_eq!(
+                        p.errors.iter().filter(|e| e.key == key).count(),
+                        want_errors,
+                        "row {:?}: {key}={:?} errors {:?}",
+                        c.name,
+                        c.value,
+                        p.errors
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_bool_annotation_error_table() {
+        struct Case {
+            name: &'static str,
+            workload: &'static [(&'static str, &'static str)],
+            template: &'static [(&'static str, &'static str)],
+            /// (key, value) of every expected error.
+            want_errors: &'static [(&'static str, &'static str)],
+            want_cm: Result<Rule, Skip>,
+            want_secret: Result<Rule, Skip>,
+        }
+        let cases = [
+            Case {
+                name: "auto yes blocks both kinds, one error",
+                workload: &[(AUTO, "yes")],
+                template: &[],
+                want_errors: &[(AUTO, "yes")],
+                want_cm: Err(Skip::NoRule),
+                want_secret: Err(Skip::NoRule),
+            },
+            Case {
+                name: "configmap auto yes blocks ConfigMaps only",
+                workload: &[(CM_AUTO, "yes")],
+                template: &[],
+                want_errors: &[(CM_AUTO, "yes")],
+                want_cm: Err(Skip::NoRule),
+                want_secret: Ok(Rule::AutoReloadAll),
+            },
+            Case {
+                name: "secret auto enabled blocks Secrets only",
+                workload: &[(SECRET_AUTO, "enabled")],
+                template: &[],
+                want_errors: &[(SECRET_AUTO, "enabled")],
+                want_cm: Ok(Rule::AutoReloadAll),
+                want_secret: Err(Skip::NoRule),
+            },
+            Case {
+                name: "auto yes on the pod template (fallback) is reported too",
+                workload: &[],
+                template: &[(AUTO, "yes")],
+                want_errors: &[(AUTO, "yes")],
+                want_cm: Err(Skip::NoRule),
+                want_secret: Err(Skip::NoRule),
+            },
+            Case {
+                name: "a bad auto value does not stop a valid typed auto",
+                workload: &[(AUTO, "yes"), (SECRET_AUTO, "true")],
+                template: &[],
+                want_errors: &[(AUTO, "yes")],
+                want_cm: Err(Skip::NoRule),
+                want_secret: Ok(Rule::TypedAuto),
+            },
+            Case {
+                name: "valid values produce no error",
+                workload: &[(AUTO, "False"), (CM_AUTO, "T")],
+                template: &[],
+                want_errors: &[],
+                want_cm: Ok(Rule::TypedAuto),
+                want_secret: Err(Skip::NoRule),
+            },
+            Case {
+                name: "empty values produce no error",
+                workload: &[(AUTO, ""), (CM_AUTO, ""), (SECRET_AUTO, "")],
+                template: &[],
+                want_errors: &[],
+                want_cm: Ok(Rule::AutoReloadAll),
+                want_secret: Ok(Rule::AutoReloadAll),
+            },
+        ];
+        for c in &cases {
+            let p = mk_policy(c.workload, c.template, true);
+            let info = Src::Plain.info();
+            assert_eq!(decide(&p.configmap, "app", info.as_ref(), true), c.want_cm, "row {:?}: ConfigMap", c.name);
+            assert_eq!(decide(&p.secret, "app", info.as_ref(), true), c.want_secret, "row {:?}: Secret", c.name);
+            let mut got: Vec<(&str, &str)> = p.errors.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
+            got.sort();
+            got.dedup();
+            let mut want = c.want_errors.to_vec();
+            want.sort();
+            assert_eq!(got, want, "row {:?}: errors {:?}", c.name, p.errors);
+            for e in &p.errors {
+                assert!(!e.problem.is_empty(), "row {:?}: error without a problem: {e:?}", c.name);
+                assert!(e.to_string().contains(&e.key), "row {:?}: Display names the key: {e}", c.name);
+            }
+        }
+    }
+
+    #[test]
+    fn pod_template_fallback_table() {
+        struct Case {
+            name: &'static str,
+            workload: &'static [(&'static str, &'static str)],
+            template: &'static [(&'static str, &'static str)],
+            kind: SourceKind,
+            source: &'static str,
+            state: Src,
+            want_origin: Origin,
+            want: Result<Rule, Skip>,
+        }
+        let cases = [
+            Case {
+                name: "nothing on the workload: auto read from the template",
+                workload: &[],
+                template: &[(AUTO, "true")],
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::PodTemplate,
+                want: Ok(Rule::Auto),
+            },
+            Case {
+                name: "nothing on the workload: named read from the template",
+                workload: &[],
+                template: &[(CM_RELOAD, "app")],
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::PodTemplate,
+                want: named("app"),
+            },
+            Case {
+                name: "nothing on the workload: typed auto read from the template",
+                workload: &[],
+                template: &[(SECRET_AUTO, "true")],
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::PodTemplate,
+                want: Ok(Rule::TypedAuto),
+            },
+            Case {
+                name: "nothing on the workload: search read from the template",
+                workload: &[],
+                template: &[(SEARCH, "true")],
+                kind: CM,
+                source: "app",
+                state: Src::Matched,
+                want_origin: Origin::PodTemplate,
+                want: Ok(Rule::Search),
+            },
+            Case {
+                name: "auto on the workload: template named key not read",
+                workload: &[(AUTO, "true")],
+                template: &[(CM_RELOAD, "other")],
+                kind: CM,
+                source: "other",
+                state: Src::Plain,
+                want_origin: Origin::Workload,
+                want: Ok(Rule::Auto),
+            },
+            Case {
+                name: "empty auto on the workload counts as present",
+                workload: &[(AUTO, "")],
+                template: &[(AUTO, "true")],
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::Workload,
+                want: Err(Skip::NoRule),
+            },
+            Case {
+                name: "empty search on the workload counts as present",
+                workload: &[(SEARCH, "")],
+                template: &[(AUTO, "true")],
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::Workload,
+                want: Err(Skip::NoRule),
+            },
+            Case {
+                name: "empty named key of this type on the workload counts as present",
+                workload: &[(CM_RELOAD, "")],
+                template: &[(AUTO, "true")],
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::Workload,
+                want: Err(Skip::NoRule),
+            },
+            Case {
+                name: "empty typed auto of this type on the workload counts as present",
+                workload: &[(CM_AUTO, "")],
+                template: &[(AUTO, "true")],
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::Workload,
+                want: Err(Skip::NoRule),
+            },
+            Case {
+                name: "all or nothing: workload named + template auto are not mixed",
+                workload: &[(CM_RELOAD, "other")],
+                template: &[(AUTO, "true")],
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::Workload,
+                want: Err(Skip::NoRule),
+            },
+            Case {
+                name: "all or nothing: workload auto false + template named are not mixed",
+                workload: &[(AUTO, "false")],
+                template: &[(CM_RELOAD, "app")],
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::Workload,
+                want: Err(Skip::NoRule),
+            },
+            Case {
+                name: "all or nothing: workload search + template auto are not mixed",
+                workload: &[(SEARCH, "true")],
+                template: &[(AUTO, "true")],
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::Workload,
+                want: Err(Skip::NoRule),
+            },
+            Case {
+                name: "per kind: secret named on the workload, ConfigMap named read from the template",
+                workload: &[(SECRET_RELOAD, "db")],
+                template: &[(CM_RELOAD, "app")],
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::PodTemplate,
+                want: named("app"),
+            },
+            Case {
+                name: "per kind: secret named on the workload, Secrets read from the workload",
+                workload: &[(SECRET_RELOAD, "db")],
+                template: &[(CM_RELOAD, "app"), (SECRET_RELOAD, "other")],
+                kind: SEC,
+                source: "db",
+                state: Src::Plain,
+                want_origin: Origin::Workload,
+                want: named("db"),
+            },
+            Case {
+                name: "per kind: template's secret named key is not mixed in",
+                workload: &[(SECRET_RELOAD, "db")],
+                template: &[(CM_RELOAD, "app"), (SECRET_RELOAD, "other")],
+                kind: SEC,
+                source: "other",
+                state: Src::Plain,
+                want_origin: Origin::Workload,
+                want: Err(Skip::NoRule),
+            },
+            Case {
+                name: "per kind: secret named on the workload, template auto applies to ConfigMaps",
+                workload: &[(SECRET_RELOAD, "db")],
+                template: &[(AUTO, "true")],
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::PodTemplate,
+                want: Ok(Rule::Auto),
+            },
+            Case {
+                name: "per kind: secret named on the workload, template auto not applied to Secrets",
+                workload: &[(SECRET_RELOAD, "db")],
+                template: &[(AUTO, "true")],
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::Workload,
+                want: Err(Skip::NoRule),
+            },
+            Case {
+                name: "per kind: configmap typed auto on the workload, Secrets read from the template",
+                workload: &[(CM_AUTO, "true")],
+                template: &[(SECRET_AUTO, "true")],
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::PodTemplate,
+                want: Ok(Rule::TypedAuto),
+            },
+            Case {
+                name: "generic auto on the workload stops fallback for both kinds",
+                workload: &[(AUTO, "false")],
+                template: &[(SECRET_AUTO, "true")],
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::Workload,
+                want: Err(Skip::NoRule),
+            },
+            Case {
+                name: "exclude on the workload does not stop fallback",
+                workload: &[(SECRET_EXCLUDE, "other")],
+                template: &[(AUTO, "true")],
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::PodTemplate,
+                want: Ok(Rule::Auto),
+            },
+            Case {
+                name: "pause-period and unrelated annotations do not stop fallback",
+                workload: &[(PAUSE, "5m"), ("team", "a")],
+                template: &[(CM_AUTO, "true")],
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::PodTemplate,
+                want: Ok(Rule::TypedAuto),
+            },
+            Case {
+                name: "match/ignore on the workload are not policy keys",
+                workload: &[(MATCH, "true"), (IGNORE, "true")],
+                template: &[(AUTO, "true")],
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::PodTemplate,
+                want: Ok(Rule::Auto),
+            },
+            Case {
+                name: "exclude on the template only is never read",
+                workload: &[],
+                template: &[(CM_RELOAD, "app"), (CONFIGMAP_EXCLUDE, "app")],
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                want_origin: Origin::PodTemplate,
+                want: named("app"),
+            },
+        ];
+        for c in &cases {
+            let p = mk_policy(c.workload, c.template, false);
+            let kp = p.for_kind(c.kind);
+            assert_eq!(kp.origin, c.want_origin, "row {:?}: origin", c.name);
+            let info = c.state.info();
+            assert_eq!(decide(kp, c.source, info.as_ref(), true), c.want, "row {:?}: decide {kp:?}", c.name);
+            if c.template.iter().all(|(k, _)| !k.contains("exclude")) {
+                continue;
+            }
+            assert!(kp.exclude.is_empty(), "row {:?}: exclude read from the template: {:?}", c.name, kp.exclude);
+        }
+    }
+
+    #[test]
+    fn pod_template_fallback_with_absent_annotation_maps() {
+        struct Case {
+            name: &'static str,
+            workload: Option<BTreeMap<String, String>>,
+            template: Option<BTreeMap<String, String>>,
+            want_origin: Origin,
+            want: Result<Rule, Skip>,
+        }
+        let cases = [
+            Case {
+                name: "no annotations anywhere",
+                workload: None,
+                template: None,
+                want_origin: Origin::PodTemplate,
+                want: Err(Skip::NoRule),
+            },
+            Case {
+                name: "no workload annotations, template auto",
+                workload: None,
+                template: Some(mk_ann(&[(AUTO, "true")])),
+                want_origin: Origin::PodTemplate,
+                want: Ok(Rule::Auto),
+            },
+            Case {
+                name: "workload auto, no template annotations",
+                workload: Some(mk_ann(&[(AUTO, "true")])),
+                template: None,
+                want_origin: Origin::Workload,
+                want: Ok(Rule::Auto),
+            },
+        ];
+        for c in &cases {
+            let p = Policy::parse(&Keys::default(), c.workload.as_ref(), c.template.as_ref(), false);
+            assert_eq!(p.configmap.origin, c.want_origin, "row {:?}: origin", c.name);
+            let info = Src::Plain.info();
+            assert_eq!(decide(&p.configmap, "app", info.as_ref(), true), c.want, "row {:?}", c.name);
+            assert!(p.errors.is_empty(), "row {:?}: {:?}", c.name, p.errors);
+        }
+    }
+
+    #[test]
+    fn named_pattern_table() {
+        struct Case {
+            name: &'static str,
+            value: &'static str,
+            source: &'static str,
+            /// The raw pattern expected to match, or `None` for no match.
+            want: Option<&'static str>,
+            /// Values of the expected AnnotationErrors on the named key.
+            want_errors: &'static [&'static str],
+        }
+        let cases = [
+            Case { name: "single literal matches", value: "app", source: "app", want: Some("app"), want_errors: &[] },
+            Case { name: "anchored at the end", value: "app", source: "app-2", want: None, want_errors: &[] },
+            Case { name: "anchored at the start", value: "app", source: "my-app", want: None, want_errors: &[] },
+            Case { name: "case sensitive", value: "app", source: "App", want: None, want_errors: &[] },
+            Case { name: "comma list, first", value: "a,b,c", source: "a", want: Some("a"), want_errors: &[] },
+            Case { name: "comma list, middle", value: "a,b,c", source: "b", want: Some("b"), want_errors: &[] },
+            Case { name: "comma list, last", value: "a,b,c", source: "c", want: Some("c"), want_errors: &[] },
+            Case { name: "comma list, none", value: "a,b,c", source: "d", want: None, want_errors: &[] },
+            Case {
+                name: "whitespace trimmed around elements",
+                value: "  one ,\tapp  , two",
+                source: "app",
+                want: Some("app"),
+                want_errors: &[],
+            },
+            Case {
+                name: "whitespace trimmed, single",
+                value: " app ",
+                source: "app",
+                want: Some("app"),
+                want_errors: &[],
+            },
+            Case {
+                name: "whitespace is not part of the name",
+                value: "app, other",
+                source: " other",
+                want: None,
+                want_errors: &[],
+            },
+            Case { name: "alternation: a|b matches a", value: "a|b", source: "a", want: Some("a|b"), want_errors: &[] },
+            Case { name: "alternation: a|b matches b", value: "a|b", source: "b", want: Some("a|b"), want_errors: &[] },
+            Case {
+                name: "alternation grouped: a|b does not match abc (starts with a)",
+                value: "a|b",
+                source: "abc",
+                want: None,
+                want_errors: &[],
+            },
+            Case {
+                name: "alternation grouped: a|b does not match xb (ends with b)",
+                value: "a|b",
+                source: "xb",
+                want: None,
+                want_errors: &[],
+            },
+            Case {
+                name: "alternation grouped: a|b does not match ab",
+                value: "a|b",
+                source: "ab",
+                want: None,
+                want_errors: &[],
+            },
+            Case {
+                name: "alternation grouped: app|db does not match app-config",
+                value: "app|db",
+                source: "app-config",
+                want: None,
+                want_errors: &[],
+            },
+            Case {
+                name: "regex feature-.* matches feature-x",
+                value: "feature-.*",
+                source: "feature-x",
+                want: Some("feature-.*"),
+                want_errors: &[],
+            },
+            Case {
+                name: "regex feature-.* matches feature- (empty tail)",
+                value: "feature-.*",
+                source: "feature-",
+                want: Some("feature-.*"),
+                want_errors: &[],
+            },
+            Case {
+                name: "regex feature-.* is anchored at the start",
+                value: "feature-.*",
+                source: "my-feature-x",
+                want: None,
+                want_errors: &[],
+            },
+            Case {
+                name: "regex in a list with literals",
+                value: "app-config, feature-.*",
+                source: "feature-flags",
+                want: Some("feature-.*"),
+                want_errors: &[],
+            },
+            Case {
+                name: "regex character class",
+                value: "cfg-[0-9]+",
+                source: "cfg-42",
+                want: Some("cfg-[0-9]+"),
+                want_errors: &[],
+            },
+            Case {
+                name: "regex character class does not match letters",
+                value: "cfg-[0-9]+",
+                source: "cfg-x",
+                want: None,
+                want_errors: &[],
+            },
+            Case {
+                name: "a dot is a regex wildcard",
+                value: "app.config",
+                source: "app-config",
+                want: Some("app.config"),
+                want_errors: &[],
+            },
+            Case {
+                name: "the first matching element is reported",
+                value: "a.*, abc",
+                source: "abc",
+                want: Some("a.*"),
+                want_errors: &[],
+            },
+            Case {
+                name: "invalid regex alone is skipped with an error",
+                value: "(",
+                source: "(",
+                want: None,
+                want_errors: &["("],
+            },
+            Case {
+                name: "invalid regex skipped, valid element after it still works",
+                value: "(, app",
+                source: "app",
+                want: Some("app"),
+                want_errors: &["("],
+            },
+            Case {
+                name: "invalid regex skipped, valid element before it still works",
+                value: "app, [z-a]",
+                source: "app",
+                want: Some("app"),
+                want_errors: &["[z-a]"],
+            },
+            Case {
+                name: "two invalid elements, two errors",
+                value: "(, app, *",
+                source: "app",
+                want: Some("app"),
+                want_errors: &["(", "*"],
+            },
+            Case {
+                name: "empty elements ignored",
+                value: ",, app,,",
+                source: "app",
+                want: Some("app"),
+                want_errors: &[],
+            },
+            Case { name: "only commas and blanks", value: " , ,", source: "app", want: None, want_errors: &[] },
+            Case { name: "empty value", value: "", source: "app", want: None, want_errors: &[] },
+        ];
+        for c in &cases {
+            for (kind, key) in [(CM, CM_RELOAD), (SEC, SECRET_RELOAD)] {
+                let p = mk_policy(&[(key, c.value)], &[], false);
+                let info = Src::Plain.info();
+                let got = decide(p.for_kind(kind), c.source, info.as_ref(), false);
+                let want = match c.want {
+                    Some(raw) => named(raw),
+                    None => Err(Skip::NoRule),
+                };
+                assert_eq!(got, want, "row {:?}: {key}={:?} vs {:?}", c.name, c.value, c.source);
+                let errs: Vec<&str> = p.errors.iter().map(|e| e.value.as_str()).collect();
+                assert_eq!(errs, c.want_errors, "row {:?}: {key} errors {:?}", c.name, p.errors);
+                for e in &p.errors {
+                    assert_eq!(e.key, key, "row {:?}: error key", c.name);
+                    assert!(!e.problem.contains('\n'), "row {:?}: multi-line problem {:?}", c.name, e.problem);
+                }
+                // The other kind is untouched.
+                let other = match kind {
+                    CM => &p.secret,
+                    SEC => &p.configmap,
+                };
+                assert!(other.named.is_empty(), "row {:?}: {key} leaked into the other kind", c.name);
+            }
+        }
+    }
+
+    /// Each comma element must be a valid regex on its own: wrapping it as `^(?:element)$` must
+    /// not turn an invalid element into a valid one (spec §2.2 step 6: an invalid pattern is
+    /// skipped and reported), nor re-open the ungrouped "starts with / ends with" reading the
+    /// project rejects (deliberate difference for `a|b`).
+    #[test]
+    fn named_pattern_invalid_unless_wrapped_table() {
+        struct Case {
+            name: &'static str,
+            value: &'static str,
+            /// Names that must not match.
+            sources: &'static [&'static str],
+        }
+        let cases = [
+            Case { name: "a)|(b would read as starts-with-a or ends-with-b", value: "a)|(b", sources: &["abc", "xb"] },
+            Case { name: "a)(b would match ab", value: "a)(b", sources: &["ab"] },
+            Case { name: "x)|.*|(y would match every name", value: "x)|.*|(y", sources: &["anything", "app"] },
+        ];
+        // Every row is checked before failing, so the report lists all of them.
+        let mut failures = Vec::new();
+        for c in &cases {
+            assert!(Regex::new(c.value).is_err(), "row {:?}: the element is invalid on its own", c.name);
+            let p = mk_policy(&[(CM_RELOAD, c.value)], &[], false);
+            for src in c.sources {
+                let info = Src::Plain.info();
+                let got = decide(&p.configmap, src, info.as_ref(), true);
+                if got != Err(Skip::NoRule) {
+                    failures.push(format!("row {:?}: {:?} matched {src:?}: {got:?}", c.name, c.value));
+                }
+            }
+            let errs: Vec<&str> = p.errors.iter().map(|e| e.value.as_str()).collect();
+            if errs != [c.value] {
+                failures.push(format!("row {:?}: want one AnnotationError for {:?}, got {errs:?}", c.name, c.value));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn custom_keys_table() {
+        let keys = Keys {
+            auto: "example.com/auto".into(),
+            configmap_auto: "example.com/cm-auto".into(),
+            secret_auto: "example.com/secret-auto".into(),
+            configmap_reload: "example.com/cm-reload".into(),
+            secret_reload: "example.com/secret-reload".into(),
+            search: "example.com/search".into(),
+            match_: "example.com/match".into(),
+            ignore: "example.com/ignore".into(),
+            ..Keys::default()
+        };
+        struct Case {
+            name: &'static str,
+            workload: &'static [(&'static str, &'static str)],
+            template: &'static [(&'static str, &'static str)],
+            auto_reload_all: bool,
+            kind: SourceKind,
+            source: &'static str,
+            state: Src,
+            referenced: bool,
+            want: Result<Rule, Skip>,
+        }
+        let cases = [
+            Case {
+                name: "custom configmap named key",
+                workload: &[("example.com/cm-reload", "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: false,
+                want: named("app"),
+            },
+            Case {
+                name: "default configmap named key is ignored once overridden",
+                workload: &[(CM_RELOAD, "app")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: false,
+                want: Err(Skip::NoRule),
+            },
+            Case {
+                name: "custom secret named key",
+                workload: &[("example.com/secret-reload", "db-.*")],
+                template: &[],
+                auto_reload_all: false,
+                kind: SEC,
+                source: "db-main",
+                state: Src::Plain,
+                referenced: false,
+                want: named("db-.*"),
+            },
+            Case {
+                name: "custom auto key",
+                workload: &[("example.com/auto", "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            Case {
+                name: "default auto key ignored once overridden",
+                workload: &[(AUTO, "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: SEC,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            Case {
+                name: "default auto key false does not block auto-reload-all once overridden",
+                workload: &[(AUTO, "false")],
+                template: &[],
+                auto_reload_all: true,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::AutoReloadAll),
+            },
+            Case {
+                name: "custom typed auto key",
+                workload: &[("example.com/cm-auto", "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::TypedAuto),
+            },
+            Case {
+                name: "custom search key",
+                workload: &[("example.com/search", "true")],
+                template: &[],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Matched,
+                referenced: true,
+                want: Ok(Rule::Search),
+            },
+            Case {
+                name: "custom named key on the workload blocks the template fallback",
+                workload: &[("example.com/cm-reload", "")],
+                template: &[("example.com/auto", "true")],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Err(Skip::NoRule),
+            },
+            Case {
+                name: "default named key on the workload no longer blocks the fallback",
+                workload: &[(CM_RELOAD, "")],
+                template: &[("example.com/auto", "true")],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: true,
+                want: Ok(Rule::Auto),
+            },
+            Case {
+                name: "custom named key read from the template",
+                workload: &[],
+                template: &[("example.com/cm-reload", "app")],
+                auto_reload_all: false,
+                kind: CM,
+                source: "app",
+                state: Src::Plain,
+                referenced: false,
+                want: named("app"),
+            },
+        ];
+        for c in &cases {
+            let p = mk_policy_with(&keys, c.workload, c.template, c.auto_reload_all);
+            let info = c.state.info();
+            let got = decide(p.for_kind(c.kind), c.source, info.as_ref(), c.referenced);
+            assert_eq!(got, c.want, "row {:?}", c.name);
+        }
+    }
+
+    #[test]
+    fn only_configmap_reload_overridden() {
+        // The brief's example: overriding just the ConfigMap named key leaves the others at
+        // their defaults.
+        let keys = Keys { configmap_reload: "my.org/cm".into(), ..Keys::default() };
+        struct Case {
+            name: &'static str,
+            workload: &'static [(&'static str, &'static str)],
+            kind: SourceKind,
+            want: Result<Rule, Skip>,
+        }
+        let cases = [
+            Case { name: "overridden key works", workload: &[("my.org/cm", "app")], kind: CM, want: named("app") },
+            Case { name: "old key ignored", workload: &[(CM_RELOAD, "app")], kind: CM, want: Err(Skip::NoRule) },
+            Case { name: "secret default kept", workload: &[(SECRET_RELOAD, "app")], kind: SEC, want: named("app") },
+            Case { name: "auto default kept", workload: &[(AUTO, "true")], kind: CM, want: Ok(Rule::Auto) },
+        ];
+        for c in &cases {
+            let p = mk_policy_with(&keys, c.workload, &[], false);
+            let info = Src::Plain.info();
+            assert_eq!(decide(p.for_kind(c.kind), "app", info.as_ref(), true), c.want, "row {:?}", c.name);
+        }
+    }
+
+    #[test]
+    fn source_flags_table() {
+        struct Case {
+            name: &'static str,
+            annotations: Option<&'static [(&'static str, &'static str)]>,
+            want: (bool, bool),
+        }
+        let cases = [
+            Case { name: "no annotations", annotations: None, want: (false, false) },
+            Case { name: "empty annotations", annotations: Some(&[]), want: (false, false) },
+            Case { name: "match true", annotations: Some(&[(MATCH, "true")]), want: (true, false) },
+            Case { name: "ignore true", annotations: Some(&[(IGNORE, "true")]), want: (false, true) },
+            Case { name: "both", annotations: Some(&[(MATCH, "true"), (IGNORE, "true")]), want: (true, true) },
+            Case { name: "match True is not exact", annotations: Some(&[(MATCH, "True")]), want: (false, false) },
+            Case { name: "ignore 1 is not exact", annotations: Some(&[(IGNORE, "1")]), want: (false, false) },
+            Case { name: "match false", annotations: Some(&[(MATCH, "false")]), want: (false, false) },
+            Case { name: "match empty", annotations: Some(&[(MATCH, "")]), want: (false, false) },
+            Case {
+                name: "workload keys on a source mean nothing",
+                annotations: Some(&[(AUTO, "true"), (SEARCH, "true")]),
+                want: (false, false),
+            },
+        ];
+        for c in &cases {
+            let a = c.annotations.map(mk_ann);
+            assert_eq!(Keys::default().source_flags(a.as_ref()), c.want, "row {:?}", c.name);
+        }
+    }
+
+    #[test]
+    fn is_active_table() {
+        struct Case {
+            name: &'static str,
+            workload: &'static [(&'static str, &'static str)],
+            auto_reload_all: bool,
+            want: (bool, bool),
+        }
+        let cases = [
+            Case { name: "nothing", workload: &[], auto_reload_all: false, want: (false, false) },
+            Case { name: "auto-reload-all", workload: &[], auto_reload_all: true, want: (true, true) },
+            Case { name: "auto true", workload: &[(AUTO, "true")], auto_reload_all: false, want: (true, true) },
+            Case { name: "auto false", workload: &[(AUTO, "false")], auto_reload_all: true, want: (false, false) },
+            Case { name: "cm auto", workload: &[(CM_AUTO, "true")], auto_reload_all: false, want: (true, false) },
+            Case {
+                name: "secret auto false under auto-all",
+                workload: &[(SECRET_AUTO, "false")],
+                auto_reload_all: true,
+                want: (true, false),
+            },
+            Case { name: "cm named", workload: &[(CM_RELOAD, "x")], auto_reload_all: false, want: (true, false) },
+            Case { name: "search", workload: &[(SEARCH, "true")], auto_reload_all: false, want: (true, true) },
+            Case {
+                name: "only invalid named patterns",
+                workload: &[(SECRET_RELOAD, "(")],
+                auto_reload_all: false,
+                want: (false, false),
+            },
+        ];
+        for c in &cases {
+            let p = mk_policy(c.workload, &[], c.auto_reload_all);
+            assert_eq!((p.configmap.is_active(), p.secret.is_active()), c.want, "row {:?}", c.name);
+            assert_eq!(p.is_active(), c.want.0 || c.want.1, "row {:?}: Policy::is_active", c.name);
+        }
+    }
 }

@@ -13,8 +13,7 @@ use crate::decide::{self, ChangeKind, Plan};
 use crate::patch;
 use crate::workload::{WorkloadKey, WorkloadKind};
 
-/// The field manager of every write.
-pub const FIELD_MANAGER: &str = "kube-reloader";
+pub use crate::record::FIELD_MANAGER;
 
 /// Errors of applying a plan.
 #[derive(Debug, thiserror::Error)]
@@ -66,9 +65,8 @@ pub async fn reconcile(ctx: &Arc<Ctx>, key: &WorkloadKey) -> Result<Outcome, Rec
             patch::record_patch(&w, record)
         }
         Plan::Reload { changes, record } => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
             match patch::template_patch(&w, changes, ctx.settings.strategy, now) {
                 Some(t) => patch::reload_patch(&w, t, record),
                 None => {

@@ -10,6 +10,9 @@ use crate::source::SourceRef;
 /// The annotation, under this project's own domain, that holds the record.
 pub const RECORD_ANNOTATION: &str = "reloader.kube-reloader.dev/applied";
 
+/// The field manager of every write this controller makes.
+pub const FIELD_MANAGER: &str = "kube-reloader";
+
 /// What was applied for one source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applied {
@@ -85,7 +88,9 @@ mod tests {
 
     #[test]
     fn malformed() {
-        for bad in ["", "[]", "{\"configmap/c\":1}", "{\"pod/c\":\"-\"}", "{\"configmap/c\":\"xyz\"}", "{\"secret/\":\"-\"}"] {
+        for bad in
+            ["", "[]", "{\"configmap/c\":1}", "{\"pod/c\":\"-\"}", "{\"configmap/c\":\"xyz\"}", "{\"secret/\":\"-\"}"]
+        {
             assert!(decode(bad).is_err(), "{bad}");
         }
     }

@@ -250,8 +250,7 @@ pub(crate) mod tests {
                 {"name":"p","projected":{"sources":[{"configMap":{"name":"proj-cm"}},{"secret":{"name":"proj-s"}},{"downwardAPI":{}}]}},
                 {"name":"unused","configMap":{"name":"unmounted"}}]
         }));
-        let got: Vec<(String, String)> =
-            references(&s).into_iter().map(|(r, c)| (r.to_string(), c)).collect();
+        let got: Vec<(String, String)> = references(&s).into_iter().map(|(r, c)| (r.to_string(), c)).collect();
         let want = [
             ("configmap/env-cm", "a"),
             ("configmap/proj-cm", "a"),

@@ -65,10 +65,7 @@ impl State {
 
     /// Every source of one kind (for a relist diff).
     pub fn source_names(&self, kind: SourceKind) -> Vec<(String, String)> {
-        self.sources
-            .iter()
-            .flat_map(|(ns, s)| s.of_kind(kind).keys().map(move |n| (ns.clone(), n.clone())))
-            .collect()
+        self.sources.iter().flat_map(|(ns, s)| s.of_kind(kind).keys().map(move |n| (ns.clone(), n.clone()))).collect()
     }
 
     /// Workloads a change of this source may concern.

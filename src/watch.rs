@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::Api;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
@@ -20,7 +20,9 @@ use crate::source::{SourceInfo, SourceKind, SourceRef};
 use crate::workload::{self, WorkloadObject};
 
 /// A ConfigMap or Secret type.
-pub trait SourceObject: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static {
+pub trait SourceObject:
+    Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static
+{
     const KIND: SourceKind;
     fn content_hash(&self) -> hash::ContentHash;
 }
@@ -65,7 +67,13 @@ fn in_scope(scope: Option<&str>, namespace: &str) -> bool {
 }
 
 /// Watches ConfigMaps or Secrets in one scope (`None`: all namespaces).
-pub async fn sources<K: SourceObject>(ctx: Arc<Ctx>, api: Api<K>, cfg: watcher::Config, scope: Option<String>, mut synced: Synced) {
+pub async fn sources<K: SourceObject>(
+    ctx: Arc<Ctx>,
+    api: Api<K>,
+    cfg: watcher::Config,
+    scope: Option<String>,
+    mut synced: Synced,
+) {
     let kind = K::KIND;
     let stream = watcher::watcher(api, cfg).default_backoff();
     futures::pin_mut!(stream);
@@ -145,7 +153,13 @@ fn delete_source(ctx: &Ctx, kind: SourceKind, ns: &str, name: &str) {
 }
 
 /// Watches one workload kind in one scope.
-pub async fn workloads<K: WorkloadObject>(ctx: Arc<Ctx>, api: Api<K>, cfg: watcher::Config, scope: Option<String>, mut synced: Synced) {
+pub async fn workloads<K: WorkloadObject>(
+    ctx: Arc<Ctx>,
+    api: Api<K>,
+    cfg: watcher::Config,
+    scope: Option<String>,
+    mut synced: Synced,
+) {
     let stream = watcher::watcher(api, cfg).default_backoff();
     futures::pin_mut!(stream);
     let mut relist: Option<HashSet<(String, String)>> = None;
@@ -167,7 +181,9 @@ pub async fn workloads<K: WorkloadObject>(ctx: Arc<Ctx>, api: Api<K>, cfg: watch
                 let seen = relist.take().unwrap_or_default();
                 let mut st = ctx.state.lock().expect("state lock");
                 for k in st.workload_keys_of(K::KIND) {
-                    if in_scope(scope.as_deref(), &k.namespace) && !seen.contains(&(k.namespace.clone(), k.name.clone())) {
+                    if in_scope(scope.as_deref(), &k.namespace)
+                        && !seen.contains(&(k.namespace.clone(), k.name.clone()))
+                    {
                         st.remove_workload(&k);
                     }
                 }

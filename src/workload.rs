@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::policy::{Keys, Policy};
-use crate::record::{self, RECORD_ANNOTATION, Record};
+use crate::record::{self, FIELD_MANAGER, RECORD_ANNOTATION, Record};
 use crate::refs;
 use crate::source::SourceRef;
 
@@ -76,6 +76,11 @@ pub struct Workload {
     pub stakater_env: BTreeSet<(String, String)>,
     /// The applied record; `Ok(None)` when the workload carries none yet.
     pub record: Result<Option<Record>, String>,
+    /// Set (to the writer's field manager) when the record was last written by someone else:
+    /// `kubectl rollout undo` copies an old ReplicaSet's annotations, record included, back
+    /// onto the Deployment while restarting its pods. Such a record does not describe what the
+    /// running pods have, so it is not trusted: the workload is adopted as seen.
+    pub record_foreign: Option<String>,
     /// A digest of everything above that decisions read (not the resourceVersion), so that
     /// status-only updates of a workload do not cause a reconcile.
     pub fingerprint: u64,
@@ -104,16 +109,16 @@ pub fn project(
         .into_iter()
         .flat_map(|s| s.containers.iter())
         .flat_map(|c| {
-            c.env
-                .iter()
-                .flatten()
-                .filter(|e| e.name.starts_with("STAKATER_"))
-                .map(|e| (c.name.clone(), e.name.clone()))
+            c.env.iter().flatten().filter(|e| e.name.starts_with("STAKATER_")).map(|e| (c.name.clone(), e.name.clone()))
         })
         .collect();
     let record = match meta.annotations.as_ref().and_then(|a| a.get(RECORD_ANNOTATION)) {
         None => Ok(None),
         Some(s) => record::decode(s).map(Some),
+    };
+    let record_foreign = match &record {
+        Ok(Some(_)) => foreign_writer(meta),
+        _ => None,
     };
     let fingerprint = {
         use std::hash::{Hash, Hasher};
@@ -137,8 +142,23 @@ pub fn project(
         first_container,
         stakater_env,
         record,
+        record_foreign,
         fingerprint,
     }
+}
+
+/// Who last wrote the record annotation, if not this controller (from `managedFields`). An
+/// object without managed fields is trusted.
+fn foreign_writer(meta: &ObjectMeta) -> Option<String> {
+    let entries = meta.managed_fields.as_ref().filter(|m| !m.is_empty())?;
+    let key = format!("f:{RECORD_ANNOTATION}");
+    let owns = |e: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry| {
+        e.fields_v1.as_ref().and_then(|f| f.0.get("f:metadata")?.get("f:annotations")?.get(&key)).is_some()
+    };
+    if entries.iter().any(|e| e.manager.as_deref() == Some(FIELD_MANAGER) && owns(e)) {
+        return None;
+    }
+    Some(entries.iter().find(|e| owns(e)).and_then(|e| e.manager.clone()).unwrap_or_else(|| "unknown".into()))
 }
 
 /// The Kubernetes types this controller rolls.

@@ -1,0 +1,300 @@
+//! Integration-test harness: the local control plane (started once per run, or reused if it is
+//! up), a throw-away namespace per test, the controller run in-process, and "await this
+//! condition within N s" helpers. A control plane that cannot start fails the test run.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use reloader::config::{Cli, Settings};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub struct Cluster {
+    pub kubeconfig: PathBuf,
+    pub bin: PathBuf,
+}
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The local control plane; started on first use.
+pub fn cluster() -> &'static Cluster {
+    static C: OnceLock<Cluster> = OnceLock::new();
+    C.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(repo().join("hack/cluster.sh"))
+            .arg("ensure")
+            .output()
+            .expect("run hack/cluster.sh");
+        if !out.status.success() {
+            panic!(
+                "the local control plane did not start; integration tests cannot run without it.\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout.lines().last().unwrap_or_default();
+        let path = last.strip_prefix("export KUBECONFIG=").unwrap_or_else(|| panic!("unexpected output: {stdout}"));
+        let bin = Command::new("bash").arg(repo().join("hack/tools.sh")).arg("--check").output().expect("tools");
+        Cluster {
+            kubeconfig: PathBuf::from(path),
+            bin: PathBuf::from(String::from_utf8_lossy(&bin.stdout).trim().to_string()),
+        }
+    })
+}
+
+pub async fn client() -> Client {
+    let c = cluster();
+    let kc = Kubeconfig::read_from(&c.kubeconfig).expect("read kubeconfig");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("kubeconfig");
+    Client::try_from(config).expect("client")
+}
+
+/// Runs the cluster's own kubectl.
+pub fn kubectl(args: &[&str]) -> std::process::Output {
+    let c = cluster();
+    Command::new(c.bin.join("kubectl")).args(args).env("KUBECONFIG", &c.kubeconfig).output().expect("run kubectl")
+}
+
+/// A namespace for one test, deleted when dropped (even on panic).
+pub struct TestNs {
+    pub name: String,
+    pub client: Client,
+}
+
+impl TestNs {
+    pub async fn new(prefix: &str) -> TestNs {
+        let client = client().await;
+        let suffix: u32 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let name = format!("{prefix}-{:x}{:x}", suffix, std::process::id() & 0xfff);
+        let ns: Namespace = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"reloader-test": name}}
+        }))
+        .unwrap();
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
+        // Pods need the namespace's default ServiceAccount, which the controller-manager adds.
+        let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &name);
+        eventually(Duration::from_secs(20), "default ServiceAccount", || async {
+            sa.get_opt("default").await.ok().flatten()
+        })
+        .await;
+        TestNs { name, client }
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    pub async fn apply_json<K>(&self, v: Value) -> K
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + serde::Serialize,
+    {
+        let obj: K = serde_json::from_value(v).expect("valid object");
+        let name = obj.meta().name.clone().expect("name");
+        self.api::<K>()
+            .patch(&name, &PatchParams::apply("reloader-tests").force(), &Patch::Apply(&obj))
+            .await
+            .expect("apply")
+    }
+
+    pub async fn set_configmap(&self, name: &str, data: Value) {
+        self.apply_json::<ConfigMap>(
+            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":name},"data":data}),
+        )
+        .await;
+    }
+
+    pub async fn set_secret(&self, name: &str, data: Value) {
+        self.apply_json::<Secret>(
+            json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":name},"stringData":data}),
+        )
+        .await;
+    }
+
+    pub async fn delete<K>(&self, name: &str)
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned,
+    {
+        self.api::<K>().delete(name, &DeleteParams::default()).await.expect("delete");
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        let _ = kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
+    }
+}
+
+/// Polls `f` until it yields `Some`, or panics after `timeout` naming `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Asserts `f` stays `true` for the whole `duration` (polled), naming `what` otherwise.
+pub async fn holds<F, Fut>(duration: Duration, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        assert!(f().await, "{what} stopped holding after {:?}", start.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Parses controller settings from Reloader-style arguments.
+pub fn settings(args: &[&str]) -> Settings {
+    use clap::Parser;
+    let cli = Cli::try_parse_from(std::iter::once("reloader").chain(args.iter().copied())).expect("valid args");
+    cli.run.settings().expect("valid settings")
+}
+
+/// The controller, running in-process until stopped or dropped.
+pub struct Controller {
+    token: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Controller {
+    /// Starts the controller scoped to `ns` (plus `args`), and waits for its initial sync.
+    pub async fn start(ns: &TestNs, args: &[&str]) -> Controller {
+        let scope = format!("--namespaces={}", ns.name);
+        let mut all = vec![scope.as_str()];
+        all.extend_from_slice(args);
+        Self::start_with(settings(&all)).await
+    }
+
+    pub async fn start_with(settings: Settings) -> Controller {
+        let ctx = reloader::controller::Ctx::new(client().await, settings);
+        let token = CancellationToken::new();
+        let mut synced = ctx.synced.subscribe();
+        let handle = tokio::spawn(reloader::controller::run(ctx, token.clone()));
+        tokio::time::timeout(Duration::from_secs(20), synced.wait_for(|s| *s))
+            .await
+            .expect("controller synced within 20 s")
+            .expect("sync channel");
+        // Let the first pass over the workloads finish before the test changes anything.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Controller { token, handle: Some(handle) }
+    }
+
+    pub async fn stop(mut self) {
+        self.token.cancel();
+        if let Some(h) = self.handle.take() {
+            h.await.expect("controller task").expect("controller result");
+        }
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+pub const LAST_RELOADED_FROM: &str = "reloader.stakater.com/last-reloaded-from";
+pub const RECORD: &str = "reloader.kube-reloader.dev/applied";
+
+/// A Deployment (3 replicas) whose pod template uses the given container/volume JSON.
+pub fn deployment(name: &str, annotations: Value, pod_spec: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec}
+        }
+    })
+}
+
+/// A single-container pod spec with `envFrom` on the named ConfigMaps.
+pub fn env_from_configmaps(names: &[&str]) -> Value {
+    let refs: Vec<Value> = names.iter().map(|n| json!({"configMapRef": {"name": n}})).collect();
+    json!({"containers": [{"name": "app", "image": "example.com/app:1", "envFrom": refs}]})
+}
+
+/// The Deployment's pod template, serialised: a rollout is exactly a change of it. (The
+/// generation is no measure: Deployments bump it on metadata-annotation changes too.)
+pub async fn pod_template(ns: &TestNs, name: &str) -> String {
+    let d = ns.api::<Deployment>().get(name).await.expect("get deployment");
+    serde_json::to_string(&d.spec.expect("spec").template).expect("serialise")
+}
+
+/// The number of ReplicaSets of a Deployment: one per distinct pod template it rolled to.
+pub async fn replica_sets(ns: &TestNs, name: &str) -> usize {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    let list = ns.api::<ReplicaSet>().list(&Default::default()).await.expect("list rs");
+    list.items
+        .iter()
+        .filter(|rs| rs.metadata.owner_references.iter().flatten().any(|o| o.kind == "Deployment" && o.name == name))
+        .count()
+}
+
+pub async fn template_annotation(ns: &TestNs, name: &str, key: &str) -> Option<String> {
+    let d = ns.api::<Deployment>().get(name).await.expect("get deployment");
+    d.spec?.template.metadata?.annotations?.get(key).cloned()
+}
+
+pub async fn record_of(ns: &TestNs, name: &str) -> Option<String> {
+    let d = ns.api::<Deployment>().get(name).await.expect("get deployment");
+    d.metadata.annotations?.get(RECORD).cloned()
+}
+
+/// Waits until the Deployment carries a record (the controller has seen it).
+pub async fn await_record(ns: &TestNs, name: &str) -> String {
+    eventually(Duration::from_secs(10), "the applied record on the workload", || async { record_of(ns, name).await })
+        .await
+}
+
+/// Waits (up to 2 s, the promised latency) for the Deployment's pod template to change from
+/// `from`; returns the new template.
+pub async fn await_reload(ns: &TestNs, name: &str, from: &str) -> String {
+    eventually(Duration::from_secs(2), &format!("a reload of {name}"), || async {
+        let t = pod_template(ns, name).await;
+        (t != from).then_some(t)
+    })
+    .await
+}
+
+/// Asserts the pod template stays `now` for 5 s.
+pub async fn assert_no_reload(ns: &TestNs, name: &str, now: &str) {
+    holds(Duration::from_secs(5), &format!("no reload of {name}"), || async { pod_template(ns, name).await == now })
+        .await;
+}

@@ -1,0 +1,452 @@
+//! The reload engine against the local control plane: annotation modes, reference kinds,
+//! strategies, and the level-triggered guarantees (restart, catch-up, adoption, re-creation,
+//! rollback, create/delete flags, coalescing).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+
+fn app(extra: Value) -> Value {
+    let mut c = json!({"name": "app", "image": "example.com/app:1"});
+    c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    c
+}
+
+/// Sets up a Deployment with `annotations` and `pod_spec`, starts the controller, and returns
+/// it with the Deployment's pod template once adopted.
+async fn setup(ns: &TestNs, annotations: Value, pod_spec: Value, args: &[&str]) -> (Controller, String) {
+    ns.apply_json::<Deployment>(deployment("web", annotations, pod_spec)).await;
+    let ctl = Controller::start(ns, args).await;
+    let t = pod_template(ns, "web").await;
+    (ctl, t)
+}
+
+async fn label_configmap(ns: &TestNs, name: &str) {
+    let p = json!({"metadata": {"labels": {"touched": "yes"}, "annotations": {"note": "x"}}});
+    ns.api::<ConfigMap>().patch(name, &PatchParams::default(), &Patch::Merge(&p)).await.expect("label");
+}
+
+// ---------------------------------------------------------------- annotation modes
+
+#[tokio::test]
+async fn auto_reloads_on_a_referenced_configmap_change_and_not_on_label_edits() {
+    let ns = TestNs::new("auto").await;
+    ns.set_configmap("cfg", json!({"a": "1"})).await;
+    let (_ctl, g0) =
+        setup(&ns, json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&["cfg"]), &[]).await;
+    await_record(&ns, "web").await;
+    assert_eq!(pod_template(&ns, "web").await, g0, "adoption does not roll");
+
+    label_configmap(&ns, "cfg").await;
+    assert_no_reload(&ns, "web", &g0).await;
+
+    ns.set_configmap("cfg", json!({"a": "2"})).await;
+    let g1 = await_reload(&ns, "web", &g0).await;
+    let lrf: Value = serde_json::from_str(&template_annotation(&ns, "web", LAST_RELOADED_FROM).await.unwrap()).unwrap();
+    assert_eq!(lrf["type"], "CONFIGMAP");
+    assert_eq!(lrf["name"], "cfg");
+    assert_eq!(lrf["namespace"], ns.name.as_str());
+    assert_eq!(lrf["containerRefs"], json!(["app"]));
+    assert_eq!(lrf["hash"].as_str().unwrap().len(), 64);
+    let keys: Vec<&String> = lrf.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["containerRefs", "hash", "name", "namespace", "observedAt", "type"], "all fields present");
+    assert!(
+        template_annotation(&ns, "web", LAST_RELOADED_FROM).await.unwrap().starts_with("{\"type\":"),
+        "Reloader's field order"
+    );
+    assert_no_reload(&ns, "web", &g1).await;
+}
+
+#[tokio::test]
+async fn auto_false_and_unreferenced_sources_do_not_reload() {
+    let ns = TestNs::new("auto-neg").await;
+    ns.set_configmap("used", json!({"a": "1"})).await;
+    ns.set_configmap("unused", json!({"a": "1"})).await;
+    let (_ctl, g0) =
+        setup(&ns, json!({"reloader.stakater.com/auto": "false"}), env_from_configmaps(&["used"]), &[]).await;
+    ns.set_configmap("used", json!({"a": "2"})).await;
+    assert_no_reload(&ns, "web", &g0).await;
+
+    let p = json!({"metadata": {"annotations": {"reloader.stakater.com/auto": "true"}}});
+    ns.api::<Deployment>().patch("web", &PatchParams::default(), &Patch::Merge(&p)).await.unwrap();
+    await_record(&ns, "web").await;
+    ns.set_configmap("unused", json!({"a": "2"})).await;
+    assert_no_reload(&ns, "web", &g0).await;
+}
+
+#[tokio::test]
+async fn typed_auto_only_reloads_for_its_kind() {
+    let ns = TestNs::new("typed").await;
+    ns.set_configmap("cfg", json!({"a": "1"})).await;
+    ns.set_secret("sec", json!({"p": "1"})).await;
+    let spec = json!({"containers": [app(json!({"envFrom": [{"configMapRef": {"name": "cfg"}}, {"secretRef": {"name": "sec"}}]}))]});
+    let (_ctl, g0) = setup(&ns, json!({"secret.reloader.stakater.com/auto": "true"}), spec, &[]).await;
+    await_record(&ns, "web").await;
+    ns.set_configmap("cfg", json!({"a": "2"})).await;
+    assert_no_reload(&ns, "web", &g0).await;
+    ns.set_secret("sec", json!({"p": "2"})).await;
+    await_reload(&ns, "web", &g0).await;
+    let lrf = template_annotation(&ns, "web", LAST_RELOADED_FROM).await.unwrap();
+    assert!(lrf.contains("\"type\":\"SECRET\"") && lrf.contains("\"name\":\"sec\""), "{lrf}");
+}
+
+#[tokio::test]
+async fn named_reload_matches_regex_lists_without_a_reference() {
+    let ns = TestNs::new("named").await;
+    for n in ["app-config", "feature-x", "abc", "xb", "a"] {
+        ns.set_configmap(n, json!({"v": "1"})).await;
+    }
+    let ann = json!({"configmap.reloader.stakater.com/reload": "app-config, feature-.*, a|b"});
+    let (_ctl, g0) = setup(&ns, ann, env_from_configmaps(&[]), &[]).await;
+    await_record(&ns, "web").await;
+
+    // "a|b" means exactly a or b: abc and xb are not governed.
+    ns.set_configmap("abc", json!({"v": "2"})).await;
+    ns.set_configmap("xb", json!({"v": "2"})).await;
+    assert_no_reload(&ns, "web", &g0).await;
+
+    ns.set_configmap("feature-x", json!({"v": "2"})).await;
+    let g1 = await_reload(&ns, "web", &g0).await;
+    ns.set_configmap("a", json!({"v": "2"})).await;
+    await_reload(&ns, "web", &g1).await;
+}
+
+#[tokio::test]
+async fn search_reloads_only_for_matching_referenced_sources() {
+    let ns = TestNs::new("search").await;
+    ns.apply_json::<ConfigMap>(json!({"apiVersion":"v1","kind":"ConfigMap",
+        "metadata":{"name":"marked","annotations":{"reloader.stakater.com/match":"true"}},"data":{"v":"1"}}))
+        .await;
+    ns.set_configmap("plain", json!({"v": "1"})).await;
+    let (_ctl, g0) =
+        setup(&ns, json!({"reloader.stakater.com/search": "true"}), env_from_configmaps(&["marked", "plain"]), &[])
+            .await;
+    await_record(&ns, "web").await;
+    ns.set_configmap("plain", json!({"v": "2"})).await;
+    assert_no_reload(&ns, "web", &g0).await;
+    ns.apply_json::<ConfigMap>(json!({"apiVersion":"v1","kind":"ConfigMap",
+        "metadata":{"name":"marked","annotations":{"reloader.stakater.com/match":"true"}},"data":{"v":"2"}}))
+        .await;
+    await_reload(&ns, "web", &g0).await;
+}
+
+#[tokio::test]
+async fn exclude_and_ignore_win_over_auto() {
+    let ns = TestNs::new("exclude").await;
+    ns.set_configmap("excluded", json!({"v": "1"})).await;
+    ns.apply_json::<ConfigMap>(json!({"apiVersion":"v1","kind":"ConfigMap",
+        "metadata":{"name":"ignored","annotations":{"reloader.stakater.com/ignore":"true"}},"data":{"v":"1"}}))
+        .await;
+    ns.set_configmap("kept", json!({"v": "1"})).await;
+    let ann =
+        json!({"reloader.stakater.com/auto": "true", "configmaps.exclude.reloader.stakater.com/reload": "excluded"});
+    let (_ctl, g0) = setup(&ns, ann, env_from_configmaps(&["excluded", "ignored", "kept"]), &[]).await;
+    await_record(&ns, "web").await;
+    ns.set_configmap("excluded", json!({"v": "2"})).await;
+    ns.apply_json::<ConfigMap>(json!({"apiVersion":"v1","kind":"ConfigMap",
+        "metadata":{"name":"ignored","annotations":{"reloader.stakater.com/ignore":"true"}},"data":{"v":"2"}}))
+        .await;
+    assert_no_reload(&ns, "web", &g0).await;
+    ns.set_configmap("kept", json!({"v": "2"})).await;
+    await_reload(&ns, "web", &g0).await;
+}
+
+#[tokio::test]
+async fn pod_template_annotations_are_the_fallback() {
+    let ns = TestNs::new("template").await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    let spec = env_from_configmaps(&["cfg"]);
+    let mut d = deployment("web", json!({}), spec);
+    d["spec"]["template"]["metadata"]["annotations"] = json!({"reloader.stakater.com/auto": "true"});
+    ns.apply_json::<Deployment>(d).await;
+    let _ctl = Controller::start(&ns, &[]).await;
+    await_record(&ns, "web").await;
+    let g0 = pod_template(&ns, "web").await;
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    await_reload(&ns, "web", &g0).await;
+}
+
+#[tokio::test]
+async fn auto_reload_all_with_opt_outs() {
+    let ns = TestNs::new("all").await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    ns.set_secret("sec", json!({"v": "1"})).await;
+    let spec = json!({"containers": [app(json!({"envFrom": [{"configMapRef": {"name": "cfg"}}, {"secretRef": {"name": "sec"}}]}))]});
+    ns.apply_json::<Deployment>(deployment("plain", json!({}), spec.clone())).await;
+    ns.apply_json::<Deployment>(deployment("optout", json!({"reloader.stakater.com/auto": "false"}), spec.clone()))
+        .await;
+    ns.apply_json::<Deployment>(deployment("nosecret", json!({"secret.reloader.stakater.com/auto": "false"}), spec))
+        .await;
+    let _ctl = Controller::start(&ns, &["--auto-reload-all"]).await;
+    await_record(&ns, "plain").await;
+    await_record(&ns, "nosecret").await;
+    let (p0, o0, n0) =
+        (pod_template(&ns, "plain").await, pod_template(&ns, "optout").await, pod_template(&ns, "nosecret").await);
+    ns.set_secret("sec", json!({"v": "2"})).await;
+    let p1 = await_reload(&ns, "plain", &p0).await;
+    assert_no_reload(&ns, "nosecret", &n0).await;
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    await_reload(&ns, "plain", &p1).await;
+    await_reload(&ns, "nosecret", &n0).await;
+    assert_eq!(pod_template(&ns, "optout").await, o0, "auto: \"false\" opts out of --auto-reload-all");
+}
+
+// ---------------------------------------------------------------- reference kinds
+
+#[tokio::test]
+async fn every_reference_kind_reloads() {
+    let ns = TestNs::new("refs").await;
+    let sources = [
+        ("vol-cm", false),
+        ("proj-cm", false),
+        ("envfrom-cm", false),
+        ("keyref-cm", false),
+        ("init-cm", false),
+        ("vol-secret", true),
+        ("proj-secret", true),
+        ("keyref-secret", true),
+    ];
+    for (n, secret) in sources {
+        if secret {
+            ns.set_secret(n, json!({"k": "1"})).await;
+        } else {
+            ns.set_configmap(n, json!({"k": "1"})).await;
+        }
+    }
+    let spec = json!({
+        "initContainers": [{"name": "init", "image": "example.com/init:1", "envFrom": [{"configMapRef": {"name": "init-cm"}}]}],
+        "containers": [
+            app(json!({
+                "envFrom": [{"configMapRef": {"name": "envfrom-cm"}}],
+                "env": [
+                    {"name": "A", "valueFrom": {"configMapKeyRef": {"name": "keyref-cm", "key": "k"}}},
+                    {"name": "B", "valueFrom": {"secretKeyRef": {"name": "keyref-secret", "key": "k"}}}
+                ],
+                "volumeMounts": [{"name": "v1", "mountPath": "/v1"}, {"name": "creds", "mountPath": "/creds"}, {"name": "p", "mountPath": "/p"}]
+            })),
+        ],
+        "volumes": [
+            {"name": "v1", "configMap": {"name": "vol-cm"}},
+            {"name": "creds", "secret": {"secretName": "vol-secret"}},
+            {"name": "p", "projected": {"sources": [{"configMap": {"name": "proj-cm"}}, {"secret": {"name": "proj-secret"}}]}}
+        ]
+    });
+    let (_ctl, mut g) = setup(&ns, json!({"reloader.stakater.com/auto": "true"}), spec, &[]).await;
+    let record = await_record(&ns, "web").await;
+    for (n, _) in sources {
+        assert!(record.contains(n), "{n} is recorded: {record}");
+    }
+    for (n, secret) in sources {
+        if secret {
+            ns.set_secret(n, json!({"k": "2"})).await;
+        } else {
+            ns.set_configmap(n, json!({"k": "2"})).await;
+        }
+        g = await_reload(&ns, "web", &g).await;
+        let lrf = template_annotation(&ns, "web", LAST_RELOADED_FROM).await.unwrap();
+        assert!(lrf.contains(&format!("\"name\":\"{n}\"")), "{n}: {lrf}");
+        // Wait out the debounce window so the next change is its own rollout.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+}
+
+// ---------------------------------------------------------------- workload kinds and strategies
+
+#[tokio::test]
+async fn statefulsets_and_daemonsets_reload() {
+    let ns = TestNs::new("kinds").await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    let template = json!({"metadata": {"labels": {"app": "x"}}, "spec": env_from_configmaps(&["cfg"])});
+    ns.apply_json::<StatefulSet>(json!({"apiVersion":"apps/v1","kind":"StatefulSet",
+        "metadata":{"name":"sts","annotations":{"reloader.stakater.com/auto":"true"}},
+        "spec":{"replicas":1,"serviceName":"sts","selector":{"matchLabels":{"app":"x"}},"template":template}}))
+        .await;
+    ns.apply_json::<DaemonSet>(json!({"apiVersion":"apps/v1","kind":"DaemonSet",
+        "metadata":{"name":"ds","annotations":{"configmap.reloader.stakater.com/reload":"cfg"}},
+        "spec":{"selector":{"matchLabels":{"app":"x"}},"template":template}}))
+        .await;
+    let _ctl = Controller::start(&ns, &[]).await;
+    let sts = ns.api::<StatefulSet>();
+    let ds = ns.api::<DaemonSet>();
+    let rec = |o: Option<std::collections::BTreeMap<String, String>>| o.and_then(|a| a.get(RECORD).cloned());
+    eventually(Duration::from_secs(10), "records", || async {
+        let a = rec(sts.get("sts").await.ok()?.metadata.annotations);
+        let b = rec(ds.get("ds").await.ok()?.metadata.annotations);
+        (a.is_some() && b.is_some()).then_some(())
+    })
+    .await;
+    let tpl = |spec: Option<Value>| spec.map(|s| s["template"].to_string()).unwrap_or_default();
+    let t_sts = tpl(sts.get("sts").await.unwrap().spec.map(|s| serde_json::to_value(s).unwrap()));
+    let t_ds = tpl(ds.get("ds").await.unwrap().spec.map(|s| serde_json::to_value(s).unwrap()));
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    eventually(Duration::from_secs(2), "StatefulSet and DaemonSet reloaded", || async {
+        let a = tpl(sts.get("sts").await.ok()?.spec.map(|s| serde_json::to_value(s).unwrap())) != t_sts;
+        let b = tpl(ds.get("ds").await.ok()?.spec.map(|s| serde_json::to_value(s).unwrap())) != t_ds;
+        (a && b).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn env_vars_strategy_sets_reloader_named_variables() {
+    let ns = TestNs::new("envvars").await;
+    ns.set_configmap("my-config", json!({"v": "1"})).await;
+    ns.set_secret("my-secret", json!({"v": "1"})).await;
+    let spec = json!({"containers": [
+        {"name": "side", "image": "example.com/side:1"},
+        app(json!({"envFrom": [{"configMapRef": {"name": "my-config"}}, {"secretRef": {"name": "my-secret"}}]}))
+    ]});
+    let (_ctl, g0) =
+        setup(&ns, json!({"reloader.stakater.com/auto": "true"}), spec, &["--reload-strategy=env-vars"]).await;
+    await_record(&ns, "web").await;
+    ns.set_configmap("my-config", json!({"v": "2"})).await;
+    ns.set_secret("my-secret", json!({"v": "2"})).await;
+    let g1 = await_reload(&ns, "web", &g0).await;
+    let d = ns.api::<Deployment>().get("web").await.unwrap();
+    let containers = d.spec.unwrap().template.spec.unwrap().containers;
+    let env: Vec<String> = containers[1].env.clone().unwrap_or_default().into_iter().map(|e| e.name).collect();
+    assert!(env.contains(&"STAKATER_MY_CONFIG_CONFIGMAP".to_string()), "{env:?}");
+    assert!(env.contains(&"STAKATER_MY_SECRET_SECRET".to_string()), "{env:?}");
+    assert!(containers[0].env.is_none(), "the other container is untouched");
+    assert!(template_annotation(&ns, "web", LAST_RELOADED_FROM).await.is_none());
+    let _ = g1;
+    eventually(Duration::from_secs(5), "the new ReplicaSet", || async {
+        (replica_sets(&ns, "web").await == 2).then_some(())
+    })
+    .await;
+    assert_no_reload(&ns, "web", &pod_template(&ns, "web").await).await;
+    assert_eq!(replica_sets(&ns, "web").await, 2, "both changes in one rollout");
+}
+
+// ---------------------------------------------------------------- level-triggered guarantees
+
+#[tokio::test]
+async fn restart_with_nothing_changed_does_not_roll_and_catch_up_is_exact() {
+    let ns = TestNs::new("restart").await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    let (ctl, g0) = setup(&ns, json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&["cfg"]), &[]).await;
+    await_record(&ns, "web").await;
+    ctl.stop().await;
+
+    // Restart: nothing changed, nothing rolls.
+    let ctl = Controller::start(&ns, &[]).await;
+    assert_no_reload(&ns, "web", &g0).await;
+    ctl.stop().await;
+
+    // A change while stopped is applied once at start.
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(pod_template(&ns, "web").await, g0);
+    let _ctl = Controller::start(&ns, &[]).await;
+    let g1 = await_reload(&ns, "web", &g0).await;
+    assert_no_reload(&ns, "web", &g1).await;
+    assert_eq!(replica_sets(&ns, "web").await, 2, "exactly one rollout at catch-up");
+}
+
+#[tokio::test]
+async fn first_sight_is_adopted_without_a_rollout() {
+    let ns = TestNs::new("adopt").await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    // As left by Stakater Reloader: its annotation on the template, no record of ours.
+    let mut d = deployment("web", json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&["cfg"]));
+    d["spec"]["template"]["metadata"]["annotations"] = json!({LAST_RELOADED_FROM:
+        "{\"type\":\"CONFIGMAP\",\"name\":\"cfg\",\"namespace\":\"x\",\"hash\":\"dc30e0faa89a70dec1033016a2309bbeb9efcbd0\",\"containerRefs\":[\"app\"],\"observedAt\":1767225600}"});
+    ns.apply_json::<Deployment>(d).await;
+    let g0 = pod_template(&ns, "web").await;
+    let _ctl = Controller::start(&ns, &[]).await;
+    await_record(&ns, "web").await;
+    assert_no_reload(&ns, "web", &g0).await;
+}
+
+#[tokio::test]
+async fn recreated_secret_reloads_only_with_different_content() {
+    let ns = TestNs::new("recreate").await;
+    ns.set_secret("sec", json!({"p": "1"})).await;
+    let spec = json!({"containers": [app(json!({"envFrom": [{"secretRef": {"name": "sec"}}]}))]});
+    let (_ctl, g0) = setup(&ns, json!({"reloader.stakater.com/auto": "true"}), spec, &[]).await;
+    await_record(&ns, "web").await;
+
+    ns.delete::<Secret>("sec").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    ns.set_secret("sec", json!({"p": "1"})).await;
+    assert_no_reload(&ns, "web", &g0).await;
+
+    ns.delete::<Secret>("sec").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    ns.set_secret("sec", json!({"p": "2"})).await;
+    await_reload(&ns, "web", &g0).await;
+}
+
+#[tokio::test]
+async fn rollout_undo_does_not_re_roll() {
+    let ns = TestNs::new("undo").await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    let (_ctl, g0) =
+        setup(&ns, json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&["cfg"]), &[]).await;
+    await_record(&ns, "web").await;
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    let g1 = await_reload(&ns, "web", &g0).await;
+    // Let the Deployment controller record the revision before undoing it.
+    eventually(Duration::from_secs(20), "rollout observed", || async {
+        let d = ns.api::<Deployment>().get("web").await.ok()?;
+        (d.status?.observed_generation? >= d.metadata.generation?).then_some(())
+    })
+    .await;
+    let out = kubectl(&["-n", &ns.name, "rollout", "undo", "deployment/web"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let g2 = eventually(Duration::from_secs(5), "undo applied", || async {
+        let g = pod_template(&ns, "web").await;
+        (g != g1).then_some(g)
+    })
+    .await;
+    assert_no_reload(&ns, "web", &g2).await;
+}
+
+#[tokio::test]
+async fn reload_on_create_and_delete_follow_the_flags() {
+    let ns = TestNs::new("create-del").await;
+    let ann = json!({"reloader.stakater.com/auto": "true"});
+    // Off: a missing source appearing, or a present one disappearing, is not a change.
+    let (ctl, g0) = setup(&ns, ann.clone(), env_from_configmaps(&["late"]), &[]).await;
+    await_record(&ns, "web").await;
+    ns.set_configmap("late", json!({"v": "1"})).await;
+    assert_no_reload(&ns, "web", &g0).await;
+    ns.delete::<ConfigMap>("late").await;
+    assert_no_reload(&ns, "web", &g0).await;
+    ctl.stop().await;
+
+    // On: both are changes.
+    let _ctl = Controller::start(&ns, &["--reload-on-create=true", "--reload-on-delete=true"]).await;
+    // The record still holds the deleted source's content; with the flag on, the deletion counts.
+    let g1 = await_reload(&ns, "web", &g0).await;
+    let lrf = template_annotation(&ns, "web", LAST_RELOADED_FROM).await.unwrap();
+    assert!(lrf.contains("aae45badef99284e4dae01d6046154ea9d99532f"), "delete marker: {lrf}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    ns.set_configmap("late", json!({"v": "1"})).await;
+    await_reload(&ns, "web", &g1).await;
+}
+
+#[tokio::test]
+async fn several_sources_changed_together_give_one_rollout() {
+    let ns = TestNs::new("burst").await;
+    let names = ["c1", "c2", "c3", "c4", "c5"];
+    for n in names {
+        ns.set_configmap(n, json!({"v": "1"})).await;
+    }
+    let (_ctl, g0) = setup(&ns, json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&names), &[]).await;
+    await_record(&ns, "web").await;
+    let start = std::time::Instant::now();
+    for n in names {
+        ns.set_configmap(n, json!({"v": "2"})).await;
+    }
+    assert!(start.elapsed() < Duration::from_millis(400), "the burst itself was quick");
+    let g1 = await_reload(&ns, "web", &g0).await;
+    assert_no_reload(&ns, "web", &g1).await;
+    assert_eq!(replica_sets(&ns, "web").await, 2, "one rollout for the whole burst");
+}
