@@ -128,6 +128,25 @@ pub struct RunArgs {
     #[arg(long, env = "RELOADER_SYNC_AFTER_RESTART", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub sync_after_restart: bool,
 
+    /// Argo Rollouts support: "true" to enable (exact string, as in Reloader).
+    #[arg(long = "is-Argo-Rollouts", env = "RELOADER_IS_ARGO_ROLLOUTS", default_value = "false", value_parser = go_bool)]
+    pub is_argo_rollouts: bool,
+    /// Leader election; needs POD_NAME and POD_NAMESPACE.
+    #[arg(long, env = "RELOADER_ENABLE_HA", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
+    pub enable_ha: bool,
+    /// Send a webhook instead of reloading.
+    #[arg(long, env = "RELOADER_WEBHOOK_URL", default_value = "")]
+    pub webhook_url: String,
+    /// Accepted for compatibility (Go pprof has no equivalent here).
+    #[arg(long, env = "RELOADER_ENABLE_PPROF", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
+    pub enable_pprof: bool,
+    /// Accepted for compatibility.
+    #[arg(long, env = "RELOADER_PPROF_ADDR", default_value = ":6060")]
+    pub pprof_addr: String,
+    /// Accepted for compatibility; SecretProviderClass (CSI) reloads are not supported.
+    #[arg(long, env = "RELOADER_ENABLE_CSI_INTEGRATION", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
+    pub enable_csi_integration: bool,
+
     /// Changes to one workload's sources within this window give one rollout.
     #[arg(long, env = "RELOADER_DEBOUNCE", default_value = "500ms", value_parser = duration)]
     pub debounce: Duration,
@@ -172,6 +191,8 @@ pub struct Settings {
     pub metrics_addr: SocketAddr,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// Start-up warnings about accepted flags that change nothing here.
+    pub notices: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -313,6 +334,31 @@ impl RunArgs {
         if self.workers == 0 {
             return Err(flag_err("workers", "must be at least 1"));
         }
+        let mut notices = Vec::new();
+        if self.enable_pprof {
+            notices.push("--enable-pprof is accepted for compatibility and has no effect".to_string());
+        }
+        if self.enable_csi_integration {
+            notices.push(
+                "--enable-csi-integration: SecretProviderClass reloads are not supported; ignoring it".to_string(),
+            );
+        }
+        if self.sync_after_restart {
+            notices.push(
+                "--sync-after-restart is always on in effect: changes made while stopped are applied exactly once"
+                    .to_string(),
+            );
+        }
+        if self.enable_ha {
+            notices.push("--enable-ha: leader election is not available in this build; every replica acts (writes are idempotent)".to_string());
+        }
+        if !self.webhook_url.is_empty() {
+            notices.push("--webhook-url is not available in this build; reloading instead".to_string());
+        }
+        if self.is_argo_rollouts {
+            notices
+                .push("--is-Argo-Rollouts: Argo Rollouts are not supported in this build; ignoring them".to_string());
+        }
 
         Ok(Settings {
             keys,
@@ -329,6 +375,7 @@ impl RunArgs {
             metrics_addr: self.metrics_addr,
             log_format,
             log_level,
+            notices,
         })
     }
 }

@@ -18,6 +18,9 @@ async fn main() -> anyhow::Result<()> {
     };
     reloader::telemetry::init(settings.log_format == LogFormat::Json, &settings.log_level);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "Starting Reloader");
+    for n in &settings.notices {
+        tracing::warn!("{n}");
+    }
     let client =
         kube::Client::try_default().await.map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))?;
     let shutdown = CancellationToken::new();

@@ -1,0 +1,47 @@
+# Everyday commands. `make help` lists them.
+SHELL := bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+
+.PHONY: help tools cluster-up cluster-down cluster-status lint unit integration test run build release demo clean
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+tools: ## Build the pinned Kubernetes components and tools (cached outside the repo)
+	@hack/tools.sh
+
+cluster-up: ## Start the local control plane (etcd, apiserver, controller-manager, scheduler, kwok)
+	@hack/cluster.sh up
+
+cluster-down: ## Stop the local control plane and remove its state (logs stay in .cluster/logs)
+	@hack/cluster.sh down
+
+cluster-status: ## Say whether the local control plane is up
+	@hack/cluster.sh status
+
+build: ## Build the controller (debug)
+	$(CARGO) build
+
+release: ## Build the controller (release)
+	$(CARGO) build --release
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+unit: ## Unit tests (no cluster)
+	$(CARGO) test --lib --bins
+
+integration: ## Integration tests against the local control plane (started if needed)
+	@hack/tools.sh > /dev/null
+	$(CARGO) test --test '*' -- --test-threads=$${TEST_THREADS:-6}
+
+test: lint unit integration ## Everything CI runs: lint, unit and integration tests
+
+run: ## Start the local control plane and run the controller against it
+	@hack/run.sh
+
+clean: ## Remove build outputs and the local cluster state
+	-@hack/cluster.sh down
+	$(CARGO) clean
