@@ -46,8 +46,9 @@ free_port() {
 
 start() { # name, then command...
   local name=$1; shift
-  # setsid: the components outlive this script and are not hit by the terminal's signals.
-  setsid "$@" > "$logs/$name.log" 2>&1 < /dev/null &
+  # setsid: the components outlive this script and are not hit by the terminal's signals;
+  # they must not inherit the lock descriptors, or they would hold the locks forever.
+  setsid "$@" > "$logs/$name.log" 2>&1 < /dev/null 8>&- 9>&- &
   local pid=$!
   echo "$pid $(proc_start "$pid")" > "$state/$name.pid"
 }
