@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::alerts::AlertConfig;
 use crate::decide::Options;
+use crate::leader::HaSettings;
 use crate::patch::Strategy;
 use crate::policy::{Keys, parse_go_bool};
 
@@ -29,6 +31,19 @@ pub enum Command {
 
 fn go_bool(s: &str) -> Result<bool, String> {
     parse_go_bool(s).ok_or_else(|| format!("{s:?} is not a boolean; use true or false"))
+}
+
+/// A listen address, or none (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAddr(pub Option<SocketAddr>);
+
+fn listen_addr(s: &str) -> Result<ListenAddr, String> {
+    if s.is_empty() || s == "off" {
+        return Ok(ListenAddr(None));
+    }
+    // Go-style ":9090" means every interface.
+    let full = if s.starts_with(':') { format!("0.0.0.0{s}") } else { s.to_string() };
+    full.parse().map(|a| ListenAddr(Some(a))).map_err(|e| format!("{s:?} is not an address like 0.0.0.0:9090 ({e})"))
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -156,9 +171,21 @@ pub struct RunArgs {
     /// Parallel workload reconciles.
     #[arg(long, env = "RELOADER_WORKERS", default_value = "4")]
     pub workers: usize,
-    /// Address of the metrics and probe server.
-    #[arg(long, env = "RELOADER_METRICS_ADDR", default_value = "0.0.0.0:9090")]
-    pub metrics_addr: SocketAddr,
+    /// Address of the metrics and probe server (`off` for none).
+    #[arg(long, env = "RELOADER_METRICS_ADDR", default_value = "0.0.0.0:9090", value_parser = listen_addr)]
+    pub metrics_addr: ListenAddr,
+    /// Name of the Lease used for leader election (in POD_NAMESPACE).
+    #[arg(long, env = "RELOADER_LEASE_NAME", default_value = "kube-reloader-lock")]
+    pub lease_name: String,
+    /// How long a leader's lease lasts without renewal; a standby takes over after it.
+    #[arg(long, env = "RELOADER_LEASE_DURATION", default_value = "15s", value_parser = duration)]
+    pub lease_duration: Duration,
+    /// This replica's identity for leader election.
+    #[arg(long = "pod-name", env = "POD_NAME", hide = true)]
+    pub pod_name: Option<String>,
+    /// The namespace holding the Lease.
+    #[arg(long = "pod-namespace", env = "POD_NAMESPACE", hide = true)]
+    pub pod_namespace: Option<String>,
 
     /// Single-namespace mode (when --namespaces is empty).
     #[arg(long = "kubernetes-namespace", env = "KUBERNETES_NAMESPACE", hide = true)]
@@ -188,7 +215,12 @@ pub struct Settings {
     pub options: Options,
     pub debounce: Duration,
     pub workers: usize,
-    pub metrics_addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub ha: Option<HaSettings>,
+    pub webhook_url: Option<String>,
+    pub alert: Option<AlertConfig>,
+    /// `METRICS_COUNT_BY_NAMESPACE=enabled`.
+    pub count_by_namespace: bool,
     pub log_format: LogFormat,
     pub log_level: String,
     /// Start-up warnings about accepted flags that change nothing here.
@@ -349,12 +381,41 @@ impl RunArgs {
                     .to_string(),
             );
         }
-        if self.enable_ha {
-            notices.push("--enable-ha: leader election is not available in this build; every replica acts (writes are idempotent)".to_string());
+        let ha = if self.enable_ha {
+            let Some(identity) = self.pod_name.clone().filter(|p| !p.is_empty()) else {
+                return Err(flag_err("enable-ha", "POD_NAME not set, cannot run in HA mode without POD_NAME set"));
+            };
+            let Some(namespace) = self.pod_namespace.clone().filter(|p| !p.is_empty()) else {
+                return Err(flag_err(
+                    "enable-ha",
+                    "POD_NAMESPACE not set, cannot run in HA mode without POD_NAMESPACE set",
+                ));
+            };
+            if self.lease_duration < Duration::from_secs(2) {
+                return Err(flag_err("lease-duration", "must be at least 2s"));
+            }
+            Some(HaSettings {
+                identity,
+                namespace,
+                lease_name: self.lease_name.clone(),
+                lease_duration: self.lease_duration,
+            })
+        } else {
+            None
+        };
+        let webhook_url = (!self.webhook_url.trim().is_empty()).then(|| self.webhook_url.trim().to_string());
+        if let Some(u) = &webhook_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(flag_err("webhook-url", format!("{u:?} is not an http(s) URL")));
         }
-        if !self.webhook_url.is_empty() {
-            notices.push("--webhook-url is not available in this build; reloading instead".to_string());
-        }
+        let alert = match AlertConfig::from_env(|k| std::env::var(k).ok()) {
+            Ok(a) => a,
+            Err(e) => {
+                notices.push(e);
+                None
+            }
+        };
         if self.is_argo_rollouts {
             notices
                 .push("--is-Argo-Rollouts: Argo Rollouts are not supported in this build; ignoring them".to_string());
@@ -372,7 +433,11 @@ impl RunArgs {
             options: Options { reload_on_create: self.reload_on_create, reload_on_delete: self.reload_on_delete },
             debounce: self.debounce,
             workers: self.workers,
-            metrics_addr: self.metrics_addr,
+            metrics_addr: self.metrics_addr.0,
+            ha,
+            webhook_url,
+            alert,
+            count_by_namespace: std::env::var("METRICS_COUNT_BY_NAMESPACE").as_deref() == Ok("enabled"),
             log_format,
             log_level,
             notices,
@@ -445,6 +510,10 @@ mod tests {
             (vec!["--reload-on-create=yes"], "reload-on-create"),
             (vec!["--debounce=soon"], "debounce"),
             (vec!["--no-such-flag"], "no-such-flag"),
+            (vec!["--enable-ha"], "POD_NAME"),
+            (vec!["--enable-ha", "--pod-name=p"], "POD_NAMESPACE"),
+            (vec!["--webhook-url=ftp://x"], "webhook-url"),
+            (vec!["--metrics-addr=nowhere"], "metrics-addr"),
         ];
         for (args, flag) in cases {
             let err = parse(&args).expect_err(flag);

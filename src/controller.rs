@@ -1,7 +1,8 @@
-//! Wiring: the shared context, the watches for the configured scope, and the workers.
+//! Wiring: the shared context, the watches for the configured scope, leader election, the
+//! probe/metrics server and the workers.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,31 +10,46 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::Client;
 use kube::api::Api;
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::alerts::Notifier;
 use crate::config::{Scope, Settings};
+use crate::metrics::Metrics;
 use crate::queue::WorkQueue;
 use crate::reconcile::{self, Outcome};
 use crate::state::State;
 use crate::watch::{self, Synced};
 use crate::workload::{WorkloadKey, WorkloadObject};
+use crate::{leader, server};
 
-/// Shared by watches and workers.
+/// Shared by watches, workers and the HTTP server.
 pub struct Ctx {
     pub client: Client,
     pub settings: Settings,
     pub state: Mutex<State>,
     pub queue: WorkQueue<WorkloadKey>,
+    pub metrics: Metrics,
+    pub recorder: Recorder,
+    pub notifier: Notifier,
     /// Watches that have not finished their first list yet.
     pub pending_syncs: AtomicUsize,
     /// True once every watch has finished its first list.
     pub synced: tokio::sync::watch::Sender<bool>,
+    /// True while this replica may write: always without HA, while holding the lease with it.
+    pub leader: tokio::sync::watch::Sender<bool>,
+    shutting_down: AtomicBool,
+    /// Watches currently failing (by description), for readiness.
+    failing: Mutex<HashSet<String>>,
     /// With `--namespace-selector`: the namespaces that currently match.
     selected: Mutex<Option<HashSet<String>>>,
     failures: Mutex<HashMap<WorkloadKey, u32>>,
+    /// When the oldest not-yet-applied source change of a workload was seen.
+    first_change: Mutex<HashMap<WorkloadKey, Instant>>,
 }
 
 impl Ctx {
@@ -42,25 +58,92 @@ impl Ctx {
             Scope::All { selector: Some(_), .. } => Some(HashSet::new()),
             _ => None,
         };
+        let reporter =
+            Reporter { controller: "kube-reloader".into(), instance: settings.ha.as_ref().map(|h| h.identity.clone()) };
+        let notifier = Notifier::new(settings.alert.clone(), settings.webhook_url.clone()).unwrap_or_else(|e| {
+            warn!("alerts disabled: {e}");
+            Notifier::new(None, settings.webhook_url.clone()).expect("plain client")
+        });
         Arc::new(Ctx {
+            recorder: Recorder::new(client.clone(), reporter),
             client,
-            settings,
+            metrics: Metrics::new(settings.count_by_namespace),
+            notifier,
             state: Mutex::new(State::default()),
             queue: WorkQueue::new(),
             pending_syncs: AtomicUsize::new(0),
             synced: tokio::sync::watch::channel(false).0,
+            leader: tokio::sync::watch::channel(settings.ha.is_none()).0,
+            shutting_down: AtomicBool::new(false),
+            failing: Mutex::new(HashSet::new()),
             selected: Mutex::new(selected),
             failures: Mutex::new(HashMap::new()),
+            first_change: Mutex::new(HashMap::new()),
+            settings,
         })
     }
 
+    /// Schedules a workload after a source change: within the debounce window, changes fold
+    /// into one reconcile.
     pub fn enqueue_debounced(&self, key: WorkloadKey) {
-        self.queue.add_after(key, self.settings.debounce);
+        self.first_change.lock().expect("lock").entry(key.clone()).or_insert_with(Instant::now);
+        self.enqueue(key, self.settings.debounce);
     }
 
-    pub fn metrics_event(&self, _event_type: &str, _resource: &str) {}
+    pub fn enqueue(&self, key: WorkloadKey, delay: Duration) {
+        self.metrics.queue_adds.inc();
+        self.queue.add_after(key, delay);
+    }
 
-    pub fn watch_failed(&self) {}
+    /// The time since the oldest pending source change of `key`, consumed.
+    pub fn take_change_age(&self, key: &WorkloadKey) -> Option<Duration> {
+        self.first_change.lock().expect("lock").remove(key).map(|t| t.elapsed())
+    }
+
+    pub fn watch_failed(&self, what: &str, resource: &'static str) {
+        self.metrics.watch_restarts.get_or_create(&crate::metrics::ResourceLabel { resource }).inc();
+        self.failing.lock().expect("lock").insert(what.to_string());
+    }
+
+    pub fn watch_ok(&self, what: &str) {
+        let mut f = self.failing.lock().expect("lock");
+        if !f.is_empty() {
+            f.remove(what);
+        }
+    }
+
+    /// Why `/ready` is false, or `None` when ready.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Some("shutting down".into());
+        }
+        if !*self.synced.borrow() {
+            return Some("initial list of the watches not complete".into());
+        }
+        let failing = self.failing.lock().expect("lock");
+        if !failing.is_empty() {
+            let mut v: Vec<&String> = failing.iter().collect();
+            v.sort();
+            return Some(format!("watches failing: {}", v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+        }
+        None
+    }
+
+    /// Updates the gauges that are read off the state (at scrape time).
+    pub fn refresh_gauges(&self) {
+        let (s, w) = {
+            let st = self.state.lock().expect("state lock");
+            (st.source_count(), st.workload_count())
+        };
+        self.metrics.tracked_sources.set(s as i64);
+        self.metrics.tracked_workloads.set(w as i64);
+        self.metrics.queue_depth.set(self.queue.len() as i64);
+        self.metrics.leader.set(i64::from(*self.leader.borrow()));
+    }
+
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
 
     pub fn namespace_selected(&self, ns: &str) -> bool {
         self.selected.lock().expect("ns lock").as_ref().is_none_or(|s| s.contains(ns))
@@ -78,18 +161,25 @@ impl Ctx {
             if selected {
                 set.insert(ns.to_string())
             } else {
-                set.remove(ns);
+                if set.remove(ns) {
+                    info!(namespace = ns, "namespace no longer matches the selector");
+                }
                 false
             }
         };
-        if selected {
-            info!(namespace = ns, "namespace matches the selector; watching it");
-        }
         if joined {
+            info!(namespace = ns, "namespace matches the selector; watching it");
             let keys = self.state.lock().expect("state lock").workloads_in(ns);
             for k in keys {
-                self.queue.add_after(k, Duration::ZERO);
+                self.enqueue(k, Duration::ZERO);
             }
+        }
+    }
+
+    fn enqueue_all(&self) {
+        let keys: Vec<WorkloadKey> = self.state.lock().expect("state lock").workload_keys().cloned().collect();
+        for k in keys {
+            self.enqueue(k, Duration::ZERO);
         }
     }
 }
@@ -116,13 +206,7 @@ fn spawn_workloads<K: WorkloadObject>(
     }
 }
 
-/// Starts every watch, waits for their first lists, then reconciles until `shutdown`.
-pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let s = &ctx.settings;
-    let (scopes, ignore): (Vec<Option<String>>, Vec<String>) = match &s.scope {
-        Scope::All { ignore, .. } => (vec![None], ignore.clone()),
-        Scope::Namespaces(list) => (list.iter().cloned().map(Some).collect(), vec![]),
-    };
+fn log_scope(s: &Settings) {
     match &s.scope {
         Scope::All { ignore, selector } => {
             if ignore.is_empty() {
@@ -142,8 +226,37 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<(
     if let Some(sel) = &s.resource_label_selector {
         warn!("resource-label-selector is set, will only detect changes on resources with these labels: {sel}.");
     }
+    if let Some(url) = &s.webhook_url {
+        warn!("webhook-url is set, will only send webhook to {url}, no resources will be reloaded");
+    }
+}
+
+/// Starts every watch, the server and (with HA) the lease; once the watches have listed
+/// everything, reconciles while this replica may write, until `shutdown`.
+pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let s = &ctx.settings;
+    let listener = match s.metrics_addr {
+        Some(addr) => Some(server::bind(addr).await?),
+        None => None,
+    };
+    log_scope(s);
+    let (scopes, ignore): (Vec<Option<String>>, Vec<String>) = match &s.scope {
+        Scope::All { ignore, .. } => (vec![None], ignore.clone()),
+        Scope::Namespaces(list) => (list.iter().cloned().map(Some).collect(), vec![]),
+    };
 
     let mut tasks = JoinSet::new();
+    let server_stop = CancellationToken::new();
+    if let Some(l) = listener {
+        info!(addr = %l.local_addr()?, "serving /live, /ready and /metrics");
+        let (ctx, stop) = (ctx.clone(), server_stop.clone());
+        tasks.spawn(async move {
+            if let Err(e) = server::serve(l, ctx, stop).await {
+                warn!(error = %e, "the probe/metrics server stopped");
+            }
+        });
+    }
+
     let ns_fs: Vec<String> = ignore.iter().map(|n| format!("metadata.namespace!={n}")).collect();
     for scope in &scopes {
         let mk_cfg = |extra: &[String]| {
@@ -184,54 +297,90 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<(
         tasks.spawn(watch::namespaces(ctx.clone(), Api::<Namespace>::all(ctx.client.clone()), cfg, synced));
     }
 
+    // Standbys keep their watches warm; only the lease holder writes.
+    let lease = match &s.ha {
+        Some(ha) => Some(leader::start(ctx.clone(), ha.clone()).await?),
+        None => None,
+    };
+
     // Decisions need the whole picture: a workload evaluated before the sources are listed
     // would see them as missing.
     let mut synced = ctx.synced.subscribe();
     tokio::select! {
         _ = synced.wait_for(|s| *s) => {}
-        _ = shutdown.cancelled() => { tasks.abort_all(); return Ok(()); }
+        _ = shutdown.cancelled() => {}
     }
-    {
+    if !shutdown.is_cancelled() {
         let st = ctx.state.lock().expect("state lock");
         info!(sources = st.source_count(), workloads = st.workload_count(), "initial sync complete");
-        for k in st.workload_keys() {
-            ctx.queue.add_after(k.clone(), Duration::ZERO);
-        }
     }
 
     let mut workers = JoinSet::new();
-    for _ in 0..s.workers {
-        let ctx = ctx.clone();
-        workers.spawn(async move {
-            while let Some(key) = ctx.queue.next().await {
-                let result = reconcile::reconcile(&ctx, &key).await;
-                let retry = match result {
-                    Ok(Outcome::Done) => {
-                        ctx.failures.lock().expect("failures lock").remove(&key);
-                        None
-                    }
-                    Ok(Outcome::Stale) => Some(Duration::from_secs(1)),
-                    Err(e) => {
-                        let mut f = ctx.failures.lock().expect("failures lock");
-                        let n = f.entry(key.clone()).or_insert(0);
-                        *n += 1;
-                        let delay = reconcile::backoff(*n);
-                        warn!(error = %e, retry_in = ?delay, "reconcile failed");
-                        Some(delay)
-                    }
-                };
-                ctx.queue.done(&key);
-                if let Some(d) = retry {
-                    ctx.queue.add_after(key, d);
+    if ctx.notifier.webhook_mode() {
+        info!("webhook mode: no workload is written");
+    } else if !shutdown.is_cancelled() {
+        // Every time this replica (again) may write, look at every workload: level-triggered,
+        // so nothing rolls unless a source changed since it was recorded.
+        let mut leader_rx = ctx.leader.subscribe();
+        let ctx2 = ctx.clone();
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    r = leader_rx.wait_for(|l| *l) => if r.is_err() { return },
+                    _ = stop.cancelled() => return,
+                }
+                ctx2.enqueue_all();
+                tokio::select! {
+                    r = leader_rx.wait_for(|l| !*l) => if r.is_err() { return },
+                    _ = stop.cancelled() => return,
                 }
             }
         });
+        for _ in 0..s.workers {
+            workers.spawn(worker(ctx.clone()));
+        }
     }
 
     shutdown.cancelled().await;
+    ctx.shutting_down.store(true, Ordering::SeqCst);
+    info!("stopping: finishing in-flight patches");
     ctx.queue.close();
-    // Let in-flight patches finish, within bounds.
     let _ = tokio::time::timeout(Duration::from_secs(10), async { while workers.join_next().await.is_some() {} }).await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    server_stop.cancel();
     tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    info!("stopped");
     Ok(())
+}
+
+async fn worker(ctx: Arc<Ctx>) {
+    while let Some((key, queued)) = ctx.queue.next().await {
+        ctx.metrics.queue_latency.observe(queued.as_secs_f64());
+        let result = reconcile::reconcile(&ctx, &key).await;
+        let retry = match result {
+            Ok(Outcome::Done) => {
+                ctx.failures.lock().expect("failures lock").remove(&key);
+                None
+            }
+            Ok(Outcome::Stale) => Some(Duration::from_secs(1)),
+            Err(e) => {
+                ctx.metrics.error("handler_error");
+                ctx.metrics.retries.inc();
+                let mut f = ctx.failures.lock().expect("failures lock");
+                let n = f.entry(key.clone()).or_insert(0);
+                *n += 1;
+                let delay = reconcile::backoff(*n);
+                warn!(error = %e, retry_in = ?delay, "reconcile failed");
+                Some(delay)
+            }
+        };
+        ctx.queue.done(&key);
+        if let Some(d) = retry {
+            ctx.queue.add_after(key, d);
+        }
+    }
 }

@@ -5,16 +5,20 @@
 //! Layout: `hash`, `refs`, `policy`, `decide` and `patch` are pure; `state` holds the in-memory
 //! index; `watch` feeds it from the API; `reconcile` applies plans; `controller` wires them.
 
+pub mod alerts;
 pub mod config;
 pub mod controller;
 pub mod decide;
 pub mod hash;
+pub mod leader;
+pub mod metrics;
 pub mod patch;
 pub mod policy;
 pub mod queue;
 pub mod reconcile;
 pub mod record;
 pub mod refs;
+pub mod server;
 pub mod source;
 pub mod state;
 pub mod telemetry;

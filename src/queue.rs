@@ -16,8 +16,8 @@ pub struct WorkQueue<K> {
 }
 
 struct Inner<K> {
-    /// The deadline of every pending key.
-    pending: HashMap<K, Instant>,
+    /// The deadline of every pending key, and when it was first added.
+    pending: HashMap<K, (Instant, Instant)>,
     /// Deadlines in order; entries that no longer match `pending` are stale and skipped.
     heap: BinaryHeap<Reverse<(Instant, u64, K)>>,
     running: HashSet<K>,
@@ -47,12 +47,15 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
 
     /// Schedules `key` after `delay`, unless it is already due sooner.
     pub fn add_after(&self, key: K, delay: Duration) {
-        let at = Instant::now() + delay;
+        let now = Instant::now();
+        let at = now + delay;
         let mut g = self.inner.lock().expect("queue lock");
-        if g.pending.get(&key).is_some_and(|d| *d <= at) {
-            return;
-        }
-        g.pending.insert(key.clone(), at);
+        let added = match g.pending.get(&key) {
+            Some((d, _)) if *d <= at => return,
+            Some((_, added)) => *added,
+            None => now,
+        };
+        g.pending.insert(key.clone(), (at, added));
         g.seq += 1;
         let seq = g.seq;
         g.heap.push(Reverse((at, seq, key)));
@@ -77,8 +80,9 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
         self.notify.notify_one();
     }
 
-    /// Waits for the next due key that no worker holds. Call `done` when finished with it.
-    pub async fn next(&self) -> Option<K> {
+    /// Waits for the next due key that no worker holds, and says how long it was queued
+    /// (debounce included). Call `done` when finished with it.
+    pub async fn next(&self) -> Option<(K, Duration)> {
         loop {
             let notified = self.notify.notified();
             let wait = {
@@ -108,7 +112,7 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
     pub fn done(&self, key: &K) {
         let mut g = self.inner.lock().expect("queue lock");
         g.running.remove(key);
-        if let Some(at) = g.pending.get(key).copied() {
+        if let Some((at, _)) = g.pending.get(key).copied() {
             g.seq += 1;
             let seq = g.seq;
             g.heap.push(Reverse((at, seq, key.clone())));
@@ -121,11 +125,11 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
 
 impl<K: Clone + Eq + Hash + Ord> Inner<K> {
     /// A due key nobody is running, or the time to wait for the next deadline.
-    fn take_due(&mut self, now: Instant) -> Result<K, Option<Instant>> {
+    fn take_due(&mut self, now: Instant) -> Result<(K, Duration), Option<Instant>> {
         let mut parked = Vec::new();
         let result = loop {
             let Some(Reverse((at, _, key))) = self.heap.peek().cloned() else { break Err(None) };
-            if self.pending.get(&key) != Some(&at) {
+            if self.pending.get(&key).map(|p| p.0) != Some(at) {
                 self.heap.pop();
                 continue;
             }
@@ -138,9 +142,9 @@ impl<K: Clone + Eq + Hash + Ord> Inner<K> {
                 parked.push(entry);
                 continue;
             }
-            self.pending.remove(&key);
+            let (_, added) = self.pending.remove(&key).expect("pending");
             self.running.insert(key.clone());
-            break Ok(key);
+            break Ok((key, now - added));
         };
         drop(parked);
         result
@@ -159,7 +163,7 @@ mod tests {
         q.add_after("a", Duration::from_millis(500));
         q.add_after("a", Duration::from_millis(500));
         let t0 = Instant::now();
-        assert_eq!(q.next().await, Some("a"));
+        assert_eq!(q.next().await.map(|n| n.0), Some("a"));
         // The first deadline holds: later adds inside the window do not push it back.
         assert!(Instant::now() - t0 <= Duration::from_millis(400));
         q.done(&"a");
@@ -172,7 +176,7 @@ mod tests {
         q.add_after("a", Duration::from_secs(10));
         q.add_after("a", Duration::from_millis(1));
         let t0 = Instant::now();
-        assert_eq!(q.next().await, Some("a"));
+        assert_eq!(q.next().await.map(|n| n.0), Some("a"));
         assert!(Instant::now() - t0 < Duration::from_secs(1));
     }
 
@@ -181,25 +185,25 @@ mod tests {
         let q = WorkQueue::new();
         q.add_after("late", Duration::from_millis(20));
         q.add_after("early", Duration::from_millis(10));
-        assert_eq!(q.next().await, Some("early"));
-        assert_eq!(q.next().await, Some("late"));
+        assert_eq!(q.next().await.map(|n| n.0), Some("early"));
+        assert_eq!(q.next().await.map(|n| n.0), Some("late"));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_running_key_is_not_handed_out_twice() {
         let q = std::sync::Arc::new(WorkQueue::new());
         q.add_after("a", Duration::ZERO);
-        assert_eq!(q.next().await, Some("a"));
+        assert_eq!(q.next().await.map(|n| n.0), Some("a"));
         q.add_after("a", Duration::ZERO);
         q.add_after("b", Duration::ZERO);
         // "a" is running, so the next worker gets "b".
-        assert_eq!(q.next().await, Some("b"));
+        assert_eq!(q.next().await.map(|n| n.0), Some("b"));
         let q2 = q.clone();
         let waiter = tokio::spawn(async move { q2.next().await });
         tokio::time::advance(Duration::from_millis(50)).await;
         assert!(!waiter.is_finished());
         q.done(&"a");
-        assert_eq!(waiter.await.unwrap(), Some("a"));
+        assert_eq!(waiter.await.unwrap().map(|n| n.0), Some("a"));
     }
 
     #[tokio::test(start_paused = true)]

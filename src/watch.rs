@@ -75,10 +75,14 @@ pub async fn sources<K: SourceObject>(
     mut synced: Synced,
 ) {
     let kind = K::KIND;
+    let id = format!("{} in {}", kind.resource(), scope.as_deref().unwrap_or("all namespaces"));
     let stream = watcher::watcher(api, cfg).default_backoff();
     futures::pin_mut!(stream);
     let mut relist: Option<HashSet<(String, String)>> = None;
     while let Some(event) = stream.next().await {
+        if event.is_ok() {
+            ctx.watch_ok(&id);
+        }
         match event {
             Ok(Event::Init) => relist = Some(HashSet::new()),
             Ok(Event::InitApply(obj)) => {
@@ -89,7 +93,7 @@ pub async fn sources<K: SourceObject>(
             }
             Ok(Event::Apply(obj)) => apply_source(&ctx, obj),
             Ok(Event::Delete(obj)) => {
-                ctx.metrics_event("delete", kind.resource());
+                ctx.metrics.event("delete", kind.resource());
                 delete_source(&ctx, kind, &obj.namespace().unwrap_or_default(), &obj.name_any());
             }
             Ok(Event::InitDone) => {
@@ -109,7 +113,7 @@ pub async fn sources<K: SourceObject>(
             }
             Err(e) => {
                 warn!(resource = kind.resource(), namespace = scope.as_deref().unwrap_or("*"), error = %e, "watch failed; retrying with backoff");
-                ctx.watch_failed();
+                ctx.watch_failed(&id, kind.resource());
             }
         }
     }
@@ -124,18 +128,53 @@ fn apply_source<K: SourceObject>(ctx: &Ctx, obj: K) {
     // The object (and any secret bytes in it) is dropped here; only the hash is kept.
     drop(obj);
     let hash = info.hash;
-    let affected = {
+    let (existed, affected) = {
         let mut st = ctx.state.lock().expect("state lock");
-        if !st.upsert_source(&ns, kind, &name, info) {
+        let r = SourceRef::new(kind, name.as_str());
+        let old = st.sources(&ns).and_then(|s| s.get(&r)).map(|i| i.hash);
+        ctx.metrics.event(if old.is_some() { "update" } else { "add" }, kind.resource());
+        let changed = st.upsert_source(&ns, kind, &name, info);
+        if old == Some(hash) {
+            // Metadata only (labels, annotations): nothing a pod sees.
+            ctx.metrics.skip("no_data_change");
+        }
+        if !changed {
             return;
         }
-        st.affected(&ns, &SourceRef::new(kind, name.as_str()))
+        (old, st.affected(&ns, &r))
     };
+    if existed == Some(hash) {
+        // Its match/ignore annotations changed: which workloads it governs may have, so they
+        // record it now (no rollout), and its next content change is compared with the record.
+        for w in affected {
+            ctx.enqueue(w, std::time::Duration::ZERO);
+        }
+        return;
+    }
     debug!(resource = kind.resource(), namespace = %ns, name = %name, hash = %hash.short(), workloads = affected.len(), "source changed");
-    ctx.metrics_event("update", kind.resource());
+    if ctx.notifier.webhook_mode() {
+        // Reloader's webhook mode: every data change of a watched source (a creation only with
+        // --reload-on-create), no workload matching.
+        if existed.is_some() || (ctx.settings.options.reload_on_create && *ctx.synced.borrow()) {
+            notify_webhook(ctx, &name, kind, &ns);
+        }
+        return;
+    }
     for w in affected {
         ctx.enqueue_debounced(w);
     }
+}
+
+fn notify_webhook(ctx: &Ctx, name: &str, kind: SourceKind, ns: &str) {
+    let notifier = ctx.notifier.clone();
+    let counter = ctx.metrics.webhooks.clone();
+    let (name, ns) = (name.to_string(), ns.to_string());
+    tokio::spawn(async move {
+        if let Some(r) = notifier.webhook(&name, kind.type_name(), &ns).await {
+            let result = if r.is_ok() { "success" } else { "error" };
+            counter.get_or_create(&crate::metrics::ResultLabel { result }).inc();
+        }
+    });
 }
 
 fn delete_source(ctx: &Ctx, kind: SourceKind, ns: &str, name: &str) {
@@ -147,6 +186,12 @@ fn delete_source(ctx: &Ctx, kind: SourceKind, ns: &str, name: &str) {
         st.affected(ns, &SourceRef::new(kind, name))
     };
     debug!(resource = kind.resource(), namespace = %ns, name = %name, workloads = affected.len(), "source deleted");
+    if ctx.notifier.webhook_mode() {
+        if ctx.settings.options.reload_on_delete {
+            notify_webhook(ctx, name, kind, ns);
+        }
+        return;
+    }
     for w in affected {
         ctx.enqueue_debounced(w);
     }
@@ -160,10 +205,14 @@ pub async fn workloads<K: WorkloadObject>(
     scope: Option<String>,
     mut synced: Synced,
 ) {
+    let id = format!("{}s in {}", K::KIND.as_str().to_lowercase(), scope.as_deref().unwrap_or("all namespaces"));
     let stream = watcher::watcher(api, cfg).default_backoff();
     futures::pin_mut!(stream);
     let mut relist: Option<HashSet<(String, String)>> = None;
     while let Some(event) = stream.next().await {
+        if event.is_ok() {
+            ctx.watch_ok(&id);
+        }
         match event {
             Ok(Event::Init) => relist = Some(HashSet::new()),
             Ok(Event::InitApply(obj)) => {
@@ -193,7 +242,7 @@ pub async fn workloads<K: WorkloadObject>(
             }
             Err(e) => {
                 warn!(kind = %K::KIND, namespace = scope.as_deref().unwrap_or("*"), error = %e, "watch failed; retrying with backoff");
-                ctx.watch_failed();
+                ctx.watch_failed(&id, K::RESOURCE);
             }
         }
     }
@@ -210,17 +259,21 @@ fn apply_workload<K: WorkloadObject>(ctx: &Ctx, obj: &K) {
     };
     // Status-only updates (the rollout itself) change nothing we decide on.
     if changed {
-        ctx.queue.add_after(key, Duration::ZERO);
+        ctx.enqueue(key, Duration::ZERO);
     }
 }
 
 /// Follows the namespaces that match `--namespace-selector`; a namespace joining it has its
 /// workloads reconciled at once.
 pub async fn namespaces(ctx: Arc<Ctx>, api: Api<Namespace>, cfg: watcher::Config, mut synced: Synced) {
+    let id = "namespaces";
     let stream = watcher::watcher(api, cfg).default_backoff();
     futures::pin_mut!(stream);
     let mut relist: Option<HashSet<String>> = None;
     while let Some(event) = stream.next().await {
+        if event.is_ok() {
+            ctx.watch_ok(id);
+        }
         match event {
             Ok(Event::Init) => relist = Some(HashSet::new()),
             Ok(Event::InitApply(ns)) => {
@@ -241,7 +294,7 @@ pub async fn namespaces(ctx: Arc<Ctx>, api: Api<Namespace>, cfg: watcher::Config
             }
             Err(e) => {
                 warn!(error = %e, "namespace watch failed; retrying with backoff");
-                ctx.watch_failed();
+                ctx.watch_failed(id, "namespaces");
             }
         }
     }

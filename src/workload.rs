@@ -32,6 +32,10 @@ impl WorkloadKind {
         }
     }
 
+    pub fn api_version(self) -> &'static str {
+        "apps/v1"
+    }
+
     /// Parses `deployment`, `deploy`, `Deployment`, `deployments`, … (for `reloader explain`).
     pub fn parse(s: &str) -> Option<WorkloadKind> {
         match s.to_ascii_lowercase().as_str() {
@@ -66,6 +70,7 @@ impl fmt::Display for WorkloadKey {
 #[derive(Clone, Debug)]
 pub struct Workload {
     pub key: WorkloadKey,
+    pub uid: Option<String>,
     pub resource_version: String,
     pub policy: Policy,
     /// Sources the pod template uses, with the container each is attributed to.
@@ -87,6 +92,18 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// A reference for Events about this workload.
+    pub fn object_ref(&self) -> k8s_openapi::api::core::v1::ObjectReference {
+        k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some(self.key.kind.api_version().into()),
+            kind: Some(self.key.kind.as_str().into()),
+            name: Some(self.key.name.clone()),
+            namespace: Some(self.key.namespace.clone()),
+            uid: self.uid.clone(),
+            ..Default::default()
+        }
+    }
+
     pub fn container_for(&self, source: &SourceRef) -> Option<&str> {
         self.refs.get(source).map(String::as_str).or(self.first_container.as_deref())
     }
@@ -136,6 +153,7 @@ pub fn project(
             namespace: meta.namespace.clone().unwrap_or_default(),
             name: meta.name.clone().unwrap_or_default(),
         },
+        uid: meta.uid.clone(),
         resource_version: meta.resource_version.clone().unwrap_or_default(),
         policy,
         refs,
@@ -173,11 +191,14 @@ pub trait WorkloadObject:
     + 'static
 {
     const KIND: WorkloadKind;
+    /// The API resource (plural), for metrics labels.
+    const RESOURCE: &'static str;
     fn template(&self) -> Option<&PodTemplateSpec>;
 }
 
 impl WorkloadObject for Deployment {
     const KIND: WorkloadKind = WorkloadKind::Deployment;
+    const RESOURCE: &'static str = "deployments";
     fn template(&self) -> Option<&PodTemplateSpec> {
         self.spec.as_ref().map(|s| &s.template)
     }
@@ -185,6 +206,7 @@ impl WorkloadObject for Deployment {
 
 impl WorkloadObject for StatefulSet {
     const KIND: WorkloadKind = WorkloadKind::StatefulSet;
+    const RESOURCE: &'static str = "statefulsets";
     fn template(&self) -> Option<&PodTemplateSpec> {
         self.spec.as_ref().map(|s| &s.template)
     }
@@ -192,6 +214,7 @@ impl WorkloadObject for StatefulSet {
 
 impl WorkloadObject for DaemonSet {
     const KIND: WorkloadKind = WorkloadKind::DaemonSet;
+    const RESOURCE: &'static str = "daemonsets";
     fn template(&self) -> Option<&PodTemplateSpec> {
         self.spec.as_ref().map(|s| &s.template)
     }

@@ -450,3 +450,24 @@ async fn several_sources_changed_together_give_one_rollout() {
     assert_no_reload(&ns, "web", &g1).await;
     assert_eq!(replica_sets(&ns, "web").await, 2, "one rollout for the whole burst");
 }
+
+#[tokio::test]
+async fn a_match_annotation_added_later_makes_the_next_change_reload() {
+    let ns = TestNs::new("match-later").await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    let (_ctl, g0) =
+        setup(&ns, json!({"reloader.stakater.com/search": "true"}), env_from_configmaps(&["cfg"]), &[]).await;
+    let marked = |v: &str| {
+        json!({"apiVersion":"v1","kind":"ConfigMap",
+            "metadata":{"name":"cfg","annotations":{"reloader.stakater.com/match":"true"}},"data":{"v":v}})
+    };
+    // Marking it is not a change of content: no rollout, but it is now recorded.
+    ns.apply_json::<ConfigMap>(marked("1")).await;
+    eventually(Duration::from_secs(5), "cfg recorded", || async {
+        record_of(&ns, "web").await.filter(|r| r.contains("configmap/cfg"))
+    })
+    .await;
+    assert_eq!(pod_template(&ns, "web").await, g0);
+    ns.apply_json::<ConfigMap>(marked("2")).await;
+    await_reload(&ns, "web", &g0).await;
+}

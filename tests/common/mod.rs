@@ -181,7 +181,13 @@ where
 /// Parses controller settings from Reloader-style arguments.
 pub fn settings(args: &[&str]) -> Settings {
     use clap::Parser;
-    let cli = Cli::try_parse_from(std::iter::once("reloader").chain(args.iter().copied())).expect("valid args");
+    let mut all = vec!["reloader"];
+    // Tests run many controllers in one process: no fixed port unless a test asks for one.
+    if !args.iter().any(|a| a.starts_with("--metrics-addr")) {
+        all.push("--metrics-addr=off");
+    }
+    all.extend_from_slice(args);
+    let cli = Cli::try_parse_from(all).expect("valid args");
     cli.run.settings().expect("valid settings")
 }
 

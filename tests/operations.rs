@@ -1,0 +1,503 @@
+//! Running it in production, with the real binary as a process: metrics, Events, probes,
+//! leader election and failover, graceful shutdown, alerts and webhook mode.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::ListParams;
+use serde_json::json;
+
+/// Plain-HTTP client for probes and receivers (rustls needs a provider installed once).
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The controller binary, running against the local control plane until dropped.
+struct Proc {
+    child: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Proc {
+    fn start(ns: &TestNs, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("reloader-{}-{port}.log", ns.name));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reloader"));
+        cmd.arg(format!("--namespaces={}", ns.name))
+            .arg(format!("--metrics-addr=127.0.0.1:{port}"))
+            .args(args)
+            .env("KUBECONFIG", &cluster().kubeconfig)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(out);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Proc { child: cmd.spawn().expect("start the controller"), port, log }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let r = http().get(&url).send().await.ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.text().await.unwrap_or_default()))
+    }
+
+    async fn await_ready(&self) {
+        eventually(Duration::from_secs(20), "/ready = 200", || async {
+            (self.get("/ready").await?.0 == 200).then_some(())
+        })
+        .await;
+    }
+
+    /// One sample of a metric (exact series text before the value).
+    async fn metric(&self, series: &str) -> f64 {
+        let (_, text) = self.get("/metrics").await.expect("scrape /metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .map(|v| v.trim().parse().expect("a number"))
+            .unwrap_or(0.0)
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok =
+            Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap().success();
+        assert!(ok, "kill -{sig}");
+    }
+
+    async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        eventually(within, "the controller to exit", || {
+            let s = self.child.try_wait().ok().flatten();
+            async move { s }
+        })
+        .await
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn auto_deployment(ns: &TestNs) -> String {
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    ns.apply_json::<Deployment>(deployment(
+        "web",
+        json!({"reloader.stakater.com/auto": "true"}),
+        env_from_configmaps(&["cfg"]),
+    ))
+    .await;
+    pod_template(ns, "web").await
+}
+
+async fn events_for(ns: &TestNs, name: &str) -> Vec<Event> {
+    let list = ns.api::<Event>().list(&ListParams::default()).await.expect("list events").items;
+    list.into_iter().filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)).collect()
+}
+
+#[tokio::test]
+async fn metrics_move_and_reload_events_are_published() {
+    let ns = TestNs::new("metrics").await;
+    let t0 = auto_deployment(&ns).await;
+    let p = Proc::start(&ns, &[], &[]);
+    p.await_ready().await;
+    await_record(&ns, "web").await;
+    let ok = "reloader_reload_executed_total{success=\"true\"}";
+    let action = "reloader_action_total{workload_kind=\"Deployment\",result=\"success\"}";
+    assert_eq!(p.metric(ok).await, 0.0);
+    assert_eq!(p.metric("reloader_tracked_workloads").await, 1.0);
+
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    await_reload(&ns, "web", &t0).await;
+    eventually(Duration::from_secs(5), "reload counters", || async {
+        (p.metric(ok).await == 1.0 && p.metric(action).await == 1.0).then_some(())
+    })
+    .await;
+    assert!(
+        p.metric("reloader_events_received_total{event_type=\"update\",resource_type=\"configmaps\"}").await >= 1.0
+    );
+    assert_eq!(p.metric("reloader_change_to_patch_seconds_count{workload_kind=\"Deployment\"}").await, 1.0);
+    assert!(p.metric("reloader_reconcile_total{result=\"success\"}").await >= 2.0, "adoption and reload");
+
+    // A label-only edit is a skipped no-op.
+    let patch = json!({"metadata": {"labels": {"x": "y"}}});
+    ns.api::<k8s_openapi::api::core::v1::ConfigMap>()
+        .patch("cfg", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(5), "no_data_change", || async {
+        (p.metric("reloader_skipped_total{reason=\"no_data_change\"}").await >= 1.0).then_some(())
+    })
+    .await;
+
+    let ev = eventually(Duration::from_secs(5), "a Reloaded event", || async {
+        events_for(&ns, "web").await.into_iter().find(|e| e.reason.as_deref() == Some("Reloaded"))
+    })
+    .await;
+    assert_eq!(ev.type_.as_deref(), Some("Normal"));
+    let note = ev.note.unwrap_or_default();
+    assert_eq!(
+        note,
+        format!(
+            "Changes detected in 'cfg' of type 'CONFIGMAP' in namespace '{0}', Updated 'web' of type 'Deployment' in namespace '{0}'",
+            ns.name
+        )
+    );
+    let related = ev.related.expect("the source is the related object");
+    assert_eq!((related.kind.as_deref(), related.name.as_deref()), (Some("ConfigMap"), Some("cfg")));
+}
+
+#[tokio::test]
+async fn failed_reloads_and_invalid_annotations_are_warning_events() {
+    let ns = TestNs::new("failures").await;
+    // The API rejects any pod-template change of this namespace's Deployments, so the reload
+    // patch fails while the record-only adoption succeeds.
+    let policy = format!("deny-template-{}", ns.name);
+    let vap: serde_json::Value = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": policy},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["deployments"]}]},
+            "validations": [{"expression": "object.spec.template == oldObject.spec.template", "message": "pod template changes are frozen here"}]
+        }
+    });
+    let binding = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": policy},
+        "spec": {"policyName": policy, "validationActions": ["Deny"],
+                 "matchResources": {"namespaceSelector": {"matchLabels": {"reloader-test": ns.name}}}}
+    });
+    for m in [&vap, &binding] {
+        let f = std::env::temp_dir().join(format!("{policy}-{}.json", m["kind"].as_str().unwrap()));
+        std::fs::write(&f, m.to_string()).unwrap();
+        let out = kubectl(&["apply", "-f", f.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = kubectl(&[
+                "delete",
+                "validatingadmissionpolicybinding,validatingadmissionpolicy",
+                &self.0,
+                "--ignore-not-found",
+            ]);
+        }
+    }
+    let _cleanup = Cleanup(policy.clone());
+
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    let ann = json!({"reloader.stakater.com/auto": "true", "configmap.reloader.stakater.com/reload": "(unclosed"});
+    ns.apply_json::<Deployment>(deployment("web", ann, env_from_configmaps(&["cfg"]))).await;
+    let p = Proc::start(&ns, &[], &[]);
+    p.await_ready().await;
+    await_record(&ns, "web").await;
+    // The policy takes a moment to be enforced; keep changing until a reload attempt fails.
+    let failed = "reloader_reload_executed_total{success=\"false\"}";
+    eventually(Duration::from_secs(20), "a rejected reload", || async {
+        ns.set_configmap("cfg", json!({"v": format!("{:?}", Instant::now())})).await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        (p.metric(failed).await >= 1.0).then_some(())
+    })
+    .await;
+    let events = eventually(Duration::from_secs(10), "ReloadFail and InvalidAnnotation events", || async {
+        let ev = events_for(&ns, "web").await;
+        let fail = ev.iter().find(|e| e.reason.as_deref() == Some("ReloadFail")).cloned();
+        let invalid = ev.iter().find(|e| e.reason.as_deref() == Some("InvalidAnnotation")).cloned();
+        Some((fail?, invalid?))
+    })
+    .await;
+    let (fail, invalid) = events;
+    assert_eq!(fail.type_.as_deref(), Some("Warning"));
+    let note = fail.note.unwrap_or_default();
+    assert!(
+        note.starts_with(&format!(
+            "Update for 'web' of type 'Deployment' in namespace '{}' failed with error",
+            ns.name
+        )),
+        "{note}"
+    );
+    assert!(note.contains("frozen"), "{note}");
+    assert_eq!(invalid.type_.as_deref(), Some("Warning"));
+    assert!(invalid.note.unwrap_or_default().contains("(unclosed"));
+    assert!(p.metric("reloader_errors_total{type=\"handler_error\"}").await >= 1.0);
+    // Aggregated by the recorder: repeated failures do not create an Event each.
+    let fails = events_for(&ns, "web").await.into_iter().filter(|e| e.reason.as_deref() == Some("ReloadFail")).count();
+    assert_eq!(fails, 1, "one ReloadFail event, as a series");
+}
+
+#[tokio::test]
+async fn ready_only_after_the_initial_list_and_while_watches_work() {
+    let ns = TestNs::new("ready").await;
+    // A ServiceAccount that may not list Secrets yet: the Secret watch cannot list.
+    let sa = "ctl";
+    let role = json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"ctl"},
+        "rules":[{"apiGroups":[""],"resources":["configmaps"],"verbs":["get","list","watch"]},
+                 {"apiGroups":["apps"],"resources":["deployments","statefulsets","daemonsets"],"verbs":["get","list","watch","patch"]},
+                 {"apiGroups":["events.k8s.io"],"resources":["events"],"verbs":["create","patch"]}]});
+    let f = std::env::temp_dir().join(format!("{}-role.json", ns.name));
+    std::fs::write(&f, role.to_string()).unwrap();
+    for args in [
+        vec!["-n", &ns.name, "create", "serviceaccount", sa],
+        vec!["-n", &ns.name, "apply", "-f", f.to_str().unwrap()],
+        vec![
+            "-n",
+            &ns.name,
+            "create",
+            "rolebinding",
+            "ctl",
+            "--role=ctl",
+            &format!("--serviceaccount={}:{sa}", ns.name),
+        ],
+    ] {
+        let out = kubectl(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = Command::new("bash")
+        .arg(repo().join("hack/cluster.sh"))
+        .args([
+            "sa-kubeconfig",
+            &ns.name,
+            sa,
+            std::env::temp_dir().join(format!("{}.kubeconfig", ns.name)).to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let kubeconfig = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reloader"))
+        .arg(format!("--namespaces={}", ns.name))
+        .arg(format!("--metrics-addr=127.0.0.1:{port}"))
+        .env("KUBECONFIG", &kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = |path: &'static str| async move {
+        let r = http().get(format!("http://127.0.0.1:{port}{path}")).send().await.ok()?;
+        let s = r.status().as_u16();
+        Some((s, r.text().await.unwrap_or_default()))
+    };
+    // Alive, but not ready: the Secret list is forbidden.
+    eventually(Duration::from_secs(10), "/live", || async { (get("/live").await?.0 == 200).then_some(()) }).await;
+    holds(Duration::from_secs(3), "/ready stays 503 while a watch cannot list", || async {
+        matches!(get("/ready").await, Some((503, _)))
+    })
+    .await;
+    let (_, why) = get("/ready").await.unwrap();
+    assert!(why.contains("initial list"), "{why}");
+
+    // Grant it: the watch recovers and the controller becomes ready.
+    let out = kubectl(&["-n", &ns.name, "create", "role", "secrets", "--verb=get,list,watch", "--resource=secrets"]);
+    assert!(out.status.success());
+    let out = kubectl(&[
+        "-n",
+        &ns.name,
+        "create",
+        "rolebinding",
+        "secrets",
+        "--role=secrets",
+        &format!("--serviceaccount={}:{sa}", ns.name),
+    ]);
+    assert!(out.status.success());
+    eventually(Duration::from_secs(40), "/ready = 200 after the grant", || async {
+        (get("/ready").await?.0 == 200).then_some(())
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+async fn lease_holder(ns: &TestNs) -> Option<String> {
+    ns.api::<Lease>().get_opt("kube-reloader-lock").await.ok().flatten()?.spec?.holder_identity
+}
+
+#[tokio::test]
+async fn failover_rolls_once_for_a_change_and_never_for_nothing() {
+    let ns = TestNs::new("ha").await;
+    let t0 = auto_deployment(&ns).await;
+    let ha = |name: &'static str| {
+        let nsname = ns.name.clone();
+        move |ns: &TestNs| {
+            Proc::start(ns, &["--enable-ha", "--lease-duration=6s"], &[("POD_NAME", name), ("POD_NAMESPACE", &nsname)])
+        }
+    };
+    let mut a = ha("replica-a")(&ns);
+    let holder = eventually(Duration::from_secs(20), "a leader", || async { lease_holder(&ns).await }).await;
+    assert_eq!(holder, "replica-a");
+    let mut b = ha("replica-b")(&ns);
+    b.await_ready().await;
+    await_record(&ns, "web").await;
+    assert_eq!(b.metric("reloader_leader").await, 0.0, "b is a standby");
+
+    // Failover with nothing changed: no rollout.
+    a.signal("KILL");
+    a.wait_exit(Duration::from_secs(5)).await;
+    let holder = eventually(Duration::from_secs(10), "b takes over", || async {
+        lease_holder(&ns).await.filter(|h| h == "replica-b")
+    })
+    .await;
+    assert_eq!(holder, "replica-b");
+    assert_no_reload(&ns, "web", &t0).await;
+
+    // Failover followed by a change: exactly one rollout by the new leader.
+    let mut c = ha("replica-c")(&ns);
+    c.await_ready().await;
+    b.signal("KILL");
+    b.wait_exit(Duration::from_secs(5)).await;
+    let killed = Instant::now();
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    let t1 = eventually(Duration::from_secs(6 + 2), "a rollout by the standby within lease duration + 2 s", || async {
+        let t = pod_template(&ns, "web").await;
+        (t != t0).then_some(t)
+    })
+    .await;
+    eprintln!("failover rollout after {:?}", killed.elapsed());
+    assert_eq!(lease_holder(&ns).await.as_deref(), Some("replica-c"));
+    assert_no_reload(&ns, "web", &t1).await;
+    assert_eq!(replica_sets(&ns, "web").await, 2, "exactly one rollout");
+
+    // SIGTERM: the lease is released and the process exits 0.
+    c.signal("TERM");
+    let status = c.wait_exit(Duration::from_secs(15)).await;
+    assert!(status.success(), "exit status {status:?}\n{}", c.logs());
+    let holder = lease_holder(&ns).await;
+    assert!(holder.is_none() || holder.as_deref() == Some(""), "lease released, holder {holder:?}");
+}
+
+#[tokio::test]
+async fn sigterm_without_ha_exits_zero() {
+    let ns = TestNs::new("term").await;
+    let mut p = Proc::start(&ns, &[], &[]);
+    p.await_ready().await;
+    p.signal("TERM");
+    let status = p.wait_exit(Duration::from_secs(15)).await;
+    assert!(status.success(), "{status:?}");
+    assert!(p.logs().contains("stopped"), "{}", p.logs());
+}
+
+type Received = Arc<Mutex<Vec<(BTreeMap<String, String>, String)>>>;
+
+/// A local HTTP receiver recording every POST.
+async fn receiver() -> (String, Received) {
+    let got: Received = Arc::default();
+    let g = got.clone();
+    let app = Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let g = g.clone();
+            async move {
+                let h = headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
+                g.lock().unwrap().push((h, String::from_utf8_lossy(&body).to_string()));
+                "ok"
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (url, got)
+}
+
+#[tokio::test]
+async fn alerts_reach_each_sink_with_its_body() {
+    let ns = TestNs::new("alerts").await;
+    let mut t = auto_deployment(&ns).await;
+    let want = |sink: &str, ns: &str| {
+        let msg = format!(
+            "Reloader detected changes in *cfg* of type *CONFIGMAP* in namespace *{ns}*. Hence reloaded *web* of type *Deployment* in namespace *{ns}*"
+        );
+        match sink {
+            "slack" => {
+                json!({"attachments": [{"color": "good", "author_name": "Reloader", "text": format!("prod : {msg}")}]})
+                    .to_string()
+            }
+            "teams" | "gchat" => json!({"text": format!("prod : {msg}")}).to_string(),
+            _ => format!("prod : {msg}").replace('*', ""),
+        }
+    };
+    for (i, sink) in ["slack", "teams", "gchat", "raw"].into_iter().enumerate() {
+        let (url, got) = receiver().await;
+        let p = Proc::start(
+            &ns,
+            &[],
+            &[
+                ("ALERT_ON_RELOAD", "true"),
+                ("ALERT_SINK", sink),
+                ("ALERT_WEBHOOK_URL", &url),
+                ("ALERT_ADDITIONAL_INFO", "prod"),
+            ],
+        );
+        p.await_ready().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        ns.set_configmap("cfg", json!({"v": format!("{}", i + 2)})).await;
+        t = await_reload(&ns, "web", &t).await;
+        let (headers, body) = eventually(Duration::from_secs(5), &format!("the {sink} alert"), || async {
+            got.lock().unwrap().first().cloned()
+        })
+        .await;
+        let expected = want(sink, &ns.name);
+        if sink == "raw" {
+            assert_eq!(headers.get("content-type").map(String::as_str), Some("text/plain"));
+            assert_eq!(body, expected);
+        } else {
+            let a: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let b: serde_json::Value = serde_json::from_str(&expected).unwrap();
+            assert_eq!(a, b, "{sink}");
+        }
+        assert_eq!(
+            p.metric(&format!(
+                "reloader_alerts_total{{sink=\"{}\",result=\"success\"}}",
+                if sink == "raw" { "webhook" } else { sink }
+            ))
+            .await,
+            1.0
+        );
+        drop(p);
+    }
+}
+
+#[tokio::test]
+async fn webhook_mode_posts_and_reloads_nothing() {
+    let ns = TestNs::new("webhook").await;
+    let t0 = auto_deployment(&ns).await;
+    let (url, got) = receiver().await;
+    let p = Proc::start(&ns, &[&format!("--webhook-url={url}")], &[]);
+    p.await_ready().await;
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    let (headers, body) =
+        eventually(Duration::from_secs(5), "the webhook", || async { got.lock().unwrap().first().cloned() }).await;
+    assert_eq!(body, r#"{"webhook":"update successful"}"#);
+    assert_eq!(headers.get("content-type").map(String::as_str), Some("application/json"));
+    assert_no_reload(&ns, "web", &t0).await;
+    assert!(record_of(&ns, "web").await.is_none(), "webhook mode writes nothing to workloads");
+    assert_eq!(got.lock().unwrap().len(), 1, "one POST per change");
+}
