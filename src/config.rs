@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::alerts::AlertConfig;
+use crate::brake::BrakeSettings;
 use crate::decide::Options;
 use crate::leader::HaSettings;
 use crate::patch::Strategy;
@@ -27,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller (the default).
     Run(Box<RunArgs>),
+    /// Explain why a workload did or did not reload, and what the controller would do now.
+    Explain(Box<crate::explain::ExplainArgs>),
 }
 
 fn go_bool(s: &str) -> Result<bool, String> {
@@ -144,7 +147,7 @@ pub struct RunArgs {
     pub sync_after_restart: bool,
 
     /// Argo Rollouts support: "true" to enable (exact string, as in Reloader).
-    #[arg(long = "is-Argo-Rollouts", env = "RELOADER_IS_ARGO_ROLLOUTS", default_value = "false", value_parser = go_bool)]
+    #[arg(long = "is-Argo-Rollouts", env = "RELOADER_IS_ARGO_ROLLOUTS", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub is_argo_rollouts: bool,
     /// Leader election; needs POD_NAME and POD_NAMESPACE.
     #[arg(long, env = "RELOADER_ENABLE_HA", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
@@ -161,6 +164,22 @@ pub struct RunArgs {
     /// Accepted for compatibility; SecretProviderClass (CSI) reloads are not supported.
     #[arg(long, env = "RELOADER_ENABLE_CSI_INTEGRATION", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub enable_csi_integration: bool,
+
+    /// Decide everything, write nothing: log and count each write that would happen.
+    #[arg(long, env = "RELOADER_DRY_RUN", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
+    pub dry_run: bool,
+    /// A workload is reloaded at most once per this interval; changes in between fold into the next reload.
+    #[arg(long, env = "RELOADER_MIN_RELOAD_INTERVAL", default_value = "10s", value_parser = duration)]
+    pub min_reload_interval: Duration,
+    /// A workload that would reload more than this many times within --flap-window is held (0: never).
+    #[arg(long, env = "RELOADER_FLAP_LIMIT", default_value = "5")]
+    pub flap_limit: usize,
+    /// The window of --flap-limit.
+    #[arg(long, env = "RELOADER_FLAP_WINDOW", default_value = "10m", value_parser = duration)]
+    pub flap_window: Duration,
+    /// A held workload is released once its sources stayed unchanged this long.
+    #[arg(long, env = "RELOADER_FLAP_SETTLE", default_value = "2m", value_parser = duration)]
+    pub flap_settle: Duration,
 
     /// Changes to one workload's sources within this window give one rollout.
     #[arg(long, env = "RELOADER_DEBOUNCE", default_value = "500ms", value_parser = duration)]
@@ -221,6 +240,11 @@ pub struct Settings {
     pub alert: Option<AlertConfig>,
     /// `METRICS_COUNT_BY_NAMESPACE=enabled`.
     pub count_by_namespace: bool,
+    pub dry_run: bool,
+    pub brake: BrakeSettings,
+    pub ignore_jobs: bool,
+    pub ignore_cronjobs: bool,
+    pub is_argo_rollouts: bool,
     pub log_format: LogFormat,
     pub log_level: String,
     /// Start-up warnings about accepted flags that change nothing here.
@@ -438,6 +462,16 @@ impl RunArgs {
             webhook_url,
             alert,
             count_by_namespace: std::env::var("METRICS_COUNT_BY_NAMESPACE").as_deref() == Ok("enabled"),
+            dry_run: self.dry_run,
+            brake: BrakeSettings {
+                min_interval: self.min_reload_interval,
+                flap_limit: self.flap_limit,
+                flap_window: self.flap_window,
+                settle: self.flap_settle,
+            },
+            ignore_jobs: self.ignored_workload_types.iter().any(|t| t == "jobs"),
+            ignore_cronjobs: self.ignored_workload_types.iter().any(|t| t == "cronjobs"),
+            is_argo_rollouts: self.is_argo_rollouts,
             log_format,
             log_level,
             notices,
@@ -494,6 +528,11 @@ mod tests {
         assert_eq!(s.scope, Scope::All { ignore: vec!["kube-system".into()], selector: Some("team=a,env".into()) });
         let s = parse(&["--resources-to-ignore=Secrets"]).unwrap();
         assert!(s.watch_configmaps && !s.watch_secrets);
+        let s = parse(&["--is-Argo-Rollouts=true", "--dry-run", "--ignored-workload-types=jobs"]).unwrap();
+        assert!(s.is_argo_rollouts && s.dry_run && s.ignore_jobs && !s.ignore_cronjobs);
+        let s = parse(&["--is-Argo-Rollouts", "false", "--metrics-addr=:9091"]).unwrap();
+        assert!(!s.is_argo_rollouts);
+        assert_eq!(s.metrics_addr, Some("0.0.0.0:9091".parse().unwrap()));
         let s = parse(&["--debounce=0"]).unwrap();
         assert_eq!(s.debounce, Duration::ZERO);
     }

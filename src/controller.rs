@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::Client;
 use kube::api::Api;
@@ -18,13 +19,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::alerts::Notifier;
+use crate::brake::{Brake, Verdict};
 use crate::config::{Scope, Settings};
 use crate::metrics::Metrics;
 use crate::queue::WorkQueue;
 use crate::reconcile::{self, Outcome};
+use crate::record::Record;
+use crate::rollout::Rollout;
 use crate::state::State;
 use crate::watch::{self, Synced};
-use crate::workload::{WorkloadKey, WorkloadObject};
+use crate::workload::{Workload, WorkloadKey, WorkloadObject};
 use crate::{leader, server};
 
 /// Shared by watches, workers and the HTTP server.
@@ -50,6 +54,10 @@ pub struct Ctx {
     failures: Mutex<HashMap<WorkloadKey, u32>>,
     /// When the oldest not-yet-applied source change of a workload was seen.
     first_change: Mutex<HashMap<WorkloadKey, Instant>>,
+    /// Storm-brake history per workload.
+    brakes: Mutex<HashMap<WorkloadKey, Brake>>,
+    /// `--dry-run`: the records that would have been written.
+    dry_records: Mutex<HashMap<WorkloadKey, Record>>,
 }
 
 impl Ctx {
@@ -79,6 +87,8 @@ impl Ctx {
             selected: Mutex::new(selected),
             failures: Mutex::new(HashMap::new()),
             first_change: Mutex::new(HashMap::new()),
+            brakes: Mutex::new(HashMap::new()),
+            dry_records: Mutex::new(HashMap::new()),
             settings,
         })
     }
@@ -86,7 +96,9 @@ impl Ctx {
     /// Schedules a workload after a source change: within the debounce window, changes fold
     /// into one reconcile.
     pub fn enqueue_debounced(&self, key: WorkloadKey) {
-        self.first_change.lock().expect("lock").entry(key.clone()).or_insert_with(Instant::now);
+        let now = Instant::now();
+        self.first_change.lock().expect("lock").entry(key.clone()).or_insert(now);
+        self.brakes.lock().expect("lock").entry(key.clone()).or_default().changed(now);
         self.enqueue(key, self.settings.debounce);
     }
 
@@ -139,10 +151,52 @@ impl Ctx {
         self.metrics.tracked_workloads.set(w as i64);
         self.metrics.queue_depth.set(self.queue.len() as i64);
         self.metrics.leader.set(i64::from(*self.leader.borrow()));
+        let held = self.brakes.lock().expect("lock").values().filter(|b| b.is_held()).count();
+        self.metrics.held_workloads.set(held as i64);
     }
 
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()
+    }
+
+    /// The write gate: not in dry-run (counted and logged instead), and only while leading.
+    pub fn may_write(&self, action: &'static str, w: &Workload) -> bool {
+        if self.settings.dry_run {
+            self.metrics.dry_run.get_or_create(&crate::metrics::ActionLabel { action }).inc();
+            info!(workload = %w.key, "dry-run: would {action}");
+            return false;
+        }
+        if !self.is_leader() {
+            tracing::debug!(workload = %w.key, "not the leader; not writing");
+            return false;
+        }
+        true
+    }
+
+    /// In dry-run, the workload as if the records it would have been given were written.
+    pub fn with_dry_run_record(&self, w: &Workload) -> Workload {
+        let mut w = w.clone();
+        if self.settings.dry_run
+            && let Some(r) = self.dry_records.lock().expect("lock").get(&w.key)
+        {
+            w.record = Ok(Some(r.clone()));
+            w.record_foreign = None;
+        }
+        w
+    }
+
+    pub fn set_dry_run_record(&self, key: &WorkloadKey, record: &Record) {
+        if self.settings.dry_run {
+            self.dry_records.lock().expect("lock").insert(key.clone(), record.clone());
+        }
+    }
+
+    pub fn brake_check(&self, key: &WorkloadKey) -> Verdict {
+        self.brakes.lock().expect("lock").entry(key.clone()).or_default().check(&self.settings.brake, Instant::now())
+    }
+
+    pub fn brake_reloaded(&self, key: &WorkloadKey) {
+        self.brakes.lock().expect("lock").entry(key.clone()).or_default().reloaded(Instant::now());
     }
 
     pub fn namespace_selected(&self, ns: &str) -> bool {
@@ -206,6 +260,14 @@ fn spawn_workloads<K: WorkloadObject>(
     }
 }
 
+/// Whether the Argo Rollouts API is served.
+async fn rollouts_installed(client: &Client) -> bool {
+    match client.list_api_group_resources("argoproj.io/v1alpha1").await {
+        Ok(list) => list.resources.iter().any(|r| r.name == "rollouts"),
+        Err(_) => false,
+    }
+}
+
 fn log_scope(s: &Settings) {
     match &s.scope {
         Scope::All { ignore, selector } => {
@@ -225,6 +287,9 @@ fn log_scope(s: &Settings) {
     }
     if let Some(sel) = &s.resource_label_selector {
         warn!("resource-label-selector is set, will only detect changes on resources with these labels: {sel}.");
+    }
+    if s.dry_run {
+        warn!("dry-run: decisions are logged and counted; nothing is written");
     }
     if let Some(url) = &s.webhook_url {
         warn!("webhook-url is set, will only send webhook to {url}, no resources will be reloaded");
@@ -291,6 +356,22 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<(
     spawn_workloads::<Deployment>(&mut tasks, &ctx, &scopes, &ignore);
     spawn_workloads::<StatefulSet>(&mut tasks, &ctx, &scopes, &ignore);
     spawn_workloads::<DaemonSet>(&mut tasks, &ctx, &scopes, &ignore);
+    if !s.ignore_cronjobs {
+        spawn_workloads::<CronJob>(&mut tasks, &ctx, &scopes, &ignore);
+    }
+    if !s.ignore_jobs {
+        spawn_workloads::<Job>(&mut tasks, &ctx, &scopes, &ignore);
+    }
+    if s.is_argo_rollouts {
+        if rollouts_installed(&ctx.client).await {
+            info!("Argo Rollouts found; watching rollouts.argoproj.io");
+            spawn_workloads::<Rollout>(&mut tasks, &ctx, &scopes, &ignore);
+        } else {
+            warn!(
+                "--is-Argo-Rollouts is true but the argoproj.io/v1alpha1 Rollout API is not installed; Rollouts are not watched"
+            );
+        }
+    }
     if let Scope::All { selector: Some(sel), .. } = &s.scope {
         let cfg = watcher::Config::default().labels(sel);
         let synced = Synced::new(ctx.clone());

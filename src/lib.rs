@@ -6,9 +6,12 @@
 //! index; `watch` feeds it from the API; `reconcile` applies plans; `controller` wires them.
 
 pub mod alerts;
+pub mod brake;
 pub mod config;
 pub mod controller;
 pub mod decide;
+pub mod duration;
+pub mod explain;
 pub mod hash;
 pub mod leader;
 pub mod metrics;
@@ -18,9 +21,11 @@ pub mod queue;
 pub mod reconcile;
 pub mod record;
 pub mod refs;
+pub mod rollout;
 pub mod server;
 pub mod source;
 pub mod state;
 pub mod telemetry;
 pub mod watch;
 pub mod workload;
+pub mod write;

@@ -7,6 +7,21 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Run(args)) => *args,
+        Some(Command::Explain(args)) => {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))?;
+            match reloader::explain::run(client, &args).await {
+                Ok(text) => {
+                    print!("{text}");
+                    return Ok(());
+                }
+                Err(e) => {
+                    eprintln!("reloader explain: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
         None => cli.run,
     };
     let settings = match args.settings() {

@@ -63,6 +63,11 @@ pub struct ResourceLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    pub action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SinkResult {
     pub sink: &'static str,
     pub result: &'static str,
@@ -116,6 +121,7 @@ pub struct Metrics {
     pub leader: Gauge,
     pub alerts: Family<SinkResult, Counter>,
     pub webhooks: Family<ResultLabel, Counter>,
+    pub dry_run: Family<ActionLabel, Counter>,
 }
 
 impl Metrics {
@@ -209,7 +215,15 @@ impl Metrics {
         let webhooks = Family::<ResultLabel, Counter>::default();
         r.register("reloader_webhooks", "--webhook-url notifications sent, by result.", webhooks.clone());
 
+        let dry_run = Family::<ActionLabel, Counter>::default();
+        r.register(
+            "reloader_dry_run",
+            "Writes --dry-run did not make, by action (reload, record, resume).",
+            dry_run.clone(),
+        );
+
         Metrics {
+            dry_run,
             registry: r,
             reload_executed,
             reload_executed_by_namespace,

@@ -4,19 +4,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
-use serde_json::Value;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use crate::brake::Verdict;
 use crate::controller::Ctx;
 use crate::decide::{self, Change, ChangeKind, Plan};
 use crate::metrics::ResultLabel;
-use crate::patch;
 pub use crate::record::FIELD_MANAGER;
 use crate::workload::{Workload, WorkloadKey, WorkloadKind};
+use crate::write::{self, Wrote};
 
 /// Errors of applying a plan.
 #[derive(Debug, thiserror::Error)]
@@ -91,11 +89,24 @@ async fn reconcile_inner(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) ->
             ctx.metrics.skip("ignored_or_not_selected");
             return Ok(Some(false));
         }
-        let considered = decide::consider(w, st.sources(&key.namespace));
+        // In dry-run nothing is written, so what "would have been" recorded stands in.
+        let w = ctx.with_dry_run_record(w);
+        let considered = decide::consider(&w, st.sources(&key.namespace));
         let desired = decide::desired(&considered);
-        (w.clone(), decide::plan(w, &desired, ctx.settings.options))
+        let plan = decide::plan(&w, &desired, ctx.settings.options);
+        (w, plan)
     };
-    for e in &w.policy.errors {
+    let mut problems: Vec<String> = w.policy.errors.iter().map(|e| e.to_string()).collect();
+    let pause = pause_period(&w);
+    match &pause {
+        Some(Err(e)) => problems
+            .push(format!("annotation {:?}: {e}; reloads happen without a pause", ctx.settings.keys.pause_period)),
+        Some(Ok(_)) if key.kind != WorkloadKind::Deployment => {
+            warn!("Annotation '{}' only applicable for deployments", ctx.settings.keys.pause_period)
+        }
+        _ => {}
+    }
+    for e in &problems {
         // Reported on every evaluation that sees it, like Reloader; the rest of the policy applies.
         error!(
             "Skipping invalid reload annotation on {} '{}' in namespace '{}': {e}",
@@ -120,82 +131,184 @@ async fn reconcile_inner(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) ->
         info!(writer = %by, "the applied record was written by someone else (e.g. a rollout undo); adopting the current state");
     }
 
-    let (body, changes) = match &plan {
-        Plan::Nothing => return Ok(Some(false)),
-        Plan::Adopt(record) => {
-            debug!(sources = record.len(), "adopting the current state as the baseline");
-            (patch::record_patch(&w, record), None)
-        }
-        Plan::Record(record) => {
-            debug!(sources = record.len(), "recording the governing sources");
-            (patch::record_patch(&w, record), None)
-        }
-        Plan::Reload { changes, record } => {
-            let now =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-            match patch::template_patch(&w, changes, ctx.settings.strategy, now) {
-                Some(t) => (patch::reload_patch(&w, t, record), Some(changes)),
-                None => {
-                    warn!("no container to reload; recording the change only");
-                    ctx.metrics.skip("strategy_not_updated");
-                    (patch::record_patch(&w, record), None)
-                }
+    // A Deployment this controller paused resumes when its period is over, whoever is leader
+    // and however often the controller restarted meanwhile (the start is on the object).
+    if key.kind == WorkloadKind::Deployment
+        && w.controls.spec_paused
+        && let Some(at) = &w.controls.paused_at
+    {
+        let period = match &pause {
+            Some(Ok(d)) => *d,
+            _ => Duration::ZERO,
+        };
+        let due = match at.parse::<k8s_openapi::jiff::Timestamp>() {
+            Ok(t) => {
+                let elapsed = k8s_openapi::jiff::Timestamp::now().duration_since(t);
+                let elapsed = Duration::try_from(elapsed).unwrap_or(Duration::ZERO);
+                period.saturating_sub(elapsed)
             }
+            Err(_) => Duration::ZERO,
+        };
+        if due.is_zero() {
+            if !ctx.may_write("resume", &w) {
+                return Ok(Some(false));
+            }
+            return match write::resume(&ctx.client, &w, &ctx.settings.keys.paused_at).await {
+                Ok(()) => {
+                    info!("Successfully resumed deployment '{}' in namespace '{}'", key.name, key.namespace);
+                    Ok(Some(true))
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(Some(false)),
+                Err(source) => Err(ReconcileError::Patch { key: key.clone(), source }),
+            };
         }
+        ctx.enqueue(key.clone(), due);
+    }
+
+    let (changes, record) = match &plan {
+        Plan::Nothing => return Ok(Some(false)),
+        Plan::Adopt(record) | Plan::Record(record) => {
+            debug!(sources = record.len(), adopt = matches!(plan, Plan::Adopt(_)), "recording the governing sources");
+            if !ctx.may_write("record", &w) {
+                ctx.set_dry_run_record(key, record);
+                return Ok(Some(false));
+            }
+            return match write::write_record(&ctx.client, &w, record).await {
+                Ok(()) => {
+                    ctx.take_change_age(key);
+                    Ok(Some(true))
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(Some(false)),
+                Err(source) => Err(ReconcileError::Patch { key: key.clone(), source }),
+            };
+        }
+        Plan::Reload { changes, record } => (changes, record),
     };
 
-    // The write gate: only the leader (or the only replica) writes.
-    if !ctx.is_leader() {
-        debug!("not the leader; not writing");
-        return Ok(Some(false));
-    }
-    match apply(ctx, key, body).await {
-        Ok(()) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            debug!("the workload changed since we looked; looking again");
-            return Ok(None);
+    // The storm brake: at most one reload per interval, and a flapping workload is held.
+    match ctx.brake_check(key) {
+        Verdict::Go => {}
+        Verdict::Wait(at) => {
+            debug!(in_ = ?at.saturating_duration_since(tokio::time::Instant::now()), "reloaded recently; folding changes into the next reload");
+            ctx.queue.add_after(key.clone(), at.saturating_duration_since(tokio::time::Instant::now()));
+            return Ok(Some(false));
         }
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Some(false)),
-        Err(source) => {
-            if let Some(changes) = changes {
-                ctx.metrics.reload(key.kind.as_str(), &key.namespace, false, 0.0);
+        Verdict::Hold { until, newly } => {
+            if newly {
+                let b = &ctx.settings.brake;
                 let msg = format!(
-                    "Update for '{}' of type '{}' in namespace '{}' failed with error {source}",
-                    key.name, key.kind, key.namespace
+                    "more than {} reloads within {}; holding reloads until its sources stay unchanged for {}",
+                    b.flap_limit,
+                    humantime::format_duration(b.flap_window),
+                    humantime::format_duration(b.settle)
                 );
-                error!("{msg}");
+                warn!("{msg}");
                 publish(
                     ctx,
                     &w,
                     Event {
                         type_: EventType::Warning,
-                        reason: "ReloadFail".into(),
+                        reason: "ReloadHeld".into(),
                         note: note(msg),
                         action: "Reload".into(),
                         secondary: changes.first().map(|c| source_ref(&key.namespace, c)),
                     },
                 );
             }
-            return Err(ReconcileError::Patch { key: key.clone(), source });
+            ctx.queue.add_after(key.clone(), until.saturating_duration_since(tokio::time::Instant::now()));
+            return Ok(Some(false));
         }
     }
 
-    if let Some(changes) = changes {
-        let elapsed = started.elapsed().as_secs_f64();
-        ctx.metrics.reload(key.kind.as_str(), &key.namespace, true, elapsed);
-        if let Some(age) = ctx.take_change_age(key) {
-            ctx.metrics
-                .change_to_patch
-                .get_or_create(&crate::metrics::WorkloadKindLabel { workload_kind: key.kind.as_str() })
-                .observe(age.as_secs_f64());
+    let mut extra = write::Extra::default();
+    if key.kind == WorkloadKind::Deployment
+        && let Some(Ok(period)) = &pause
+    {
+        if !w.controls.spec_paused {
+            info!(
+                "Pausing Deployment '{}' in namespace '{}' for {}",
+                key.name,
+                key.namespace,
+                humantime::format_duration(*period)
+            );
+            extra.pause_at = Some((ctx.settings.keys.paused_at.clone(), write::now_rfc3339()));
+        } else if w.controls.paused_at.is_none() {
+            info!("Deployment '{}' in namespace '{}' already paused", key.name, key.namespace);
         }
-        for c in changes {
-            report_reload(ctx, &w, c);
+    }
+
+    if !ctx.may_write("reload", &w) {
+        if ctx.settings.dry_run {
+            ctx.set_dry_run_record(key, record);
+            ctx.brake_reloaded(key);
+            for c in changes.iter() {
+                info!(source = %c.source, "dry-run: would reload '{}' of type '{}' for a change of {}", key.name, key.kind, c.source);
+            }
         }
-    } else {
+        return Ok(Some(false));
+    }
+    let wrote = match write::write_reload(&ctx.client, &w, changes, record, ctx.settings.strategy, &extra).await {
+        Ok(wrote) => wrote,
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            debug!("the workload changed since we looked; looking again");
+            return Ok(None);
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Some(false)),
+        Err(source) => {
+            ctx.metrics.reload(key.kind.as_str(), &key.namespace, false, 0.0);
+            let msg = format!(
+                "Update for '{}' of type '{}' in namespace '{}' failed with error {source}",
+                key.name, key.kind, key.namespace
+            );
+            error!("{msg}");
+            publish(
+                ctx,
+                &w,
+                Event {
+                    type_: EventType::Warning,
+                    reason: "ReloadFail".into(),
+                    note: note(msg),
+                    action: "Reload".into(),
+                    secondary: changes.first().map(|c| source_ref(&key.namespace, c)),
+                },
+            );
+            return Err(ReconcileError::Patch { key: key.clone(), source });
+        }
+    };
+    if let Wrote::RecordedOnly(why) = wrote {
+        info!(
+            "not reloading '{}' of type '{}' in namespace '{}': {why}; the change is recorded",
+            key.name, key.kind, key.namespace
+        );
+        ctx.metrics.skip("strategy_not_updated");
         ctx.take_change_age(key);
+        return Ok(Some(true));
+    }
+    ctx.brake_reloaded(key);
+    if extra.pause_at.is_some()
+        && let Some(Ok(period)) = &pause
+    {
+        ctx.enqueue(key.clone(), *period);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    ctx.metrics.reload(key.kind.as_str(), &key.namespace, true, elapsed);
+    if let Some(age) = ctx.take_change_age(key) {
+        ctx.metrics
+            .change_to_patch
+            .get_or_create(&crate::metrics::WorkloadKindLabel { workload_kind: key.kind.as_str() })
+            .observe(age.as_secs_f64());
+    }
+    for c in changes {
+        report_reload(ctx, &w, c);
     }
     Ok(Some(true))
+}
+
+/// The pause period of a workload, parsed (only Deployments act on it).
+fn pause_period(w: &Workload) -> Option<Result<Duration, String>> {
+    w.controls.pause_period.as_deref().map(crate::duration::parse_go_duration)
 }
 
 fn report_reload(ctx: &Arc<Ctx>, w: &Workload, c: &Change) {
@@ -242,18 +355,6 @@ fn report_reload(ctx: &Arc<Ctx>, w: &Workload, c: &Change) {
             ctx.metrics.alerts.get_or_create(&crate::metrics::SinkResult { sink: sink.label(), result }).inc();
         }
     });
-}
-
-async fn apply(ctx: &Ctx, key: &WorkloadKey, body: Value) -> Result<(), kube::Error> {
-    let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-    let patch = Patch::Strategic(body);
-    let c = ctx.client.clone();
-    let (ns, name) = (key.namespace.as_str(), key.name.as_str());
-    match key.kind {
-        WorkloadKind::Deployment => Api::<Deployment>::namespaced(c, ns).patch(name, &pp, &patch).await.map(drop),
-        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(c, ns).patch(name, &pp, &patch).await.map(drop),
-        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(c, ns).patch(name, &pp, &patch).await.map(drop),
-    }
 }
 
 /// Delay before retrying a failed workload: 1 s doubling to 5 min.

@@ -223,8 +223,12 @@ pub async fn workloads<K: WorkloadObject>(
             }
             Ok(Event::Apply(obj)) => apply_workload(&ctx, &obj),
             Ok(Event::Delete(obj)) => {
-                let w = workload::project(K::KIND, obj.meta(), obj.template(), &ctx.settings.keys, false);
-                ctx.state.lock().expect("state lock").remove_workload(&w.key);
+                let key = crate::workload::WorkloadKey {
+                    kind: K::KIND,
+                    namespace: obj.namespace().unwrap_or_default(),
+                    name: obj.name_any(),
+                };
+                ctx.state.lock().expect("state lock").remove_workload(&key);
             }
             Ok(Event::InitDone) => {
                 let seen = relist.take().unwrap_or_default();
@@ -249,7 +253,7 @@ pub async fn workloads<K: WorkloadObject>(
 }
 
 fn apply_workload<K: WorkloadObject>(ctx: &Ctx, obj: &K) {
-    let w = workload::project(K::KIND, obj.meta(), obj.template(), &ctx.settings.keys, ctx.settings.auto_reload_all);
+    let w = workload::project_object(obj, &ctx.settings.keys, ctx.settings.auto_reload_all);
     let key = w.key.clone();
     let changed = {
         let mut st = ctx.state.lock().expect("state lock");

@@ -1,11 +1,12 @@
 //! Workloads as the controller keeps them: a compact projection of each Deployment,
-//! StatefulSet and DaemonSet (policy, the sources it uses, the applied record), never the
-//! whole object.
+//! StatefulSet, DaemonSet, CronJob, Job and Argo Rollout (policy, the sources it uses, the
+//! applied record, the few controls a decision reads), never the whole object.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -19,21 +20,38 @@ pub enum WorkloadKind {
     Deployment,
     StatefulSet,
     DaemonSet,
+    CronJob,
+    Job,
+    Rollout,
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 3] = [WorkloadKind::Deployment, WorkloadKind::StatefulSet, WorkloadKind::DaemonSet];
+    pub const ALL: [WorkloadKind; 6] = [
+        WorkloadKind::Deployment,
+        WorkloadKind::StatefulSet,
+        WorkloadKind::DaemonSet,
+        WorkloadKind::CronJob,
+        WorkloadKind::Job,
+        WorkloadKind::Rollout,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             WorkloadKind::Deployment => "Deployment",
             WorkloadKind::StatefulSet => "StatefulSet",
             WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::CronJob => "CronJob",
+            WorkloadKind::Job => "Job",
+            WorkloadKind::Rollout => "Rollout",
         }
     }
 
     pub fn api_version(self) -> &'static str {
-        "apps/v1"
+        match self {
+            WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet => "apps/v1",
+            WorkloadKind::CronJob | WorkloadKind::Job => "batch/v1",
+            WorkloadKind::Rollout => "argoproj.io/v1alpha1",
+        }
     }
 
     /// Parses `deployment`, `deploy`, `Deployment`, `deployments`, … (for `reloader explain`).
@@ -42,6 +60,9 @@ impl WorkloadKind {
             "deployment" | "deployments" | "deploy" => Some(WorkloadKind::Deployment),
             "statefulset" | "statefulsets" | "sts" => Some(WorkloadKind::StatefulSet),
             "daemonset" | "daemonsets" | "ds" => Some(WorkloadKind::DaemonSet),
+            "cronjob" | "cronjobs" | "cj" => Some(WorkloadKind::CronJob),
+            "job" | "jobs" => Some(WorkloadKind::Job),
+            "rollout" | "rollouts" | "ro" => Some(WorkloadKind::Rollout),
             _ => None,
         }
     }
@@ -79,6 +100,8 @@ pub struct Workload {
     pub first_container: Option<String>,
     /// `STAKATER_*` env vars present, per container (for `--reload-on-delete` with env-vars).
     pub stakater_env: BTreeSet<(String, String)>,
+    /// Kind-specific state decisions read (suspend, pause, Rollout strategy).
+    pub controls: Controls,
     /// The applied record; `Ok(None)` when the workload carries none yet.
     pub record: Result<Option<Record>, String>,
     /// Set (to the writer's field manager) when the record was last written by someone else:
@@ -110,10 +133,59 @@ impl Workload {
 }
 
 /// Builds the projection of a workload from its metadata and pod template.
+/// Kind-specific state that decisions read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Controls {
+    /// CronJob `spec.suspend`.
+    pub suspended: bool,
+    /// Deployment `spec.paused`.
+    pub spec_paused: bool,
+    /// The pause-period annotation, raw (Deployments honour it; others get a warning).
+    pub pause_period: Option<String>,
+    /// The paused-at annotation written when this controller paused the Deployment.
+    pub paused_at: Option<String>,
+    /// Argo Rollout: `reloader.stakater.com/rollout-strategy: restart`.
+    pub restart_strategy: bool,
+}
+
+/// Reloader's Rollout strategy annotation (not configurable).
+pub const ROLLOUT_STRATEGY: &str = "reloader.stakater.com/rollout-strategy";
+
+impl Controls {
+    fn from_meta(meta: &ObjectMeta, keys: &Keys) -> Controls {
+        let a = meta.annotations.as_ref();
+        let get = |k: &str| a.and_then(|a| a.get(k)).cloned();
+        Controls {
+            pause_period: get(&keys.pause_period),
+            paused_at: get(&keys.paused_at),
+            restart_strategy: get(ROLLOUT_STRATEGY).as_deref() == Some("restart"),
+            ..Default::default()
+        }
+    }
+}
+
 pub fn project(
     kind: WorkloadKind,
     meta: &ObjectMeta,
     template: Option<&PodTemplateSpec>,
+    keys: &Keys,
+    auto_reload_all: bool,
+) -> Workload {
+    project_with(kind, meta, template, Controls::from_meta(meta, keys), keys, auto_reload_all)
+}
+
+/// Builds the projection of a workload of any kind.
+pub fn project_object<K: WorkloadObject>(obj: &K, keys: &Keys, auto_reload_all: bool) -> Workload {
+    let mut controls = Controls::from_meta(obj.meta(), keys);
+    obj.controls(&mut controls);
+    project_with(K::KIND, obj.meta(), obj.template(), controls, keys, auto_reload_all)
+}
+
+fn project_with(
+    kind: WorkloadKind,
+    meta: &ObjectMeta,
+    template: Option<&PodTemplateSpec>,
+    controls: Controls,
     keys: &Keys,
     auto_reload_all: bool,
 ) -> Workload {
@@ -145,6 +217,7 @@ pub fn project(
         refs.hash(&mut h);
         first_container.hash(&mut h);
         stakater_env.hash(&mut h);
+        controls.hash(&mut h);
         h.finish()
     };
     Workload {
@@ -159,6 +232,7 @@ pub fn project(
         refs,
         first_container,
         stakater_env,
+        controls,
         record,
         record_foreign,
         fingerprint,
@@ -194,6 +268,8 @@ pub trait WorkloadObject:
     /// The API resource (plural), for metrics labels.
     const RESOURCE: &'static str;
     fn template(&self) -> Option<&PodTemplateSpec>;
+    /// Fills the kind-specific controls.
+    fn controls(&self, _c: &mut Controls) {}
 }
 
 impl WorkloadObject for Deployment {
@@ -201,6 +277,37 @@ impl WorkloadObject for Deployment {
     const RESOURCE: &'static str = "deployments";
     fn template(&self) -> Option<&PodTemplateSpec> {
         self.spec.as_ref().map(|s| &s.template)
+    }
+    fn controls(&self, c: &mut Controls) {
+        c.spec_paused = self.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
+    }
+}
+
+impl WorkloadObject for CronJob {
+    const KIND: WorkloadKind = WorkloadKind::CronJob;
+    const RESOURCE: &'static str = "cronjobs";
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.job_template.spec.as_ref().map(|s| &s.template)
+    }
+    fn controls(&self, c: &mut Controls) {
+        c.suspended = self.spec.suspend.unwrap_or(false);
+    }
+}
+
+impl WorkloadObject for Job {
+    const KIND: WorkloadKind = WorkloadKind::Job;
+    const RESOURCE: &'static str = "jobs";
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.as_ref().map(|s| &s.template)
+    }
+}
+
+impl WorkloadObject for crate::rollout::Rollout {
+    const KIND: WorkloadKind = WorkloadKind::Rollout;
+    const RESOURCE: &'static str = "rollouts";
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        // A Rollout with `workloadRef` has no template: nothing to reload (Reloader #751).
+        self.spec.as_ref().and_then(|s| s.template.as_ref())
     }
 }
 

@@ -260,6 +260,7 @@ async fn ready_only_after_the_initial_list_and_while_watches_work() {
     let role = json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"ctl"},
         "rules":[{"apiGroups":[""],"resources":["configmaps"],"verbs":["get","list","watch"]},
                  {"apiGroups":["apps"],"resources":["deployments","statefulsets","daemonsets"],"verbs":["get","list","watch","patch"]},
+                 {"apiGroups":["batch"],"resources":["jobs","cronjobs"],"verbs":["get","list","watch"]},
                  {"apiGroups":["events.k8s.io"],"resources":["events"],"verbs":["create","patch"]}]});
     let f = std::env::temp_dir().join(format!("{}-role.json", ns.name));
     std::fs::write(&f, role.to_string()).unwrap();

@@ -186,6 +186,13 @@ pub fn settings(args: &[&str]) -> Settings {
     if !args.iter().any(|a| a.starts_with("--metrics-addr")) {
         all.push("--metrics-addr=off");
     }
+    // Engine tests reload one workload several times in a row; the storm brake has its own tests.
+    if !args.iter().any(|a| a.starts_with("--min-reload-interval")) {
+        all.push("--min-reload-interval=0");
+    }
+    if !args.iter().any(|a| a.starts_with("--flap-limit")) {
+        all.push("--flap-limit=0");
+    }
     all.extend_from_slice(args);
     let cli = Cli::try_parse_from(all).expect("valid args");
     cli.run.settings().expect("valid settings")
@@ -193,6 +200,7 @@ pub fn settings(args: &[&str]) -> Settings {
 
 /// The controller, running in-process until stopped or dropped.
 pub struct Controller {
+    pub ctx: std::sync::Arc<reloader::controller::Ctx>,
     token: CancellationToken,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -210,14 +218,14 @@ impl Controller {
         let ctx = reloader::controller::Ctx::new(client().await, settings);
         let token = CancellationToken::new();
         let mut synced = ctx.synced.subscribe();
-        let handle = tokio::spawn(reloader::controller::run(ctx, token.clone()));
+        let handle = tokio::spawn(reloader::controller::run(ctx.clone(), token.clone()));
         tokio::time::timeout(Duration::from_secs(20), synced.wait_for(|s| *s))
             .await
             .expect("controller synced within 20 s")
             .expect("sync channel");
         // Let the first pass over the workloads finish before the test changes anything.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        Controller { token, handle: Some(handle) }
+        Controller { ctx, token, handle: Some(handle) }
     }
 
     pub async fn stop(mut self) {

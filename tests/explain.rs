@@ -1,0 +1,121 @@
+//! `reloader explain`: golden-output tests for an auto, a named-regex, a search/match and an
+//! excluded case, against the local control plane. `UPDATE_GOLDEN=1` rewrites the files.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use serde_json::json;
+
+fn explain(ns: &TestNs, target: &str, extra: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_reloader"))
+        .args(["explain", target, "-n", &ns.name])
+        .args(extra)
+        .env("KUBECONFIG", &cluster().kubeconfig)
+        .output()
+        .expect("run reloader explain");
+    assert!(out.status.success(), "explain failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().replace(&ns.name, "<ns>")
+}
+
+fn golden(name: &str, got: &str) {
+    let path = repo().join("tests/golden").join(format!("explain-{name}.txt"));
+    if std::env::var("UPDATE_GOLDEN").is_ok() {
+        std::fs::write(&path, got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(got, want, "explain output differs from {}", path.display());
+}
+
+#[tokio::test]
+async fn auto_with_a_pending_change() {
+    let ns = TestNs::new("explain-auto").await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    ns.set_secret("creds", json!({"p": "1"})).await;
+    let spec = json!({"containers": [{"name": "app", "image": "example.com/app:1",
+        "envFrom": [{"configMapRef": {"name": "cfg"}}], "volumeMounts": [{"name": "c", "mountPath": "/c"}]}],
+        "volumes": [{"name": "c", "secret": {"secretName": "creds"}}]});
+    ns.apply_json::<Deployment>(deployment("web", json!({"reloader.stakater.com/auto": "true"}), spec)).await;
+    // Recorded by a controller that is then stopped; the change that follows is pending.
+    let ctl = Controller::start(&ns, &[]).await;
+    await_record(&ns, "web").await;
+    ctl.stop().await;
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    golden("auto", &explain(&ns, "deployment/web", &[]));
+
+    let v: serde_json::Value = serde_json::from_str(&explain(&ns, "deploy/web", &["-o", "json"])).unwrap();
+    assert_eq!(v["decision"]["action"], "reload");
+    assert_eq!(v["sources"][0]["source"], "configmap/cfg");
+}
+
+#[tokio::test]
+async fn named_regex_first_sight() {
+    let ns = TestNs::new("explain-named").await;
+    for n in ["app-one", "app-two", "unrelated"] {
+        ns.set_configmap(n, json!({"v": n})).await;
+    }
+    let ann = json!({"configmap.reloader.stakater.com/reload": "app-.*, (broken"});
+    ns.apply_json::<Deployment>(deployment("web", ann, env_from_configmaps(&[]))).await;
+    golden("named", &explain(&ns, "deployment/web", &[]));
+}
+
+#[tokio::test]
+async fn search_and_match() {
+    let ns = TestNs::new("explain-search").await;
+    ns.apply_json::<ConfigMap>(json!({"apiVersion":"v1","kind":"ConfigMap",
+        "metadata":{"name":"marked","annotations":{"reloader.stakater.com/match":"true"}},"data":{"v":"1"}}))
+        .await;
+    ns.set_configmap("plain", json!({"v": "1"})).await;
+    ns.apply_json::<Deployment>(deployment(
+        "web",
+        json!({"reloader.stakater.com/search": "true"}),
+        env_from_configmaps(&["marked", "plain"]),
+    ))
+    .await;
+    let ctl = Controller::start(&ns, &[]).await;
+    await_record(&ns, "web").await;
+    ctl.stop().await;
+    golden("search", &explain(&ns, "deployment/web", &[]));
+}
+
+#[tokio::test]
+async fn excluded_and_ignored() {
+    let ns = TestNs::new("explain-exclude").await;
+    ns.set_configmap("kept", json!({"v": "1"})).await;
+    ns.set_configmap("excluded", json!({"v": "1"})).await;
+    ns.apply_json::<ConfigMap>(json!({"apiVersion":"v1","kind":"ConfigMap",
+        "metadata":{"name":"ignored","annotations":{"reloader.stakater.com/ignore":"true"}},"data":{"v":"1"}}))
+        .await;
+    let ann =
+        json!({"reloader.stakater.com/auto": "true", "configmaps.exclude.reloader.stakater.com/reload": "excluded"});
+    ns.apply_json::<Deployment>(deployment("web", ann, env_from_configmaps(&["kept", "excluded", "ignored"]))).await;
+    let ctl = Controller::start(&ns, &[]).await;
+    await_record(&ns, "web").await;
+    ctl.stop().await;
+    ns.set_configmap("excluded", json!({"v": "2"})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    golden("excluded", &explain(&ns, "deployment/web", &[]));
+}
+
+#[tokio::test]
+async fn a_missing_workload_is_a_clear_error() {
+    let ns = TestNs::new("explain-missing").await;
+    let out = Command::new(env!("CARGO_BIN_EXE_reloader"))
+        .args(["explain", "deployment/nope", "-n", &ns.name])
+        .env("KUBECONFIG", &cluster().kubeconfig)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("Deployment {}/nope not found", ns.name)), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_reloader"))
+        .args(["explain", "pod/x"])
+        .env("KUBECONFIG", &cluster().kubeconfig)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KIND is one of"));
+}
