@@ -1,0 +1,229 @@
+//! Every example in examples/ applied to the local control plane, changed as its README says,
+//! and checked to reload (or not) as documented.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+
+struct Step {
+    /// `kubectl patch` arguments (kind/name and the merge patch).
+    patch: (&'static str, &'static str),
+    reloads: bool,
+}
+
+async fn template(api: &Api<DynamicObject>, name: &str) -> String {
+    api.get(name).await.expect("get workload").data["spec"]["template"].to_string()
+}
+
+async fn run(dir: &str, flags: &[&str], kind: ApiResource, workload: &str, steps: &[Step]) {
+    let ns = TestNs::new(&format!("ex-{dir}")).await;
+    let path = repo().join("examples").join(dir).join("manifests.yaml");
+    let out = kubectl(&["apply", "-n", &ns.name, "-f", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{dir}: {}", String::from_utf8_lossy(&out.stderr));
+    let _ctl = Controller::start(&ns, flags).await;
+    let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &kind);
+    eventually(Duration::from_secs(10), &format!("{dir}: {workload} recorded"), || async {
+        api.get(workload).await.ok()?.metadata.annotations?.contains_key(RECORD).then_some(())
+    })
+    .await;
+    for s in steps {
+        let before = template(&api, workload).await;
+        let out = kubectl(&["patch", "-n", &ns.name, s.patch.0, "--type=merge", "-p", s.patch.1]);
+        assert!(out.status.success(), "{dir}: {}", String::from_utf8_lossy(&out.stderr));
+        if s.reloads {
+            eventually(Duration::from_secs(2), &format!("{dir}: {} rolls {workload}", s.patch.0), || async {
+                (template(&api, workload).await != before).then_some(())
+            })
+            .await;
+            // Let the debounce window pass so the next step is its own change.
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        } else {
+            holds(Duration::from_secs(5), &format!("{dir}: {} does not roll {workload}", s.patch.0), || async {
+                template(&api, workload).await == before
+            })
+            .await;
+        }
+    }
+}
+
+fn deployments() -> ApiResource {
+    ApiResource::erase::<Deployment>(&())
+}
+
+#[tokio::test]
+async fn auto() {
+    run(
+        "auto",
+        &[],
+        deployments(),
+        "web",
+        &[
+            Step { patch: ("configmap/web-config", r#"{"metadata":{"labels":{"team":"a"}}}"#), reloads: false },
+            Step { patch: ("configmap/web-config", r#"{"data":{"GREETING":"hi"}}"#), reloads: true },
+            Step { patch: ("secret/web-secret", r#"{"stringData":{"TOKEN":"other"}}"#), reloads: true },
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn typed_auto() {
+    run(
+        "typed-auto",
+        &[],
+        deployments(),
+        "api",
+        &[
+            Step { patch: ("secret/api-secret", r#"{"stringData":{"PASSWORD":"other"}}"#), reloads: false },
+            Step { patch: ("configmap/api-config", r#"{"data":{"LOG_LEVEL":"debug"}}"#), reloads: true },
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn named_regex() {
+    run(
+        "named-regex",
+        &[],
+        deployments(),
+        "shop",
+        &[
+            Step { patch: ("configmap/unrelated", r#"{"data":{"X":"2"}}"#), reloads: false },
+            Step { patch: ("configmap/feature-search", r#"{"data":{"ENABLED":"true"}}"#), reloads: true },
+            Step { patch: ("configmap/app-config", r#"{"data":{"MODE":"green"}}"#), reloads: true },
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn search_match() {
+    run(
+        "search-match",
+        &[],
+        deployments(),
+        "worker",
+        &[
+            Step { patch: ("configmap/local-settings", r#"{"data":{"CACHE":"off"}}"#), reloads: false },
+            Step { patch: ("configmap/shared-settings", r#"{"data":{"REGION":"us"}}"#), reloads: true },
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn exclude() {
+    run(
+        "exclude",
+        &[],
+        deployments(),
+        "backend",
+        &[
+            Step { patch: ("configmap/feature-flags", r#"{"data":{"NEW_UI":"true"}}"#), reloads: false },
+            Step { patch: ("configmap/tuning", r#"{"data":{"WORKERS":"8"}}"#), reloads: true },
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ignore() {
+    run(
+        "ignore",
+        &[],
+        deployments(),
+        "frontend",
+        &[
+            Step { patch: ("configmap/static-assets", r#"{"data":{"INDEX":"<h1>hi</h1>"}}"#), reloads: false },
+            Step { patch: ("configmap/frontend-config", r#"{"data":{"THEME":"dark"}}"#), reloads: true },
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn env_vars() {
+    let sts = ApiResource::erase::<StatefulSet>(&());
+    run(
+        "env-vars",
+        &["--reload-strategy=env-vars"],
+        sts.clone(),
+        "db",
+        &[Step { patch: ("secret/db-credentials", r#"{"stringData":{"PASSWORD":"n3w"}}"#), reloads: true }],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn env_vars_sets_the_documented_variable() {
+    let ns = TestNs::new("ex-envvar-name").await;
+    let path = repo().join("examples/env-vars/manifests.yaml");
+    assert!(kubectl(&["apply", "-n", &ns.name, "-f", path.to_str().unwrap()]).status.success());
+    let _ctl = Controller::start(&ns, &["--reload-strategy=env-vars"]).await;
+    let api = ns.api::<StatefulSet>();
+    eventually(Duration::from_secs(10), "db recorded", || async {
+        api.get("db").await.ok()?.metadata.annotations?.contains_key(RECORD).then_some(())
+    })
+    .await;
+    assert!(
+        kubectl(&[
+            "patch",
+            "-n",
+            &ns.name,
+            "secret/db-credentials",
+            "--type=merge",
+            "-p",
+            r#"{"stringData":{"PASSWORD":"n3w"}}"#
+        ])
+        .status
+        .success()
+    );
+    eventually(Duration::from_secs(2), "STAKATER_DB_CREDENTIALS_SECRET", || async {
+        let s = api.get("db").await.ok()?;
+        let env = s.spec?.template.spec?.containers[0].env.clone()?;
+        env.iter().any(|e| e.name == "STAKATER_DB_CREDENTIALS_SECRET").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cronjob() {
+    let ns = TestNs::new("ex-cronjob").await;
+    let path = repo().join("examples/cronjob/manifests.yaml");
+    assert!(kubectl(&["apply", "-n", &ns.name, "-f", path.to_str().unwrap()]).status.success());
+    let _ctl = Controller::start(&ns, &[]).await;
+    let cj = ns.api::<k8s_openapi::api::batch::v1::CronJob>();
+    eventually(Duration::from_secs(10), "report recorded", || async {
+        cj.get("report").await.ok()?.metadata.annotations?.contains_key(RECORD).then_some(())
+    })
+    .await;
+    assert!(
+        kubectl(&[
+            "patch",
+            "-n",
+            &ns.name,
+            "configmap/report-config",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"RECIPIENTS":"team@example.com"}}"#
+        ])
+        .status
+        .success()
+    );
+    let job = eventually(Duration::from_secs(2), "a report Job", || async {
+        ns.api::<Job>().list(&ListParams::default()).await.ok()?.items.into_iter().next()
+    })
+    .await;
+    let name = job.metadata.name.unwrap();
+    assert!(name.starts_with("report-") && name.len() == "report-".len() + 10, "{name}");
+    assert_eq!(
+        job.metadata.annotations.unwrap().get("cronjob.kubernetes.io/instantiate").map(String::as_str),
+        Some("manual")
+    );
+}
