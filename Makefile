@@ -3,7 +3,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help tools cluster-up cluster-down cluster-status lint unit integration test run build release demo clean
+.PHONY: help tools cluster-up cluster-down cluster-status lint check-deploy unit integration test run build release demo demo-stop clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+check-deploy: ## deploy/ must match the chart's default render
+	@hack/render-deploy.sh --check
+
 unit: ## Unit tests (no cluster)
 	$(CARGO) test --lib --bins
 
@@ -37,10 +40,16 @@ integration: ## Integration tests against the local control plane (started if ne
 	@hack/tools.sh > /dev/null
 	$(CARGO) test --test '*' -- --test-threads=$${TEST_THREADS:-6}
 
-test: lint unit integration ## Everything CI runs: lint, unit and integration tests
+test: lint check-deploy unit integration ## Everything CI runs: lint, manifests, unit and integration tests
 
-run: ## Start the local control plane and run the controller against it
+run: ## Start the local control plane and run the controller against it (foreground)
 	@hack/run.sh
+
+demo: ## Build, start the local control plane, install an example, change a ConfigMap, watch the rollout
+	@hack/demo.sh
+
+demo-stop: ## Stop the demo's controller and the local control plane
+	@hack/cluster.sh down
 
 clean: ## Remove build outputs and the local cluster state
 	-@hack/cluster.sh down

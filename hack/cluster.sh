@@ -36,7 +36,7 @@ alive() {
 is_up() {
   [ -d "$state" ] || return 1
   local f
-  for f in "$state"/*.pid; do alive "$f" && return 0; done
+  for f in "$state"/etcd.pid "$state"/kube-apiserver.pid; do alive "$f" && return 0; done
   return 1
 }
 
@@ -229,7 +229,7 @@ down() {
   fi
   local name f pid start
   # Stop in reverse order of dependency so components do not spam errors on their way out.
-  for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  for name in reloader-demo kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
     f="$state/$name.pid"
     alive "$f" || continue
     read -r pid start < "$f"
