@@ -15,11 +15,20 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
 fn helm(args: &[&str]) -> Output {
-    Command::new(cluster().bin.join("helm")).args(args).env("KUBECONFIG", &cluster().kubeconfig).output().expect("run helm")
+    Command::new(cluster().bin.join("helm"))
+        .args(args)
+        .env("KUBECONFIG", &cluster().kubeconfig)
+        .output()
+        .expect("run helm")
 }
 
 fn ok(out: &Output, what: &str) -> String {
-    assert!(out.status.success(), "{what} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
@@ -36,13 +45,39 @@ fn lint_and_template_with_default_and_custom_values() {
     ok(&helm(&["lint", &chart()]), "helm lint (defaults)");
     ok(&helm(&["lint", &chart(), "-f", &custom_values()]), "helm lint (custom)");
     let default = ok(&helm(&["template", "reloader", &chart(), "-n", "common-service"]), "helm template (defaults)");
-    for want in ["kind: ClusterRole", "kind: ClusterRoleBinding", "kind: ServiceAccount", "kind: Deployment", "runAsNonRoot: true", "readOnlyRootFilesystem: true", "allowPrivilegeEscalation: false", "- ALL", "type: RuntimeDefault", "path: /live", "path: /ready", "containerPort: 9090"] {
+    for want in [
+        "kind: ClusterRole",
+        "kind: ClusterRoleBinding",
+        "kind: ServiceAccount",
+        "kind: Deployment",
+        "runAsNonRoot: true",
+        "readOnlyRootFilesystem: true",
+        "allowPrivilegeEscalation: false",
+        "- ALL",
+        "type: RuntimeDefault",
+        "path: /live",
+        "path: /ready",
+        "containerPort: 9090",
+    ] {
         assert!(default.contains(want), "default render lacks {want:?}");
     }
     for unwanted in ["\nkind: Role\n", "leases", "namespaces\"]", "argoproj.io", "--enable-ha"] {
         assert!(!default.contains(unwanted), "default render has {unwanted:?}");
     }
-    let custom = ok(&helm(&["template", "reloader", &chart(), "-n", "common-service", "-f", &custom_values(), "--api-versions", "monitoring.coreos.com/v1"]), "helm template (custom)");
+    let custom = ok(
+        &helm(&[
+            "template",
+            "reloader",
+            &chart(),
+            "-n",
+            "common-service",
+            "-f",
+            &custom_values(),
+            "--api-versions",
+            "monitoring.coreos.com/v1",
+        ]),
+        "helm template (custom)",
+    );
     for want in [
         "--namespaces=common-service,team-a,team-b",
         "--reload-strategy=env-vars",
@@ -109,7 +144,15 @@ struct Release {
 
 impl Release {
     fn install(name: &str, sets: &[String]) -> Release {
-        let mut args = vec!["install".to_string(), name.to_string(), chart(), "-n".into(), "common-service".into(), "--create-namespace".into(), "--wait=false".into()];
+        let mut args = vec![
+            "install".to_string(),
+            name.to_string(),
+            chart(),
+            "-n".into(),
+            "common-service".into(),
+            "--create-namespace".into(),
+            "--wait=false".into(),
+        ];
         for s in sets {
             args.push("--set".into());
             args.push(s.clone());
@@ -125,9 +168,17 @@ impl Release {
 
     /// The container args the chart rendered for its Deployment.
     fn args(&self) -> Vec<String> {
-        let out = ok(&kubectl(&["-n", "common-service", "get", "deployment", &self.sa(), "-o", "json"]), "get the chart's Deployment");
+        let out = ok(
+            &kubectl(&["-n", "common-service", "get", "deployment", &self.sa(), "-o", "json"]),
+            "get the chart's Deployment",
+        );
         let d: Value = serde_json::from_str(&out).unwrap();
-        d["spec"]["template"]["spec"]["containers"][0]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect()
+        d["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
     }
 
     /// A kubeconfig holding a TokenRequest token of the chart's ServiceAccount.
@@ -169,8 +220,12 @@ impl Drop for Release {
 
 async fn auto_workload(ns: &TestNs) -> String {
     ns.set_configmap("cfg", json!({"v": "1"})).await;
-    ns.apply_json::<Deployment>(deployment("web", json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&["cfg"])))
-        .await;
+    ns.apply_json::<Deployment>(deployment(
+        "web",
+        json!({"reloader.stakater.com/auto": "true"}),
+        env_from_configmaps(&["cfg"]),
+    ))
+    .await;
     pod_template(ns, "web").await
 }
 
@@ -195,7 +250,10 @@ async fn cluster_wide_install_works_under_its_own_rbac() {
     let key = format!("rbac-{}", ns.name);
     let p = json!({"metadata": {"labels": {key.clone(): "yes"}}});
     Api::<Namespace>::all(ns.client.clone()).patch(&ns.name, &PatchParams::default(), &Patch::Merge(&p)).await.unwrap();
-    let release = Release::install(&format!("g{}", &ns.name[ns.name.len() - 6..]), &[format!("reloader.namespaceSelector={key}=yes")]);
+    let release = Release::install(
+        &format!("g{}", &ns.name[ns.name.len() - 6..]),
+        &[format!("reloader.namespaceSelector={key}=yes")],
+    );
     let t0 = auto_workload(&ns).await;
     let t_out = auto_workload(&other).await;
     let (mut child, log) = release.run(&[]);
@@ -218,7 +276,10 @@ async fn namespaced_install_works_only_in_its_namespaces() {
     );
     let (ta, tb, tc) = (auto_workload(&a).await, auto_workload(&b).await, auto_workload(&c).await);
     let args = release.args();
-    assert!(args.iter().any(|x| x.starts_with("--namespaces=") && x.contains(&a.name) && x.contains(&b.name)), "{args:?}");
+    assert!(
+        args.iter().any(|x| x.starts_with("--namespaces=") && x.contains(&a.name) && x.contains(&b.name)),
+        "{args:?}"
+    );
     let (mut child, log) = release.run(&[]);
     reloads_under_chart_rbac(&a, &ta).await;
     reloads_under_chart_rbac(&b, &tb).await;
@@ -253,7 +314,11 @@ async fn namespaced_install_works_only_in_its_namespaces() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(text.contains("cannot list resource"), "names the verb and resource:\n{text}");
-    assert!(text.contains(&format!("in the namespace \\\"{}\\\"", c.name)) || text.contains(&format!("in the namespace \"{}\"", c.name)), "{text}");
+    assert!(
+        text.contains(&format!("in the namespace \\\"{}\\\"", c.name))
+            || text.contains(&format!("in the namespace \"{}\"", c.name)),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -261,10 +326,23 @@ async fn kustomize_base_applies() {
     let dir = repo().join("deploy");
     let out = kubectl(&["apply", "--server-side", "-k", dir.to_str().unwrap()]);
     let text = ok(&out, "kubectl apply -k deploy/");
-    for want in ["serviceaccount/reloader", "clusterrole.rbac.authorization.k8s.io/reloader-role", "deployment.apps/reloader"] {
+    for want in
+        ["serviceaccount/reloader", "clusterrole.rbac.authorization.k8s.io/reloader-role", "deployment.apps/reloader"]
+    {
         assert!(text.contains(want), "{want} in\n{text}");
     }
-    let d = ok(&kubectl(&["-n", "common-service", "get", "deployment", "reloader", "-o", "jsonpath={.spec.template.spec.serviceAccountName}"]), "get");
+    let d = ok(
+        &kubectl(&[
+            "-n",
+            "common-service",
+            "get",
+            "deployment",
+            "reloader",
+            "-o",
+            "jsonpath={.spec.template.spec.serviceAccountName}",
+        ]),
+        "get",
+    );
     assert_eq!(d, "reloader");
     let _ = kubectl(&["delete", "-n", "common-service", "deployment/reloader", "serviceaccount/reloader"]);
     let _ = kubectl(&["delete", "clusterrole/reloader-role", "clusterrolebinding/reloader-role-binding"]);
