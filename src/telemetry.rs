@@ -5,8 +5,11 @@ use tracing_subscriber::EnvFilter;
 
 /// Text or JSON logs at `level`; `RUST_LOG`, when set, takes precedence.
 pub fn init(json: bool, level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},kube=warn,hyper=warn,tower=warn")));
+    // An empty RUST_LOG counts as unset (otherwise it would silence everything).
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+    let filter = from_env.and_then(|v| EnvFilter::try_new(v).ok()).unwrap_or_else(|| {
+        EnvFilter::new(format!("{level},kube=warn,hyper=warn,tower=warn,rustls=warn,reqwest=warn,h2=warn"))
+    });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if json { b.json().flatten_event(true).init() } else { b.init() }

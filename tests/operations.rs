@@ -502,3 +502,32 @@ async fn webhook_mode_posts_and_reloads_nothing() {
     assert!(record_of(&ns, "web").await.is_none(), "webhook mode writes nothing to workloads");
     assert_eq!(got.lock().unwrap().len(), 1, "one POST per change");
 }
+
+#[tokio::test]
+async fn json_logs_are_structured_and_never_carry_secret_values() {
+    let ns = TestNs::new("jsonlog").await;
+    ns.set_secret("creds", json!({"password": "hunter2-very-secret"})).await;
+    let spec = json!({"containers": [{"name": "app", "image": "example.com/app:1", "envFrom": [{"secretRef": {"name": "creds"}}]}]});
+    ns.apply_json::<Deployment>(deployment("web", json!({"reloader.stakater.com/auto": "true"}), spec)).await;
+    let t0 = pod_template(&ns, "web").await;
+    let p = Proc::start(&ns, &["--log-format=json", "--log-level=debug"], &[("RUST_LOG", "")]);
+    p.await_ready().await;
+    await_record(&ns, "web").await;
+    ns.set_secret("creds", json!({"password": "hunter3-very-secret"})).await;
+    await_reload(&ns, "web", &t0).await;
+    let line = eventually(Duration::from_secs(5), "the reload log line", || {
+        let logs = p.logs();
+        async move { logs.lines().find(|l| l.contains("Changes detected")).map(String::from) }
+    })
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(v["level"], "INFO");
+    assert_eq!(v["source"], "secret/creds");
+    assert_eq!(v["hash"].as_str().unwrap().len(), 12, "a hash prefix");
+    assert!(v["span"]["workload"].as_str().unwrap().ends_with("/web"), "{line}");
+    let logs = p.logs();
+    for l in logs.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(serde_json::from_str::<serde_json::Value>(l).is_ok(), "not JSON: {l}");
+    }
+    assert!(!logs.contains("hunter"), "a Secret value was logged");
+}
