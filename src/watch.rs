@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 use crate::controller::Ctx;
 use crate::hash;
 use crate::source::{SourceInfo, SourceKind, SourceRef};
-use crate::workload::{self, WorkloadObject};
+use crate::workload::{self, WorkloadKey, WorkloadObject};
 
 /// A ConfigMap or Secret type.
 pub trait SourceObject:
@@ -66,55 +66,95 @@ fn in_scope(scope: Option<&str>, namespace: &str) -> bool {
     scope.is_none_or(|s| s == namespace)
 }
 
+/// `(namespace, name)` of every object a (re)list returned.
+type Listed = HashSet<(String, String)>;
+
+/// What one watch does with its objects. The driver handles relists, health and readiness.
+trait Handler<K> {
+    fn apply(&mut self, ctx: &Ctx, obj: K);
+    fn delete(&mut self, ctx: &Ctx, obj: K);
+    /// A (re)list finished: forget whatever in this watch's scope it did not return.
+    fn relisted(&mut self, ctx: &Ctx, listed: &Listed);
+}
+
+/// Runs one watch: kube-runtime's watcher with backoff, its events fed to `handler`. `what`
+/// names it in logs and in `/ready`; `resource` labels its restart metric.
+async fn drive<K, H>(
+    ctx: Arc<Ctx>,
+    api: Api<K>,
+    cfg: watcher::Config,
+    what: String,
+    resource: &'static str,
+    mut synced: Synced,
+    mut handler: H,
+) where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    H: Handler<K>,
+{
+    let stream = watcher::watcher(api, cfg).default_backoff();
+    futures::pin_mut!(stream);
+    let mut listing: Option<Listed> = None;
+    while let Some(event) = stream.next().await {
+        if event.is_ok() {
+            ctx.watch_ok(&what);
+        }
+        match event {
+            Ok(Event::Init) => listing = Some(Listed::new()),
+            Ok(Event::InitApply(obj)) => {
+                if let Some(l) = listing.as_mut() {
+                    l.insert((obj.namespace().unwrap_or_default(), obj.name_any()));
+                }
+                handler.apply(&ctx, obj);
+            }
+            Ok(Event::Apply(obj)) => handler.apply(&ctx, obj),
+            Ok(Event::Delete(obj)) => handler.delete(&ctx, obj),
+            Ok(Event::InitDone) => {
+                handler.relisted(&ctx, &listing.take().unwrap_or_default());
+                info!(watch = %what, "watch synced");
+                synced.mark();
+            }
+            Err(e) => {
+                warn!(watch = %what, error = %e, "watch failed; retrying with backoff");
+                ctx.watch_failed(&what, resource);
+            }
+        }
+    }
+}
+
 /// Watches ConfigMaps or Secrets in one scope (`None`: all namespaces).
 pub async fn sources<K: SourceObject>(
     ctx: Arc<Ctx>,
     api: Api<K>,
     cfg: watcher::Config,
     scope: Option<String>,
-    mut synced: Synced,
+    synced: Synced,
 ) {
-    let kind = K::KIND;
-    let id = format!("{} in {}", kind.resource(), scope.as_deref().unwrap_or("all namespaces"));
-    let stream = watcher::watcher(api, cfg).default_backoff();
-    futures::pin_mut!(stream);
-    let mut relist: Option<HashSet<(String, String)>> = None;
-    while let Some(event) = stream.next().await {
-        if event.is_ok() {
-            ctx.watch_ok(&id);
-        }
-        match event {
-            Ok(Event::Init) => relist = Some(HashSet::new()),
-            Ok(Event::InitApply(obj)) => {
-                if let Some(seen) = relist.as_mut() {
-                    seen.insert((obj.namespace().unwrap_or_default(), obj.name_any()));
-                }
-                apply_source(&ctx, obj);
-            }
-            Ok(Event::Apply(obj)) => apply_source(&ctx, obj),
-            Ok(Event::Delete(obj)) => {
-                ctx.metrics.event("delete", kind.resource());
-                delete_source(&ctx, kind, &obj.namespace().unwrap_or_default(), &obj.name_any());
-            }
-            Ok(Event::InitDone) => {
-                let seen = relist.take().unwrap_or_default();
-                let gone: Vec<(String, String)> = {
-                    let st = ctx.state.lock().expect("state lock");
-                    st.source_names(kind)
-                        .into_iter()
-                        .filter(|(ns, n)| in_scope(scope.as_deref(), ns) && !seen.contains(&(ns.clone(), n.clone())))
-                        .collect()
-                };
-                for (ns, name) in gone {
-                    delete_source(&ctx, kind, &ns, &name);
-                }
-                info!(resource = kind.resource(), namespace = scope.as_deref().unwrap_or("*"), "watch synced");
-                synced.mark();
-            }
-            Err(e) => {
-                warn!(resource = kind.resource(), namespace = scope.as_deref().unwrap_or("*"), error = %e, "watch failed; retrying with backoff");
-                ctx.watch_failed(&id, kind.resource());
-            }
+    let what = format!("{} in {}", K::KIND.resource(), scope.as_deref().unwrap_or("all namespaces"));
+    drive(ctx, api, cfg, what, K::KIND.resource(), synced, Sources { scope }).await
+}
+
+struct Sources {
+    scope: Option<String>,
+}
+
+impl<K: SourceObject> Handler<K> for Sources {
+    fn apply(&mut self, ctx: &Ctx, obj: K) {
+        apply_source(ctx, obj);
+    }
+    fn delete(&mut self, ctx: &Ctx, obj: K) {
+        ctx.metrics.event("delete", K::KIND.resource());
+        delete_source(ctx, K::KIND, &obj.namespace().unwrap_or_default(), &obj.name_any());
+    }
+    fn relisted(&mut self, ctx: &Ctx, listed: &Listed) {
+        let gone: Vec<(String, String)> = {
+            let st = ctx.state.lock().expect("state lock");
+            st.source_names(K::KIND)
+                .into_iter()
+                .filter(|(ns, n)| in_scope(self.scope.as_deref(), ns) && !listed.contains(&(ns.clone(), n.clone())))
+                .collect()
+        };
+        for (ns, name) in gone {
+            delete_source(ctx, K::KIND, &ns, &name);
         }
     }
 }
@@ -203,50 +243,30 @@ pub async fn workloads<K: WorkloadObject>(
     api: Api<K>,
     cfg: watcher::Config,
     scope: Option<String>,
-    mut synced: Synced,
+    synced: Synced,
 ) {
-    let id = format!("{}s in {}", K::KIND.as_str().to_lowercase(), scope.as_deref().unwrap_or("all namespaces"));
-    let stream = watcher::watcher(api, cfg).default_backoff();
-    futures::pin_mut!(stream);
-    let mut relist: Option<HashSet<(String, String)>> = None;
-    while let Some(event) = stream.next().await {
-        if event.is_ok() {
-            ctx.watch_ok(&id);
-        }
-        match event {
-            Ok(Event::Init) => relist = Some(HashSet::new()),
-            Ok(Event::InitApply(obj)) => {
-                if let Some(seen) = relist.as_mut() {
-                    seen.insert((obj.namespace().unwrap_or_default(), obj.name_any()));
-                }
-                apply_workload(&ctx, &obj);
-            }
-            Ok(Event::Apply(obj)) => apply_workload(&ctx, &obj),
-            Ok(Event::Delete(obj)) => {
-                let key = crate::workload::WorkloadKey {
-                    kind: K::KIND,
-                    namespace: obj.namespace().unwrap_or_default(),
-                    name: obj.name_any(),
-                };
-                ctx.state.lock().expect("state lock").remove_workload(&key);
-            }
-            Ok(Event::InitDone) => {
-                let seen = relist.take().unwrap_or_default();
-                let mut st = ctx.state.lock().expect("state lock");
-                for k in st.workload_keys_of(K::KIND) {
-                    if in_scope(scope.as_deref(), &k.namespace)
-                        && !seen.contains(&(k.namespace.clone(), k.name.clone()))
-                    {
-                        st.remove_workload(&k);
-                    }
-                }
-                drop(st);
-                info!(kind = %K::KIND, namespace = scope.as_deref().unwrap_or("*"), "watch synced");
-                synced.mark();
-            }
-            Err(e) => {
-                warn!(kind = %K::KIND, namespace = scope.as_deref().unwrap_or("*"), error = %e, "watch failed; retrying with backoff");
-                ctx.watch_failed(&id, K::RESOURCE);
+    let what = format!("{} in {}", K::RESOURCE, scope.as_deref().unwrap_or("all namespaces"));
+    drive(ctx, api, cfg, what, K::RESOURCE, synced, Workloads { scope }).await
+}
+
+struct Workloads {
+    scope: Option<String>,
+}
+
+impl<K: WorkloadObject> Handler<K> for Workloads {
+    fn apply(&mut self, ctx: &Ctx, obj: K) {
+        apply_workload(ctx, &obj);
+    }
+    fn delete(&mut self, ctx: &Ctx, obj: K) {
+        let key = WorkloadKey { kind: K::KIND, namespace: obj.namespace().unwrap_or_default(), name: obj.name_any() };
+        ctx.state.lock().expect("state lock").remove_workload(&key);
+    }
+    fn relisted(&mut self, ctx: &Ctx, listed: &Listed) {
+        let mut st = ctx.state.lock().expect("state lock");
+        for k in st.workload_keys_of(K::KIND) {
+            if in_scope(self.scope.as_deref(), &k.namespace) && !listed.contains(&(k.namespace.clone(), k.name.clone()))
+            {
+                st.remove_workload(&k);
             }
         }
     }
@@ -269,36 +289,24 @@ fn apply_workload<K: WorkloadObject>(ctx: &Ctx, obj: &K) {
 
 /// Follows the namespaces that match `--namespace-selector`; a namespace joining it has its
 /// workloads reconciled at once.
-pub async fn namespaces(ctx: Arc<Ctx>, api: Api<Namespace>, cfg: watcher::Config, mut synced: Synced) {
-    let id = "namespaces";
-    let stream = watcher::watcher(api, cfg).default_backoff();
-    futures::pin_mut!(stream);
-    let mut relist: Option<HashSet<String>> = None;
-    while let Some(event) = stream.next().await {
-        if event.is_ok() {
-            ctx.watch_ok(id);
-        }
-        match event {
-            Ok(Event::Init) => relist = Some(HashSet::new()),
-            Ok(Event::InitApply(ns)) => {
-                relist.as_mut().map(|s| s.insert(ns.name_any()));
-                ctx.select_namespace(&ns.name_any(), true);
-            }
-            Ok(Event::Apply(ns)) => ctx.select_namespace(&ns.name_any(), true),
-            Ok(Event::Delete(ns)) => ctx.select_namespace(&ns.name_any(), false),
-            Ok(Event::InitDone) => {
-                let seen = relist.take().unwrap_or_default();
-                for ns in ctx.selected_namespaces() {
-                    if !seen.contains(&ns) {
-                        ctx.select_namespace(&ns, false);
-                    }
-                }
-                info!("namespace watch synced");
-                synced.mark();
-            }
-            Err(e) => {
-                warn!(error = %e, "namespace watch failed; retrying with backoff");
-                ctx.watch_failed(id, "namespaces");
+pub async fn namespaces(ctx: Arc<Ctx>, api: Api<Namespace>, cfg: watcher::Config, synced: Synced) {
+    drive(ctx, api, cfg, "namespaces".into(), "namespaces", synced, Namespaces).await
+}
+
+struct Namespaces;
+
+impl Handler<Namespace> for Namespaces {
+    fn apply(&mut self, ctx: &Ctx, ns: Namespace) {
+        ctx.select_namespace(&ns.name_any(), true);
+    }
+    fn delete(&mut self, ctx: &Ctx, ns: Namespace) {
+        // The API server sends a deletion when a namespace stops matching the selector, too.
+        ctx.select_namespace(&ns.name_any(), false);
+    }
+    fn relisted(&mut self, ctx: &Ctx, listed: &Listed) {
+        for ns in ctx.selected_namespaces() {
+            if !listed.contains(&(String::new(), ns.clone())) {
+                ctx.select_namespace(&ns, false);
             }
         }
     }

@@ -69,6 +69,17 @@ pub async fn patch_workload(client: &kube::Client, w: &Workload, body: Value) ->
     }
 }
 
+/// Records the change without rolling anything, for the reason given.
+async fn recorded_only(
+    client: &kube::Client,
+    w: &Workload,
+    record: &Record,
+    why: &'static str,
+) -> Result<Wrote, kube::Error> {
+    write_record(client, w, record).await?;
+    Ok(Wrote::RecordedOnly(why))
+}
+
 /// Records the given state on the workload: no rollout.
 pub async fn write_record(client: &kube::Client, w: &Workload, record: &Record) -> Result<(), kube::Error> {
     patch_workload(client, w, patch::record_patch(w, record)).await
@@ -86,8 +97,7 @@ pub async fn write_reload(
     match w.key.kind {
         WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet => {
             let Some(t) = patch::template_patch(w, changes, strategy, now_unix()) else {
-                write_record(client, w, record).await?;
-                return Ok(Wrote::RecordedOnly("no container to reload"));
+                return recorded_only(client, w, record, "no container to reload").await;
             };
             let mut body = patch::reload_patch(w, t, record);
             if let Some((key, at)) = &extra.pause_at {
@@ -127,19 +137,16 @@ async fn cronjob(
 ) -> Result<Wrote, kube::Error> {
     if w.controls.suspended {
         // Reloader #822: a suspended CronJob must not run; the change is recorded only.
-        write_record(client, w, record).await?;
-        return Ok(Wrote::RecordedOnly("the CronJob is suspended"));
+        return recorded_only(client, w, record, "the CronJob is suspended").await;
     }
     let (ns, name) = (w.key.namespace.as_str(), w.key.name.as_str());
     let cj = Api::<CronJob>::namespaced(client.clone(), ns).get(name).await?;
     let jt = cj.spec.job_template.clone();
     let Some(mut spec) = jt.spec else {
-        write_record(client, w, record).await?;
-        return Ok(Wrote::RecordedOnly("the CronJob has no job template"));
+        return recorded_only(client, w, record, "the CronJob has no job template").await;
     };
     if !patch::mutate_template(&mut spec.template, w, changes, strategy, now_unix()) {
-        write_record(client, w, record).await?;
-        return Ok(Wrote::RecordedOnly("no container to reload"));
+        return recorded_only(client, w, record, "no container to reload").await;
     }
     let jt_meta = jt.metadata.unwrap_or_default();
     let mut annotations: BTreeMap<String, String> =
@@ -194,12 +201,10 @@ async fn job(
     }
     let mut new = old.clone();
     let Some(spec) = new.spec.as_mut() else {
-        write_record(client, w, record).await?;
-        return Ok(Wrote::RecordedOnly("the Job has no spec"));
+        return recorded_only(client, w, record, "the Job has no spec").await;
     };
     if !patch::mutate_template(&mut spec.template, w, changes, strategy, now_unix()) {
-        write_record(client, w, record).await?;
-        return Ok(Wrote::RecordedOnly("no container to reload"));
+        return recorded_only(client, w, record, "no container to reload").await;
     }
     // A Job's template is immutable: delete it and create it again, without the fields the
     // API server owns, so it gets a new uid, selector and labels.
@@ -267,12 +272,10 @@ async fn rollout(
     let Some(mut template) =
         template.and_then(|t| serde_json::from_value::<k8s_openapi::api::core::v1::PodTemplateSpec>(t).ok())
     else {
-        write_record(client, w, record).await?;
-        return Ok(Wrote::RecordedOnly("the Rollout has no pod template (workloadRef)"));
+        return recorded_only(client, w, record, "the Rollout has no pod template (workloadRef)").await;
     };
     if !patch::mutate_template(&mut template, w, changes, strategy, now_unix()) {
-        write_record(client, w, record).await?;
-        return Ok(Wrote::RecordedOnly("no container to reload"));
+        return recorded_only(client, w, record, "no container to reload").await;
     }
     obj.data["spec"]["template"] = serde_json::to_value(&template).expect("serialisable");
     obj.metadata.annotations.get_or_insert_default().insert(RECORD_ANNOTATION.into(), record::encode(record));

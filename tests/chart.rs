@@ -9,7 +9,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use common::*;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -216,17 +215,6 @@ impl Drop for Release {
     fn drop(&mut self) {
         let _ = helm(&["uninstall", &self.name, "-n", "common-service"]);
     }
-}
-
-async fn auto_workload(ns: &TestNs) -> String {
-    ns.set_configmap("cfg", json!({"v": "1"})).await;
-    ns.apply_json::<Deployment>(deployment(
-        "web",
-        json!({"reloader.stakater.com/auto": "true"}),
-        env_from_configmaps(&["cfg"]),
-    ))
-    .await;
-    pod_template(ns, "web").await
 }
 
 /// The engine's basic guarantees under the chart's permissions: adoption without a rollout,

@@ -304,13 +304,7 @@ async fn a_flapping_secret_causes_a_bounded_number_of_rollouts() {
 #[tokio::test]
 async fn dry_run_changes_no_object() {
     let ns = TestNs::new("dry").await;
-    ns.set_configmap("cfg", json!({"v": "1"})).await;
-    ns.apply_json::<Deployment>(deployment(
-        "web",
-        json!({"reloader.stakater.com/auto": "true"}),
-        env_from_configmaps(&["cfg"]),
-    ))
-    .await;
+    auto_workload(&ns).await;
     let before = ns.api::<Deployment>().get("web").await.unwrap();
     let ctl = Controller::start(&ns, &["--dry-run"]).await;
     ns.set_configmap("cfg", json!({"v": "2"})).await;

@@ -104,17 +104,6 @@ impl Drop for Proc {
     }
 }
 
-async fn auto_deployment(ns: &TestNs) -> String {
-    ns.set_configmap("cfg", json!({"v": "1"})).await;
-    ns.apply_json::<Deployment>(deployment(
-        "web",
-        json!({"reloader.stakater.com/auto": "true"}),
-        env_from_configmaps(&["cfg"]),
-    ))
-    .await;
-    pod_template(ns, "web").await
-}
-
 async fn events_for(ns: &TestNs, name: &str) -> Vec<Event> {
     let list = ns.api::<Event>().list(&ListParams::default()).await.expect("list events").items;
     list.into_iter().filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)).collect()
@@ -123,7 +112,7 @@ async fn events_for(ns: &TestNs, name: &str) -> Vec<Event> {
 #[tokio::test]
 async fn metrics_move_and_reload_events_are_published() {
     let ns = TestNs::new("metrics").await;
-    let t0 = auto_deployment(&ns).await;
+    let t0 = auto_workload(&ns).await;
     let p = Proc::start(&ns, &[], &[]);
     p.await_ready().await;
     await_record(&ns, "web").await;
@@ -344,7 +333,7 @@ async fn lease_holder(ns: &TestNs) -> Option<String> {
 #[tokio::test]
 async fn failover_rolls_once_for_a_change_and_never_for_nothing() {
     let ns = TestNs::new("ha").await;
-    let t0 = auto_deployment(&ns).await;
+    let t0 = auto_workload(&ns).await;
     let ha = |name: &'static str| {
         let nsname = ns.name.clone();
         move |ns: &TestNs| {
@@ -431,7 +420,7 @@ async fn receiver() -> (String, Received) {
 #[tokio::test]
 async fn alerts_reach_each_sink_with_its_body() {
     let ns = TestNs::new("alerts").await;
-    let mut t = auto_deployment(&ns).await;
+    let mut t = auto_workload(&ns).await;
     let want = |sink: &str, ns: &str| {
         let msg = format!(
             "Reloader detected changes in *cfg* of type *CONFIGMAP* in namespace *{ns}*. Hence reloaded *web* of type *Deployment* in namespace *{ns}*"
@@ -489,7 +478,7 @@ async fn alerts_reach_each_sink_with_its_body() {
 #[tokio::test]
 async fn webhook_mode_posts_and_reloads_nothing() {
     let ns = TestNs::new("webhook").await;
-    let t0 = auto_deployment(&ns).await;
+    let t0 = auto_workload(&ns).await;
     let (url, got) = receiver().await;
     let p = Proc::start(&ns, &[&format!("--webhook-url={url}")], &[]);
     p.await_ready().await;

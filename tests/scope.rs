@@ -12,17 +12,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-async fn auto_workload(ns: &TestNs) -> String {
-    ns.set_configmap("cfg", json!({"v": "1"})).await;
-    ns.apply_json::<Deployment>(deployment(
-        "web",
-        json!({"reloader.stakater.com/auto": "true"}),
-        env_from_configmaps(&["cfg"]),
-    ))
-    .await;
-    pod_template(ns, "web").await
-}
-
 async fn label_namespace(ns: &TestNs, key: &str, value: Option<&str>) {
     let p = json!({"metadata": {"labels": {key: value}}});
     Api::<Namespace>::all(ns.client.clone()).patch(&ns.name, &PatchParams::default(), &Patch::Merge(&p)).await.unwrap();

@@ -291,6 +291,18 @@ pub async fn record_of(ns: &TestNs, name: &str) -> Option<String> {
     d.metadata.annotations?.get(RECORD).cloned()
 }
 
+/// ConfigMap `cfg` and a Deployment `web` with `auto: "true"` using it; returns its pod template.
+pub async fn auto_workload(ns: &TestNs) -> String {
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    ns.apply_json::<Deployment>(deployment(
+        "web",
+        json!({"reloader.stakater.com/auto": "true"}),
+        env_from_configmaps(&["cfg"]),
+    ))
+    .await;
+    pod_template(ns, "web").await
+}
+
 /// Waits until the Deployment carries a record (the controller has seen it).
 pub async fn await_record(ns: &TestNs, name: &str) -> String {
     eventually(Duration::from_secs(10), "the applied record on the workload", || async { record_of(ns, name).await })
