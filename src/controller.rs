@@ -238,8 +238,22 @@ impl Ctx {
     }
 }
 
-fn field_selector(parts: &[String]) -> Option<String> {
+/// The `metadata.namespace!=` terms for `--namespaces-to-ignore`, plus `extra`, as one field selector.
+fn field_selector(ignore: &[String], extra: &[&str]) -> Option<String> {
+    let parts: Vec<String> =
+        ignore.iter().map(|n| format!("metadata.namespace!={n}")).chain(extra.iter().map(|e| e.to_string())).collect();
     (!parts.is_empty()).then(|| parts.join(","))
+}
+
+/// The API of one watch scope: one namespace, or all of them.
+fn scoped_api<K>(client: &Client, scope: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match scope {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
 fn spawn_workloads<K: WorkloadObject>(
@@ -249,14 +263,9 @@ fn spawn_workloads<K: WorkloadObject>(
     ignore: &[String],
 ) {
     for scope in scopes {
-        let api: Api<K> = match scope {
-            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-            None => Api::all(ctx.client.clone()),
-        };
-        let fs: Vec<String> = ignore.iter().map(|n| format!("metadata.namespace!={n}")).collect();
-        let cfg = watcher::Config { field_selector: field_selector(&fs), ..Default::default() };
+        let cfg = watcher::Config { field_selector: field_selector(ignore, &[]), ..Default::default() };
         let synced = Synced::new(ctx.clone());
-        set.spawn(watch::workloads::<K>(ctx.clone(), api, cfg, scope.clone(), synced));
+        set.spawn(watch::workloads::<K>(ctx.clone(), scoped_api(&ctx.client, scope), cfg, scope.clone(), synced));
     }
 }
 
@@ -322,35 +331,23 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<(
         });
     }
 
-    let ns_fs: Vec<String> = ignore.iter().map(|n| format!("metadata.namespace!={n}")).collect();
     for scope in &scopes {
-        let mk_cfg = |extra: &[String]| {
-            let mut fs = ns_fs.clone();
-            fs.extend_from_slice(extra);
-            watcher::Config {
-                label_selector: s.resource_label_selector.clone(),
-                field_selector: field_selector(&fs),
-                ..Default::default()
-            }
+        let mk_cfg = |extra: &[&str]| watcher::Config {
+            label_selector: s.resource_label_selector.clone(),
+            field_selector: field_selector(&ignore, extra),
+            ..Default::default()
         };
         if s.watch_configmaps {
-            let api: Api<ConfigMap> = match scope {
-                Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-                None => Api::all(ctx.client.clone()),
-            };
+            let api: Api<ConfigMap> = scoped_api(&ctx.client, scope);
             let synced = Synced::new(ctx.clone());
             tasks.spawn(watch::sources(ctx.clone(), api, mk_cfg(&[]), scope.clone(), synced));
         }
         if s.watch_secrets {
-            let api: Api<Secret> = match scope {
-                Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-                None => Api::all(ctx.client.clone()),
-            };
+            let api: Api<Secret> = scoped_api(&ctx.client, scope);
             // Helm keeps every release revision in a Secret; they are large and never mounted.
-            let extra =
-                if s.watch_helm_release_secrets { vec![] } else { vec!["type!=helm.sh/release.v1".to_string()] };
+            let extra: &[&str] = if s.watch_helm_release_secrets { &[] } else { &["type!=helm.sh/release.v1"] };
             let synced = Synced::new(ctx.clone());
-            tasks.spawn(watch::sources(ctx.clone(), api, mk_cfg(&extra), scope.clone(), synced));
+            tasks.spawn(watch::sources(ctx.clone(), api, mk_cfg(extra), scope.clone(), synced));
         }
     }
     spawn_workloads::<Deployment>(&mut tasks, &ctx, &scopes, &ignore);
