@@ -38,7 +38,7 @@ unit: ## Unit tests (no cluster)
 
 integration: ## Integration tests against the local control plane (started if needed)
 	@hack/tools.sh > /dev/null
-	$(CARGO) test --test '*' -- --test-threads=$${TEST_THREADS:-6}
+	$(CARGO) test --no-fail-fast --test '*' -- --test-threads=$${TEST_THREADS:-6}
 
 test: lint check-deploy unit integration ## Everything CI runs: lint, manifests, unit and integration tests
 

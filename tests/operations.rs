@@ -447,7 +447,9 @@ async fn alerts_reach_each_sink_with_its_body() {
             ],
         );
         p.await_ready().await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The first process adopts the workload at the current hash; a change made before that
+        // write would be adopted, not reloaded, so wait for the record before changing.
+        await_record(&ns, "web").await;
         ns.set_configmap("cfg", json!({"v": format!("{}", i + 2)})).await;
         t = await_reload(&ns, "web", &t).await;
         let (headers, body) = eventually(Duration::from_secs(5), &format!("the {sink} alert"), || async {
