@@ -3,7 +3,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help tools cluster-up cluster-down cluster-status lint check-deploy unit integration test run build release demo demo-stop clean
+.PHONY: help tools cluster-up cluster-down cluster-status lint check-deploy unit integration test run build release demo demo-stop bench clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ demo: ## Build, start the local control plane, install an example, change a Conf
 
 demo-stop: ## Stop the demo's controller and the local control plane
 	@hack/cluster.sh down
+
+bench: ## Benchmark scenarios on a dedicated control plane (QUICK=1: small sizes; RELOADER_BIN=path: also Stakater Reloader)
+	@hack/bench.sh $(if $(QUICK),--quick) $(if $(RELOADER_BIN),--reloader-bin $(RELOADER_BIN))
 
 clean: ## Remove build outputs and the local cluster state
 	-@hack/cluster.sh down

@@ -31,6 +31,12 @@ use crate::watch::{self, Synced};
 use crate::workload::{Workload, WorkloadKey, WorkloadObject};
 use crate::{leader, server};
 
+/// Objects per page of a (re)list. A page is held whole (response text and decoded objects)
+/// while it is processed, and Deployments carry kilobytes of managedFields each, so pages of
+/// client-go's 500 set the memory peak; at 100 the RSS at 10k Secrets + 10k ConfigMaps + 1k
+/// Deployments drops from ~68 MiB to ~37 MiB for a few more list calls (see bench/README.md).
+pub const LIST_PAGE_SIZE: u32 = 100;
+
 /// Shared by watches, workers and the HTTP server.
 pub struct Ctx {
     pub client: Client,
@@ -263,7 +269,11 @@ fn spawn_workloads<K: WorkloadObject>(
     ignore: &[String],
 ) {
     for scope in scopes {
-        let cfg = watcher::Config { field_selector: field_selector(ignore, &[]), ..Default::default() };
+        let cfg = watcher::Config {
+            field_selector: field_selector(ignore, &[]),
+            page_size: Some(LIST_PAGE_SIZE),
+            ..Default::default()
+        };
         let synced = Synced::new(ctx.clone());
         set.spawn(watch::workloads::<K>(ctx.clone(), scoped_api(&ctx.client, scope), cfg, scope.clone(), synced));
     }
@@ -335,6 +345,7 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<(
         let mk_cfg = |extra: &[&str]| watcher::Config {
             label_selector: s.resource_label_selector.clone(),
             field_selector: field_selector(&ignore, extra),
+            page_size: Some(LIST_PAGE_SIZE),
             ..Default::default()
         };
         if s.watch_configmaps {
@@ -370,7 +381,7 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<(
         }
     }
     if let Scope::All { selector: Some(sel), .. } = &s.scope {
-        let cfg = watcher::Config::default().labels(sel);
+        let cfg = watcher::Config::default().labels(sel).page_size(LIST_PAGE_SIZE);
         let synced = Synced::new(ctx.clone());
         tasks.spawn(watch::namespaces(ctx.clone(), Api::<Namespace>::all(ctx.client.clone()), cfg, synced));
     }

@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod brake;
+pub mod client;
 pub mod config;
 pub mod controller;
 pub mod decide;

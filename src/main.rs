@@ -2,15 +2,23 @@ use clap::Parser;
 use reloader::config::{Cli, Command, LogFormat};
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Two worker threads whatever the node's size: the work is I/O, and every extra thread
+    // costs memory (its stack and, with glibc, an allocator arena).
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Run(args)) => *args,
         Some(Command::Explain(args)) => {
-            let client = kube::Client::try_default()
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))?;
+            let client = reloader::client::build().await?;
             match reloader::explain::run(client, &args).await {
                 Ok(text) => {
                     print!("{text}");
@@ -36,8 +44,7 @@ async fn main() -> anyhow::Result<()> {
     for n in &settings.notices {
         tracing::warn!("{n}");
     }
-    let client =
-        kube::Client::try_default().await.map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))?;
+    let client = reloader::client::build().await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(reloader::telemetry::shutdown_on_signal(shutdown.clone()));
     reloader::controller::run(reloader::controller::Ctx::new(client, settings), shutdown).await

@@ -1,0 +1,19 @@
+//! The Kubernetes client, named: every request carries `User-Agent: kube-reloader/<version>`,
+//! so the API server's audit log and request metrics can tell this controller's calls apart.
+
+use kube::{Client, Config};
+
+/// The value sent as `User-Agent`.
+pub const USER_AGENT: &str = concat!("kube-reloader/", env!("CARGO_PKG_VERSION"));
+
+/// A client from the usual sources (in-cluster, then `KUBECONFIG`/`~/.kube/config`).
+pub async fn build() -> anyhow::Result<Client> {
+    let config = Config::infer().await.map_err(|e| anyhow::anyhow!("cannot load a Kubernetes configuration: {e}"))?;
+    with_user_agent(config)
+}
+
+/// A client for `config`, carrying this controller's user agent.
+pub fn with_user_agent(mut config: Config) -> anyhow::Result<Client> {
+    config.headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT)));
+    Client::try_from(config).map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))
+}
