@@ -281,36 +281,47 @@ impl Audit {
     /// Requests whose user agent starts with `agent`, logged between `from` and now. Each
     /// request is counted once: at `ResponseComplete`, or at `ResponseStarted` for watches.
     fn since(&self, from: u64, agent: &str) -> anyhow::Result<Requests> {
-        let mut f = std::fs::File::open(&self.path).with_context(|| format!("open {}", self.path.display()))?;
-        f.seek(SeekFrom::Start(from))?;
-        let mut r = Requests::default();
-        for line in BufReader::new(f).lines() {
-            let line = line?;
-            let Ok(e) = serde_json::from_str::<Value>(&line) else { continue };
-            if !e["userAgent"].as_str().unwrap_or("").starts_with(agent) {
-                continue;
-            }
-            let verb = e["verb"].as_str().unwrap_or("").to_string();
-            let stage = e["stage"].as_str().unwrap_or("");
-            let counted = if verb == "watch" { stage == "ResponseStarted" } else { stage == "ResponseComplete" };
-            if counted {
-                let resource = e["objectRef"]["resource"].as_str().unwrap_or("-").to_string();
-                *r.by_verb.entry(verb).or_default().entry(resource).or_default() += 1;
-            }
-        }
-        Ok(r)
+        Ok(self.read(from, agent)?.0)
     }
 
-    /// Waits until `agent` has made no write for `quiet` (its start-up work is done).
+    /// Like `since`, plus the offset just past the last complete line read, to resume from.
+    fn read(&self, from: u64, agent: &str) -> anyhow::Result<(Requests, u64)> {
+        let mut f = std::fs::File::open(&self.path).with_context(|| format!("open {}", self.path.display()))?;
+        f.seek(SeekFrom::Start(from))?;
+        let (mut r, mut end) = (Requests::default(), from);
+        let mut reader = BufReader::new(f);
+        let mut line = String::new();
+        while reader.read_line(&mut line)? > 0 {
+            if !line.ends_with('\n') {
+                break; // still being written; the next read starts at it
+            }
+            end += line.len() as u64;
+            if let Ok(e) = serde_json::from_str::<Value>(&line)
+                && e["userAgent"].as_str().unwrap_or("").starts_with(agent)
+            {
+                let verb = e["verb"].as_str().unwrap_or("").to_string();
+                let stage = e["stage"].as_str().unwrap_or("");
+                let counted = if verb == "watch" { stage == "ResponseStarted" } else { stage == "ResponseComplete" };
+                if counted {
+                    let resource = e["objectRef"]["resource"].as_str().unwrap_or("-").to_string();
+                    *r.by_verb.entry(verb).or_default().entry(resource).or_default() += 1;
+                }
+            }
+            line.clear();
+        }
+        Ok((r, end))
+    }
+
+    /// Waits until `agent` has made no request other than a watch for `quiet` (its start-up
+    /// work is done). Reads only what was appended since the previous look.
     async fn quiesce(&self, agent: &str, quiet: Duration) -> anyhow::Result<()> {
-        let start = self.offset();
-        let (mut last, mut since) = (usize::MAX, Instant::now());
+        let (mut pos, mut since) = (self.offset(), Instant::now());
         let deadline = Instant::now() + Duration::from_secs(600);
         while Instant::now() < deadline {
-            let seen = self.since(start, agent)?;
-            let n = seen.total() - seen.count("watch");
-            if n != last {
-                (last, since) = (n, Instant::now());
+            let (seen, end) = self.read(pos, agent)?;
+            pos = end;
+            if seen.total() > seen.count("watch") {
+                since = Instant::now();
             } else if since.elapsed() >= quiet {
                 return Ok(());
             }
@@ -997,9 +1008,8 @@ fn xml(s: &str) -> String {
 async fn main() -> anyhow::Result<()> {
     let a = args()?;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut config = Config::infer().await.context("a kubeconfig (run through hack/bench.sh)")?;
-    config.headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(BENCH_AGENT)));
-    let client = Client::try_from(config)?;
+    let config = Config::infer().await.context("a kubeconfig (run through hack/bench.sh)")?;
+    let client = reloader::client::named(config, BENCH_AGENT)?;
     let version = client.apiserver_version().await.context("reach the API server")?;
     let sizes = Sizes::new(a.quick);
     let logs = a.out.join("logs");

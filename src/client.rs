@@ -9,11 +9,11 @@ pub const USER_AGENT: &str = concat!("kube-reloader/", env!("CARGO_PKG_VERSION")
 /// A client from the usual sources (in-cluster, then `KUBECONFIG`/`~/.kube/config`).
 pub async fn build() -> anyhow::Result<Client> {
     let config = Config::infer().await.map_err(|e| anyhow::anyhow!("cannot load a Kubernetes configuration: {e}"))?;
-    with_user_agent(config)
+    named(config, USER_AGENT)
 }
 
-/// A client for `config`, carrying this controller's user agent.
-pub fn with_user_agent(mut config: Config) -> anyhow::Result<Client> {
-    config.headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT)));
+/// A client for `config` whose requests carry `User-Agent: agent`.
+pub fn named(mut config: Config, agent: &'static str) -> anyhow::Result<Client> {
+    config.headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(agent)));
     Client::try_from(config).map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))
 }
