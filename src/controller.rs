@@ -58,6 +58,8 @@ pub struct Ctx {
     /// With `--namespace-selector`: the namespaces that currently match.
     selected: Mutex<Option<HashSet<String>>>,
     failures: Mutex<HashMap<WorkloadKey, u32>>,
+    /// 409s in a row per workload, for a prompt retry that backs off.
+    conflicts: Mutex<HashMap<WorkloadKey, u32>>,
     /// When the oldest not-yet-applied source change of a workload was seen.
     first_change: Mutex<HashMap<WorkloadKey, Instant>>,
     /// Storm-brake history per workload.
@@ -92,6 +94,7 @@ impl Ctx {
             failing: Mutex::new(HashSet::new()),
             selected: Mutex::new(selected),
             failures: Mutex::new(HashMap::new()),
+            conflicts: Mutex::new(HashMap::new()),
             first_change: Mutex::new(HashMap::new()),
             brakes: Mutex::new(HashMap::new()),
             dry_records: Mutex::new(HashMap::new()),
@@ -453,9 +456,15 @@ async fn worker(ctx: Arc<Ctx>) {
         let retry = match result {
             Ok(Outcome::Done) => {
                 ctx.failures.lock().expect("failures lock").remove(&key);
+                ctx.conflicts.lock().expect("conflicts lock").remove(&key);
                 None
             }
-            Ok(Outcome::Stale) => Some(Duration::from_secs(1)),
+            Ok(Outcome::Stale) => {
+                let mut c = ctx.conflicts.lock().expect("conflicts lock");
+                let n = c.entry(key.clone()).or_insert(0);
+                *n += 1;
+                Some(reconcile::conflict_backoff(*n))
+            }
             Err(e) => {
                 ctx.metrics.error("handler_error");
                 ctx.metrics.retries.inc();

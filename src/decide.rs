@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::hash::ContentHash;
+use crate::history::History;
 use crate::policy::{self, Rule, Skip};
 use crate::record::{Applied, Record};
 use crate::source::{NamespaceSources, SourceKind, SourceRef};
@@ -33,11 +34,20 @@ pub struct Considered {
     pub reason: Reason,
     /// Current state: its hash, or `Absent` if it does not exist.
     pub current: Applied,
+    /// Its state when the workload was first seen as it is (its anchor): differs from
+    /// `current` only when the source changed after that. A source the workload has no record
+    /// of starts from this baseline.
+    pub seen: Applied,
     pub referenced: bool,
 }
 
-/// Every source that a workload's policy could involve, with the verdict on each.
-pub fn consider(w: &Workload, sources: Option<&NamespaceSources>) -> BTreeMap<SourceRef, Considered> {
+/// Every source that a workload's policy could involve, with the verdict on each. `history`
+/// gives what recently changed sources held before (none: every source as it is now).
+pub fn consider(
+    w: &Workload,
+    sources: Option<&NamespaceSources>,
+    history: Option<&History>,
+) -> BTreeMap<SourceRef, Considered> {
     let empty = NamespaceSources::default();
     let sources = sources.unwrap_or(&empty);
     // A record someone else wrote (see `Workload::record_foreign`) is not evidence.
@@ -77,6 +87,10 @@ pub fn consider(w: &Workload, sources: Option<&NamespaceSources>) -> BTreeMap<So
         let referenced = w.refs.contains_key(&c);
         let verdict = policy::decide(w.policy.for_kind(c.kind), &c.name, info, referenced);
         let current = info.map_or(Applied::Absent, |i| Applied::Hash(i.hash));
+        let seen = match (history, w.anchor) {
+            (Some(h), Some(rv)) => h.content_at(&w.key.namespace, &c, rv, current),
+            _ => current,
+        };
         let was_recorded = recorded.is_some_and(|r| r.contains_key(&c));
         let reason = match verdict {
             Ok(rule) => Reason::Governs(rule),
@@ -86,7 +100,7 @@ pub fn consider(w: &Workload, sources: Option<&NamespaceSources>) -> BTreeMap<So
             Err(Skip::NoRule) if info.is_none() && referenced && was_recorded => Reason::PreviouslyGoverned,
             Err(skip) => Reason::Skipped(skip),
         };
-        out.insert(c, Considered { reason, current, referenced });
+        out.insert(c, Considered { reason, current, seen, referenced });
     }
     out
 }
@@ -97,6 +111,15 @@ pub fn desired(considered: &BTreeMap<SourceRef, Considered>) -> Record {
         .iter()
         .filter(|(_, c)| !matches!(c.reason, Reason::Skipped(_)))
         .map(|(r, c)| (r.clone(), c.current))
+        .collect()
+}
+
+/// The baseline of every governing source: its state when the workload was first seen.
+pub fn seen(considered: &BTreeMap<SourceRef, Considered>) -> Record {
+    considered
+        .iter()
+        .filter(|(_, c)| !matches!(c.reason, Reason::Skipped(_)))
+        .map(|(r, c)| (r.clone(), c.seen))
         .collect()
 }
 
@@ -120,8 +143,9 @@ pub struct Change {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {
     Nothing,
-    /// First sight (or an unreadable record): record the current state as the baseline, no
-    /// rollout. This is how a switch from Reloader causes zero rollouts.
+    /// No (trusted) record yet and nothing changed since the workload was first seen: record
+    /// the current state as the baseline, no rollout. This is how a switch from Reloader
+    /// causes zero rollouts.
     Adopt(Record),
     /// The governing set changed without a change that counts: update the record only.
     Record(Record),
@@ -132,19 +156,23 @@ pub enum Plan {
     },
 }
 
-/// Compares the desired record with the applied one.
-pub fn plan(w: &Workload, desired: &Record, opts: Options) -> Plan {
-    let old = match &w.record {
-        Ok(Some(_)) if w.record_foreign.is_some() => return Plan::Adopt(desired.clone()),
-        Ok(Some(r)) => r,
+/// Compares the desired record with the applied one. A source missing from the record (a
+/// workload seen for the first time, or a source newly governed) is compared from `seen`, its
+/// state when the workload was first seen as it is: a change after that is a change, so a
+/// reload is not lost when the first record is written late.
+pub fn plan(w: &Workload, desired: &Record, seen: &Record, opts: Options) -> Plan {
+    let untrusted = Record::new();
+    let (old, adopt) = match &w.record {
+        Ok(Some(r)) if w.record_foreign.is_none() => (r, false),
         Ok(None) if desired.is_empty() => return Plan::Nothing,
-        Ok(None) | Err(_) => return Plan::Adopt(desired.clone()),
+        // No record, one someone else wrote (see `Workload::record_foreign`), or an unreadable
+        // one: the record is written whatever the outcome.
+        _ => (&untrusted, true),
     };
     let mut new = Record::new();
     let mut changes = Vec::new();
     for (src, want) in desired {
-        let keep = match (old.get(src), *want) {
-            // Newly governed (reference added, policy changed): the baseline, not a change.
+        let keep = match (old.get(src).or_else(|| seen.get(src)), *want) {
             (None, w) => w,
             (Some(Applied::Hash(a)), Applied::Hash(b)) => {
                 if *a != b {
@@ -174,6 +202,8 @@ pub fn plan(w: &Workload, desired: &Record, opts: Options) -> Plan {
     }
     if !changes.is_empty() {
         Plan::Reload { changes, record: new }
+    } else if adopt {
+        Plan::Adopt(new)
     } else if &new != old {
         Plan::Record(new)
     } else {
@@ -593,14 +623,132 @@ mod tests {
                 (Rec::Malformed, Err(_)) | (Rec::None, Ok(None)) | (Rec::Some(_), Ok(Some(_))) => {}
                 (r, got) => panic!("row {:?}: record {r:?} projected as {got:?}", c.name),
             }
-            let got = plan(&w, &mk_record(&c.desired), c.opts);
+            // Nothing changed since first sight: the baseline is the current state.
+            let desired = mk_record(&c.desired);
+            let got = plan(&w, &desired, &desired, c.opts);
             assert_eq!(got, c.want, "row {:?}", c.name);
         }
     }
 
+    /// A source missing from the record is compared from its state when the workload was
+    /// first seen (`seen`), so a change between first sight and the first record write rolls.
+    #[test]
+    fn plan_from_first_sight_table() {
+        type Entries = Vec<(SourceRef, Applied)>;
+        // (name, record, desired (now), seen (at first sight), options, plan)
+        let rows: Vec<(&str, Rec, Entries, Entries, Options, Plan)> = vec![
+            (
+                "no record, changed since first sight: reload, and the record is written with it",
+                Rec::None,
+                vec![(cm("a"), hash(2)), (sec("s"), hash(5))],
+                vec![(cm("a"), hash(1)), (sec("s"), hash(5))],
+                no_opts(),
+                reload(vec![updated(cm("a"), 2)], &[(cm("a"), hash(2)), (sec("s"), hash(5))]),
+            ),
+            (
+                "no record, unchanged since first sight: adopt",
+                Rec::None,
+                vec![(cm("a"), hash(2))],
+                vec![(cm("a"), hash(2))],
+                both(),
+                Plan::Adopt(mk_record(&[(cm("a"), hash(2))])),
+            ),
+            (
+                "no record, created since first sight, reload-on-create: reload Created",
+                Rec::None,
+                vec![(cm("app-config"), hash(3))],
+                vec![(cm("app-config"), Applied::Absent)],
+                on_create(),
+                reload(vec![created(cm("app-config"), 3)], &[(cm("app-config"), hash(3))]),
+            ),
+            (
+                "no record, created since first sight, no reload-on-create: adopt",
+                Rec::None,
+                vec![(cm("app-config"), hash(3))],
+                vec![(cm("app-config"), Applied::Absent)],
+                no_opts(),
+                Plan::Adopt(mk_record(&[(cm("app-config"), hash(3))])),
+            ),
+            (
+                "no record, deleted since first sight, reload-on-delete: reload Deleted",
+                Rec::None,
+                vec![(cm("a"), Applied::Absent)],
+                vec![(cm("a"), hash(1))],
+                on_delete(),
+                reload(vec![deleted(cm("a"))], &[(cm("a"), Applied::Absent)]),
+            ),
+            (
+                "no record, deleted since first sight, no reload-on-delete: adopt keeping its content",
+                Rec::None,
+                vec![(cm("a"), Applied::Absent)],
+                vec![(cm("a"), hash(1))],
+                no_opts(),
+                Plan::Adopt(mk_record(&[(cm("a"), hash(1))])),
+            ),
+            (
+                "malformed record, changed since first sight: reload",
+                Rec::Malformed,
+                vec![(cm("a"), hash(2))],
+                vec![(cm("a"), hash(1))],
+                no_opts(),
+                reload(vec![updated(cm("a"), 2)], &[(cm("a"), hash(2))]),
+            ),
+            (
+                "newly governed source changed since it was first governed: reload",
+                Rec::Some(vec![(cm("a"), hash(1))]),
+                vec![(cm("a"), hash(1)), (cm("b"), hash(6))],
+                vec![(cm("a"), hash(1)), (cm("b"), hash(5))],
+                no_opts(),
+                reload(vec![updated(cm("b"), 6)], &[(cm("a"), hash(1)), (cm("b"), hash(6))]),
+            ),
+            (
+                "the record wins over first sight for recorded sources",
+                Rec::Some(vec![(cm("a"), hash(2))]),
+                vec![(cm("a"), hash(2))],
+                vec![(cm("a"), hash(1))],
+                both(),
+                Plan::Nothing,
+            ),
+        ];
+        for (name, record, desired, seen, opts, want) in rows {
+            let w = mk_workload(&mk_spec(&[], &[], &[]), record.annotation());
+            let got = plan(&w, &mk_record(&desired), &mk_record(&seen), opts);
+            assert_eq!(got, want, "row {name:?}");
+        }
+    }
+
+    #[test]
+    fn first_sight_comes_from_the_history_at_the_workload_anchor() {
+        use crate::history::History;
+        let spec = mk_spec(&[(AUTO, "true")], &["app-config"], &[]);
+        let mut w = mk_workload(&spec, None);
+        w.anchor = Some(100);
+        let sources = mk_sources(&[plain(cm("app-config"), 2)]);
+        let mut hist = History::default();
+        let t = std::time::Instant::now();
+        // Changed 1 -> 2 at resourceVersion 105: after the workload was first seen (100).
+        hist.changed("ns", &cm("app-config"), 105, hash(1), t);
+        let considered = consider(&w, Some(&sources), Some(&hist));
+        assert_eq!(considered[&cm("app-config")].seen, hash(1));
+        assert_eq!(considered[&cm("app-config")].current, hash(2));
+        let p = plan(&w, &desired(&considered), &seen(&considered), no_opts());
+        assert_eq!(p, reload(vec![updated(cm("app-config"), 2)], &[(cm("app-config"), hash(2))]));
+
+        // Seen after the change (anchor 110): adopted as it is.
+        w.anchor = Some(110);
+        let considered = consider(&w, Some(&sources), Some(&hist));
+        let p = plan(&w, &desired(&considered), &seen(&considered), no_opts());
+        assert_eq!(p, Plan::Adopt(mk_record(&[(cm("app-config"), hash(2))])));
+
+        // No anchor (a resourceVersion that is not a number): as it is now.
+        w.anchor = None;
+        let considered = consider(&w, Some(&sources), Some(&hist));
+        assert_eq!(considered[&cm("app-config")].seen, hash(2));
+    }
+
     /// Expected verdict on one source.
     fn verdict(r: SourceRef, reason: Reason, current: Applied, referenced: bool) -> (SourceRef, Considered) {
-        (r, Considered { reason, current, referenced })
+        (r, Considered { reason, current, seen: current, referenced })
     }
     fn gov(rule: Rule) -> Reason {
         Reason::Governs(rule)
@@ -852,7 +1000,7 @@ mod tests {
         for c in &cases {
             let w = mk_workload(&c.spec, c.record.annotation());
             let ns = c.sources.as_deref().map(mk_sources);
-            let got = consider(&w, ns.as_ref());
+            let got = consider(&w, ns.as_ref(), None);
             let want: BTreeMap<SourceRef, Considered> = c.want.iter().cloned().collect();
             assert_eq!(got, want, "row {:?}", c.name);
 
@@ -934,9 +1082,9 @@ mod tests {
         for s in steps {
             let w = mk_workload(&s.spec, record.clone());
             let ns = mk_sources(&s.sources);
-            let considered = consider(&w, Some(&ns));
+            let considered = consider(&w, Some(&ns), None);
             let want_record = desired(&considered);
-            let p = plan(&w, &want_record, s.opts);
+            let p = plan(&w, &want_record, &seen(&considered), s.opts);
             let got = match &p {
                 Plan::Nothing => Want::Nothing,
                 Plan::Adopt(_) => Want::Adopt,

@@ -187,9 +187,10 @@ fn short(a: Applied) -> String {
 
 /// Builds the explanation from a projection and the namespace's sources (pure).
 pub fn explain(w: &Workload, sources: &NamespaceSources, s: &Settings) -> Explanation {
-    let considered = decide::consider(w, Some(sources));
+    // A one-shot look has no history of changes: every source is taken as it is now.
+    let considered = decide::consider(w, Some(sources), None);
     let desired = decide::desired(&considered);
-    let plan = decide::plan(w, &desired, s.options);
+    let plan = decide::plan(w, &desired, &decide::seen(&considered), s.options);
     let recorded = match &w.record {
         Ok(Some(r)) if w.record_foreign.is_none() => Some(r),
         _ => None,

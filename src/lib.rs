@@ -14,6 +14,7 @@ pub mod decide;
 pub mod duration;
 pub mod explain;
 pub mod hash;
+pub mod history;
 pub mod leader;
 pub mod metrics;
 pub mod patch;

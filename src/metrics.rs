@@ -122,6 +122,7 @@ pub struct Metrics {
     pub alerts: Family<SinkResult, Counter>,
     pub webhooks: Family<ResultLabel, Counter>,
     pub dry_run: Family<ActionLabel, Counter>,
+    pub write_conflicts: Family<WorkloadKindLabel, Counter>,
 }
 
 impl Metrics {
@@ -222,8 +223,16 @@ impl Metrics {
             dry_run.clone(),
         );
 
+        let write_conflicts = Family::<WorkloadKindLabel, Counter>::default();
+        r.register(
+            "reloader_write_conflicts",
+            "Writes refused with 409 Conflict (the workload changed since it was read); each is retried.",
+            write_conflicts.clone(),
+        );
+
         Metrics {
             dry_run,
+            write_conflicts,
             registry: r,
             reload_executed,
             reload_executed_by_namespace,

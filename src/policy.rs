@@ -115,10 +115,26 @@ impl Pattern {
         self.re.is_match(name)
     }
 
-    /// A plain name with no regex syntax in it.
+    /// Whether the value is also a valid ConfigMap/Secret name (a DNS-1123 subdomain such as
+    /// `app-config` or `db.credentials`): such a source can be tracked by that literal name
+    /// before it exists, while it still matches as an anchored regex. (`regex::escape` is no
+    /// test for this: it escapes `-` and `.`, which every real name is full of.)
     pub fn is_literal(&self) -> bool {
-        regex::escape(&self.raw) == self.raw
+        is_object_name(&self.raw)
     }
+}
+
+/// A DNS-1123 subdomain as Kubernetes validates it: at most 253 characters of `[a-z0-9.-]`,
+/// each dot-separated part starting and ending with a letter or digit. ConfigMaps and Secrets
+/// are named so.
+pub fn is_object_name(s: &str) -> bool {
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            let b = label.as_bytes();
+            !b.is_empty() && alnum(b[0]) && alnum(b[b.len() - 1]) && b.iter().all(|&c| alnum(c) || c == b'-')
+        })
 }
 
 /// The policy for one source kind (ConfigMaps or Secrets).
@@ -2202,5 +2218,37 @@ mod tests {
             assert_eq!((p.configmap.is_active(), p.secret.is_active()), c.want, "row {:?}", c.name);
             assert_eq!(p.is_active(), c.want.0 || c.want.1, "row {:?}: Policy::is_active", c.name);
         }
+    }
+
+    #[test]
+    fn literal_names_are_object_names_and_still_anchored_regexes() {
+        // (value, tracked by its literal name before it exists, names it matches, names it does not)
+        let rows: &[(&str, bool, &[&str], &[&str])] = &[
+            ("app-config", true, &["app-config"], &["app-config-2", "xapp-config"]),
+            ("db.credentials", true, &["db.credentials", "dbxcredentials"], &["db.credentials.old"]),
+            ("tls-cert-v2", true, &["tls-cert-v2"], &["tls-cert-v23"]),
+            ("later", true, &["later"], &["later2"]),
+            ("a1.b-2.c3", true, &["a1.b-2.c3"], &[]),
+            ("feature-.*", false, &["feature-x", "feature-"], &["featurex"]),
+            ("a|b", false, &["a", "b"], &["ab"]),
+            ("App-Config", false, &["App-Config"], &["app-config"]),
+            ("-lead", false, &["-lead"], &[]),
+            ("trail-", false, &["trail-"], &[]),
+            ("dot..dot", false, &["dot..dot"], &[]),
+        ];
+        for (value, literal, yes, no) in rows {
+            let p = mk_policy(&[(CM_RELOAD, value)], &[], false);
+            assert!(p.errors.is_empty(), "{value}: {:?}", p.errors);
+            let pat = &p.configmap.named[0];
+            assert_eq!(pat.is_literal(), *literal, "{value}: literal");
+            for n in *yes {
+                assert!(pat.is_match(n), "{value} matches {n}");
+            }
+            for n in *no {
+                assert!(!pat.is_match(n), "{value} does not match {n}");
+            }
+        }
+        assert!(is_object_name(&"a".repeat(253)) && !is_object_name(&"a".repeat(254)), "length limit");
+        assert!(!is_object_name(""), "empty");
     }
 }

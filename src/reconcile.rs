@@ -91,9 +91,9 @@ async fn reconcile_inner(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) ->
         }
         // In dry-run nothing is written, so what "would have been" recorded stands in.
         let w = ctx.with_dry_run_record(w);
-        let considered = decide::consider(&w, st.sources(&key.namespace));
+        let considered = decide::consider(&w, st.sources(&key.namespace), Some(st.history()));
         let desired = decide::desired(&considered);
-        let plan = decide::plan(&w, &desired, ctx.settings.options);
+        let plan = decide::plan(&w, &desired, &decide::seen(&considered), ctx.settings.options);
         (w, plan)
     };
     let mut problems: Vec<String> = w.policy.errors.iter().map(|e| e.to_string()).collect();
@@ -158,7 +158,7 @@ async fn reconcile_inner(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) ->
                     info!("Successfully resumed deployment '{}' in namespace '{}'", key.name, key.namespace);
                     Ok(Some(true))
                 }
-                Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+                Err(kube::Error::Api(s)) if s.code == 409 => Ok(conflict(ctx, key, &s.message)),
                 Err(kube::Error::Api(s)) if s.code == 404 => Ok(Some(false)),
                 Err(source) => Err(ReconcileError::Patch { key: key.clone(), source }),
             };
@@ -179,7 +179,7 @@ async fn reconcile_inner(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) ->
                     ctx.take_change_age(key);
                     Ok(Some(true))
                 }
-                Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+                Err(kube::Error::Api(s)) if s.code == 409 => Ok(conflict(ctx, key, &s.message)),
                 Err(kube::Error::Api(s)) if s.code == 404 => Ok(Some(false)),
                 Err(source) => Err(ReconcileError::Patch { key: key.clone(), source }),
             };
@@ -251,10 +251,7 @@ async fn reconcile_inner(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) ->
     }
     let wrote = match write::write_reload(&ctx.client, &w, changes, record, ctx.settings.strategy, &extra).await {
         Ok(wrote) => wrote,
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            debug!("the workload changed since we looked; looking again");
-            return Ok(None);
-        }
+        Err(kube::Error::Api(s)) if s.code == 409 => return Ok(conflict(ctx, key, &s.message)),
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Some(false)),
         Err(source) => {
             ctx.metrics.reload(key.kind.as_str(), &key.namespace, false, 0.0);
@@ -306,6 +303,17 @@ async fn reconcile_inner(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) ->
     Ok(Some(true))
 }
 
+/// A write refused with 409: the workload changed since it was read. Counted, and retried
+/// promptly by the worker (the watch is about to deliver the newer object).
+fn conflict(ctx: &Ctx, key: &WorkloadKey, message: &str) -> Option<bool> {
+    ctx.metrics
+        .write_conflicts
+        .get_or_create(&crate::metrics::WorkloadKindLabel { workload_kind: key.kind.as_str() })
+        .inc();
+    debug!(reason = message, "the workload changed since it was read; looking again");
+    None
+}
+
 /// The pause period of a workload, parsed (only Deployments act on it).
 fn pause_period(w: &Workload) -> Option<Result<Duration, String>> {
     w.controls.pause_period.as_deref().map(crate::duration::parse_go_duration)
@@ -355,6 +363,13 @@ fn report_reload(ctx: &Arc<Ctx>, w: &Workload, c: &Change) {
             ctx.metrics.alerts.get_or_create(&crate::metrics::SinkResult { sink: sink.label(), result }).inc();
         }
     });
+}
+
+/// Delay before looking again after the `n`th 409 in a row: 50 ms doubling to 1 s. The
+/// newer object is usually in the index by then; a baseline is not lost by waiting, since
+/// the decision compares from the workload's first sight (see `history`).
+pub fn conflict_backoff(n: u32) -> Duration {
+    Duration::from_millis(50u64 << n.saturating_sub(1).min(5)).min(Duration::from_secs(1))
 }
 
 /// Delay before retrying a failed workload: 1 s doubling to 5 min.

@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::history::History;
+use crate::record::Applied;
 use crate::source::{NamespaceSources, SourceInfo, SourceKind, SourceRef};
 use crate::workload::{Workload, WorkloadKey};
 
@@ -14,6 +16,8 @@ pub struct State {
     by_source: HashMap<(String, SourceRef), HashSet<WorkloadKey>>,
     /// namespace → workloads with named-reload patterns (they may match any source name).
     with_patterns: HashMap<String, HashSet<WorkloadKey>>,
+    /// What recently changed sources held before, for the baselines of newly seen workloads.
+    history: History,
 }
 
 impl State {
@@ -23,6 +27,16 @@ impl State {
 
     pub fn workload(&self, key: &WorkloadKey) -> Option<&Workload> {
         self.workloads.get(key)
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Notes that a source's content changed at resourceVersion `rv` (`None`: unknown, so
+    /// after everything) from `before`.
+    pub fn note_change(&mut self, namespace: &str, source: &SourceRef, rv: Option<u64>, before: Applied) {
+        self.history.changed(namespace, source, rv.unwrap_or(u64::MAX), before, std::time::Instant::now());
     }
 
     pub fn workload_keys(&self) -> impl Iterator<Item = &WorkloadKey> {
@@ -53,14 +67,14 @@ impl State {
         }
     }
 
-    /// Removes a source; returns whether it existed.
-    pub fn remove_source(&mut self, namespace: &str, kind: SourceKind, name: &str) -> bool {
-        let Some(ns) = self.sources.get_mut(namespace) else { return false };
-        let existed = ns.of_kind_mut(kind).remove(name).is_some();
+    /// Removes a source; returns what was kept of it, if it existed.
+    pub fn remove_source(&mut self, namespace: &str, kind: SourceKind, name: &str) -> Option<SourceInfo> {
+        let ns = self.sources.get_mut(namespace)?;
+        let old = ns.of_kind_mut(kind).remove(name);
         if ns.is_empty() {
             self.sources.remove(namespace);
         }
-        existed
+        old
     }
 
     /// Every source of one kind (for a relist diff).
@@ -93,8 +107,15 @@ impl State {
         keys
     }
 
-    /// Sets a workload projection; returns whether it differs in anything decisions read.
-    pub fn upsert_workload(&mut self, w: Workload) {
+    /// Sets a workload projection. While what governs it is unchanged (same object, same
+    /// `anchor_digest`), the anchor of its first sight is kept.
+    pub fn upsert_workload(&mut self, mut w: Workload) {
+        if let Some(old) = self.workloads.get(&w.key)
+            && old.uid == w.uid
+            && old.anchor_digest == w.anchor_digest
+        {
+            w.anchor = old.anchor;
+        }
         self.remove_workload(&w.key.clone());
         let ns = w.key.namespace.clone();
         for s in Self::index_keys(&w) {
@@ -129,5 +150,75 @@ impl State {
     /// Keys of workloads of one kind (for a relist diff).
     pub fn workload_keys_of(&self, kind: crate::workload::WorkloadKind) -> Vec<WorkloadKey> {
         self.workloads.keys().filter(|k| k.kind == kind).cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Keys;
+    use crate::workload::{WorkloadKind, project};
+    use k8s_openapi::api::core::v1::PodTemplateSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use serde_json::json;
+
+    fn seen_as(rv: &str, annotations: serde_json::Value, cms: &[&str], uid: &str) -> Workload {
+        let meta: ObjectMeta = serde_json::from_value(json!({
+            "name": "web", "namespace": "ns", "uid": uid, "resourceVersion": rv, "annotations": annotations
+        }))
+        .unwrap();
+        let env_from: Vec<_> = cms.iter().map(|n| json!({"configMapRef": {"name": n}})).collect();
+        let t: PodTemplateSpec =
+            serde_json::from_value(json!({"spec": {"containers": [{"name": "app", "envFrom": env_from}]}})).unwrap();
+        project(WorkloadKind::Deployment, &meta, Some(&t), &Keys::default(), false)
+    }
+
+    /// The anchor is the resourceVersion of first sight; it moves only when what governs the
+    /// workload changes, never for other writers' annotations or our own record.
+    #[test]
+    fn the_anchor_moves_only_with_what_governs() {
+        let auto = json!({"reloader.stakater.com/auto": "true"});
+        let mut st = State::default();
+        let anchor = |st: &State| st.workload(&seen_as("1", json!({}), &[], "u").key).unwrap().anchor;
+        let rows: Vec<(&str, Workload, Option<u64>)> = vec![
+            ("first sight", seen_as("100", auto.clone(), &["a"], "u"), Some(100)),
+            (
+                "the controller-manager's revision annotation",
+                seen_as(
+                    "101",
+                    json!({"reloader.stakater.com/auto": "true", "deployment.kubernetes.io/revision": "1"}),
+                    &["a"],
+                    "u",
+                ),
+                Some(100),
+            ),
+            (
+                "another tool's annotation and our record",
+                seen_as(
+                    "102",
+                    json!({"reloader.stakater.com/auto": "true", "argocd.argoproj.io/tracking-id": "x",
+                        "reloader.kube-reloader.dev/applied": "{}"}),
+                    &["a"],
+                    "u",
+                ),
+                Some(100),
+            ),
+            ("a new reference", seen_as("103", auto.clone(), &["a", "b"], "u"), Some(103)),
+            (
+                "a policy change",
+                seen_as("104", json!({"reloader.stakater.com/auto": "false"}), &["a", "b"], "u"),
+                Some(104),
+            ),
+            (
+                "a new object under the same name",
+                seen_as("105", json!({"reloader.stakater.com/auto": "false"}), &["a", "b"], "v"),
+                Some(105),
+            ),
+            ("an unparseable resourceVersion on a new object", seen_as("x1", auto.clone(), &["a"], "w"), None),
+        ];
+        for (name, w, want) in rows {
+            st.upsert_workload(w);
+            assert_eq!(anchor(&st), want, "{name}");
+        }
     }
 }

@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::controller::Ctx;
 use crate::hash;
+use crate::record::Applied;
 use crate::source::{SourceInfo, SourceKind, SourceRef};
 use crate::workload::{self, WorkloadKey, WorkloadObject};
 
@@ -143,7 +144,8 @@ impl<K: SourceObject> Handler<K> for Sources {
     }
     fn delete(&mut self, ctx: &Ctx, obj: K) {
         ctx.metrics.event("delete", K::KIND.resource());
-        delete_source(ctx, K::KIND, &obj.namespace().unwrap_or_default(), &obj.name_any());
+        let rv = crate::history::parse_rv(obj.meta().resource_version.as_deref());
+        delete_source(ctx, K::KIND, &obj.namespace().unwrap_or_default(), &obj.name_any(), rv);
     }
     fn relisted(&mut self, ctx: &Ctx, listed: &Listed) {
         let gone: Vec<(String, String)> = {
@@ -154,7 +156,7 @@ impl<K: SourceObject> Handler<K> for Sources {
                 .collect()
         };
         for (ns, name) in gone {
-            delete_source(ctx, K::KIND, &ns, &name);
+            delete_source(ctx, K::KIND, &ns, &name, None);
         }
     }
 }
@@ -165,6 +167,7 @@ fn apply_source<K: SourceObject>(ctx: &Ctx, obj: K) {
     let name = obj.name_any();
     let (matched, ignored) = ctx.settings.keys.source_flags(obj.meta().annotations.as_ref());
     let info = SourceInfo { hash: obj.content_hash(), matched, ignored };
+    let rv = crate::history::parse_rv(obj.meta().resource_version.as_deref());
     // The object (and any secret bytes in it) is dropped here; only the hash is kept.
     drop(obj);
     let hash = info.hash;
@@ -177,6 +180,8 @@ fn apply_source<K: SourceObject>(ctx: &Ctx, obj: K) {
         if old == Some(hash) {
             // Metadata only (labels, annotations): nothing a pod sees.
             ctx.metrics.skip("no_data_change");
+        } else {
+            st.note_change(&ns, &r, rv, old.map_or(Applied::Absent, Applied::Hash));
         }
         if !changed {
             return;
@@ -217,13 +222,14 @@ fn notify_webhook(ctx: &Ctx, name: &str, kind: SourceKind, ns: &str) {
     });
 }
 
-fn delete_source(ctx: &Ctx, kind: SourceKind, ns: &str, name: &str) {
+/// `rv`: the resourceVersion of the deletion (`None` when a relist found it gone).
+fn delete_source(ctx: &Ctx, kind: SourceKind, ns: &str, name: &str, rv: Option<u64>) {
     let affected = {
         let mut st = ctx.state.lock().expect("state lock");
-        if !st.remove_source(ns, kind, name) {
-            return;
-        }
-        st.affected(ns, &SourceRef::new(kind, name))
+        let Some(old) = st.remove_source(ns, kind, name) else { return };
+        let r = SourceRef::new(kind, name);
+        st.note_change(ns, &r, rv, Applied::Hash(old.hash));
+        st.affected(ns, &r)
     };
     debug!(resource = kind.resource(), namespace = %ns, name = %name, workloads = affected.len(), "source deleted");
     if ctx.notifier.webhook_mode() {

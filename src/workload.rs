@@ -112,6 +112,14 @@ pub struct Workload {
     /// A digest of everything above that decisions read (not the resourceVersion), so that
     /// status-only updates of a workload do not cause a reconcile.
     pub fingerprint: u64,
+    /// The resourceVersion at which what governs this workload was first seen as it is now
+    /// (its creation, or the last change of its template or policy). A source that changed
+    /// after it counts as changed even when the workload has no record yet: see `history`.
+    /// Set from the object here; the index keeps the older one while `anchor_digest` holds.
+    pub anchor: Option<u64>,
+    /// A digest of what governs it: the parsed policy, the pod template's annotations and
+    /// references, the controls; not the record, nor annotations other writers change.
+    pub anchor_digest: u64,
 }
 
 impl Workload {
@@ -220,6 +228,19 @@ fn project_with(
         controls.hash(&mut h);
         h.finish()
     };
+    let anchor_digest = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        // The parsed policy, not the raw annotations: other writers' annotations (the
+        // Deployment revision, tools' tracking marks, our own record) do not move the anchor.
+        format!("{policy:?}").hash(&mut h);
+        template_annotations.hash(&mut h);
+        refs.hash(&mut h);
+        first_container.hash(&mut h);
+        stakater_env.hash(&mut h);
+        controls.hash(&mut h);
+        h.finish()
+    };
     Workload {
         key: WorkloadKey {
             kind,
@@ -236,6 +257,8 @@ fn project_with(
         record,
         record_foreign,
         fingerprint,
+        anchor: crate::history::parse_rv(meta.resource_version.as_deref()),
+        anchor_digest,
     }
 }
 

@@ -1,0 +1,155 @@
+//! What recently changed sources held before each change, and at which resourceVersion the
+//! change happened, so that a workload seen for the first time is given the content its pods
+//! started with as its baseline, not whatever is current when its record is finally written.
+//!
+//! Without it two orders of events lose a reload: the adoption write of a new workload gets a
+//! 409 (the controller-manager has just touched the object) and its retry comes after the
+//! source changed; or the source's update is processed before the workload's own ADD. Both
+//! are answered by comparing resourceVersions: the change happened after the workload was
+//! seen exactly when its resourceVersion is the larger. Kubernetes guarantees resourceVersions
+//! are comparable integers (KEP-5504, v1.35); across resources they come from one etcd
+//! revision counter unless the API server stores them in separate etcd clusters.
+//!
+//! Only changes of the last few minutes are kept, a few per source: no Secret value, only hashes.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::record::Applied;
+use crate::source::SourceRef;
+
+/// How long a change is remembered: far longer than any watch lag or 409 retry.
+pub const KEEP: Duration = Duration::from_secs(600);
+/// Changes kept per source; older ones only matter when a source flaps, and then any kept
+/// one still differs from the current content.
+const STEPS: usize = 8;
+/// How often expired changes are swept.
+const SWEEP: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug)]
+struct Step {
+    /// The resourceVersion of the change (`u64::MAX` when unknown: a deletion seen on relist).
+    rv: u64,
+    /// The content before it.
+    before: Applied,
+    at: Instant,
+}
+
+/// Recent changes of every source, by namespace and source.
+#[derive(Debug, Default)]
+pub struct History {
+    changes: HashMap<(String, SourceRef), VecDeque<Step>>,
+    last_sweep: Option<Instant>,
+}
+
+impl History {
+    /// Notes that `source` changed at `rv` from `before` to something else.
+    pub fn changed(&mut self, namespace: &str, source: &SourceRef, rv: u64, before: Applied, now: Instant) {
+        if self.last_sweep.is_none_or(|t| now.saturating_duration_since(t) >= SWEEP) {
+            self.sweep(now);
+        }
+        let steps = self.changes.entry((namespace.to_string(), source.clone())).or_default();
+        steps.push_back(Step { rv, before, at: now });
+        if steps.len() > STEPS {
+            steps.pop_front();
+        }
+    }
+
+    /// The content `source` had at resourceVersion `rv`, given its content now: the content
+    /// before the first kept change made after `rv`, or `current` if none was.
+    pub fn content_at(&self, namespace: &str, source: &SourceRef, rv: u64, current: Applied) -> Applied {
+        // The key is built only for sources that have changes at all.
+        if self.changes.is_empty() {
+            return current;
+        }
+        self.changes
+            .get(&(namespace.to_string(), source.clone()))
+            .and_then(|steps| steps.iter().find(|s| s.rv > rv))
+            .map_or(current, |s| s.before)
+    }
+
+    /// Sources with remembered changes (for tests and the memory gauge).
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Forgets every change older than [`KEEP`].
+    fn sweep(&mut self, now: Instant) {
+        self.last_sweep = Some(now);
+        self.changes.retain(|_, steps| {
+            steps.retain(|s| now.saturating_duration_since(s.at) < KEEP);
+            !steps.is_empty()
+        });
+        self.changes.shrink_to_fit();
+    }
+}
+
+/// Parses a resourceVersion as KEP-5504 defines it: a positive decimal integer.
+pub fn parse_rv(rv: Option<&str>) -> Option<u64> {
+    rv.and_then(|s| s.parse::<u64>().ok()).filter(|n| *n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::ContentHash;
+    use crate::source::SourceKind;
+
+    fn h(n: u8) -> Applied {
+        Applied::Hash(ContentHash([n; 32]))
+    }
+
+    #[test]
+    fn content_at_a_resource_version() {
+        let cm = SourceRef::new(SourceKind::ConfigMap, "app-config");
+        let t0 = Instant::now();
+        let mut hist = History::default();
+        // Created at 10 (absent before), changed 1 -> 2 at 20 and 2 -> 3 at 30; now 3.
+        hist.changed("ns", &cm, 10, Applied::Absent, t0);
+        hist.changed("ns", &cm, 20, h(1), t0);
+        hist.changed("ns", &cm, 30, h(2), t0);
+        let rows = [(5, Applied::Absent), (10, h(1)), (15, h(1)), (20, h(2)), (29, h(2)), (30, h(3)), (99, h(3))];
+        for (rv, want) in rows {
+            assert_eq!(hist.content_at("ns", &cm, rv, h(3)), want, "at {rv}");
+        }
+        assert_eq!(hist.content_at("other", &cm, 5, h(3)), h(3), "another namespace");
+        let sec = SourceRef::new(SourceKind::Secret, "app-config");
+        assert_eq!(hist.content_at("ns", &sec, 5, h(3)), h(3), "another kind");
+    }
+
+    #[test]
+    fn unknown_resource_version_counts_as_after_everything() {
+        let cm = SourceRef::new(SourceKind::ConfigMap, "c");
+        let mut hist = History::default();
+        hist.changed("ns", &cm, u64::MAX, h(1), Instant::now());
+        assert_eq!(hist.content_at("ns", &cm, 1_000_000, Applied::Absent), h(1));
+    }
+
+    #[test]
+    fn keeps_a_few_recent_changes_only() {
+        let cm = SourceRef::new(SourceKind::ConfigMap, "c");
+        let t0 = Instant::now();
+        let mut hist = History::default();
+        for i in 0..20u8 {
+            hist.changed("ns", &cm, 100 + u64::from(i), h(i), t0);
+        }
+        // The 8 newest are kept: the oldest kept change is at 112, before it 12.
+        assert_eq!(hist.content_at("ns", &cm, 1, h(99)), h(12));
+        let other = SourceRef::new(SourceKind::Secret, "s");
+        hist.changed("ns", &other, 5, h(1), t0 + KEEP + SWEEP);
+        assert_eq!(hist.len(), 1, "expired changes are swept");
+        assert_eq!(hist.content_at("ns", &cm, 1, h(99)), h(99));
+    }
+
+    #[test]
+    fn resource_versions_parse_as_kep_5504_says() {
+        assert_eq!(parse_rv(Some("12345")), Some(12345));
+        for bad in [None, Some(""), Some("0"), Some("-1"), Some("abc"), Some("1.5")] {
+            assert_eq!(parse_rv(bad), None, "{bad:?}");
+        }
+    }
+}
