@@ -17,3 +17,11 @@ pub fn named(mut config: Config, agent: &'static str) -> anyhow::Result<Client> 
     config.headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(agent)));
     Client::try_from(config).map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))
 }
+
+/// An API error as a person reads it: the server's message and code, not the whole Status.
+pub fn error_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
+        other => other.to_string(),
+    }
+}

@@ -51,7 +51,10 @@ pub struct Ctx {
     /// True once every watch has finished its first list.
     pub synced: tokio::sync::watch::Sender<bool>,
     /// True while this replica may write: always without HA, while holding the lease with it.
+    /// Follows `gate` (for transitions: a new leader looks at every workload).
     pub leader: tokio::sync::watch::Sender<bool>,
+    /// With HA: the write gate, closed at the renew deadline by the monotonic clock.
+    gate: Option<Arc<leader::Gate>>,
     shutting_down: AtomicBool,
     /// Watches currently failing (by description), for readiness.
     failing: Mutex<HashSet<String>>,
@@ -90,6 +93,7 @@ impl Ctx {
             pending_syncs: AtomicUsize::new(0),
             synced: tokio::sync::watch::channel(false).0,
             leader: tokio::sync::watch::channel(settings.ha.is_none()).0,
+            gate: settings.ha.as_ref().map(|_| Arc::new(leader::Gate::default())),
             shutting_down: AtomicBool::new(false),
             failing: Mutex::new(HashSet::new()),
             selected: Mutex::new(selected),
@@ -141,6 +145,12 @@ impl Ctx {
         if !*self.synced.borrow() {
             return Some("initial list of the watches not complete".into());
         }
+        if let (Some(g), Some(ha)) = (&self.gate, &self.settings.ha)
+            && let Some(why) = g.failing_for(ha.lease_duration)
+        {
+            // No replica may be able to write: say so rather than look healthy.
+            return Some(why);
+        }
         let failing = self.failing.lock().expect("lock");
         if !failing.is_empty() {
             let mut v: Vec<&String> = failing.iter().collect();
@@ -159,13 +169,14 @@ impl Ctx {
         self.metrics.tracked_sources.set(s as i64);
         self.metrics.tracked_workloads.set(w as i64);
         self.metrics.queue_depth.set(self.queue.len() as i64);
-        self.metrics.leader.set(i64::from(*self.leader.borrow()));
+        self.metrics.leader.set(i64::from(self.is_leader()));
         let held = self.brakes.lock().expect("lock").values().filter(|b| b.is_held()).count();
         self.metrics.held_workloads.set(held as i64);
     }
 
+    /// Whether this replica may write now: checked at each write, against the renew deadline.
     pub fn is_leader(&self) -> bool {
-        *self.leader.borrow()
+        self.gate.as_ref().is_none_or(|g| g.open())
     }
 
     /// The write gate: not in dry-run (counted and logged instead), and only while leading.
@@ -390,9 +401,16 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<(
     }
 
     // Standbys keep their watches warm; only the lease holder writes.
-    let lease = match &s.ha {
-        Some(ha) => Some(leader::start(ctx.clone(), ha.clone()).await?),
-        None => None,
+    let lease_stop = CancellationToken::new();
+    let lease = match (&s.ha, &ctx.gate) {
+        (Some(ha), Some(gate)) => Some(tokio::spawn(leader::run(
+            ctx.client.clone(),
+            ha.clone(),
+            gate.clone(),
+            ctx.leader.clone(),
+            lease_stop.clone(),
+        ))),
+        _ => None,
     };
 
     // Decisions need the whole picture: a workload evaluated before the sources are listed
@@ -440,7 +458,11 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<(
     ctx.queue.close();
     let _ = tokio::time::timeout(Duration::from_secs(10), async { while workers.join_next().await.is_some() {} }).await;
     if let Some(lease) = lease {
-        lease.release().await;
+        // Stop writing and give the lease up, so a standby takes over without waiting.
+        lease_stop.cancel();
+        if tokio::time::timeout(Duration::from_secs(5), lease).await.is_err() {
+            warn!("releasing the lease timed out; it will expire");
+        }
     }
     server_stop.cancel();
     tasks.abort_all();

@@ -188,6 +188,57 @@ async fn a_conflict_on_the_first_write_does_not_lose_the_change() {
     assert!(lrf.contains("\"name\":\"cfg\""), "{lrf}");
 }
 
+/// The first record write of a new Deployment is refused (an admission policy rejects any
+/// update that adds the record) while its ConfigMap changes; when writes are allowed again,
+/// the late first write must still roll the workload for that change, once.
+#[tokio::test]
+async fn a_first_record_written_late_still_rolls_for_a_change_made_meanwhile() {
+    let ns = TestNs::new("late-first").await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    let policy = DenyPolicy::new(
+        &ns,
+        "deny-record",
+        json!([{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["deployments"]}]),
+        "!has(object.metadata.annotations) || !('reloader.kube-reloader.dev/applied' in object.metadata.annotations)",
+        "no applied record yet",
+    );
+    let deployments = ns.api::<Deployment>();
+    ns.apply_json::<Deployment>(deployment("probe", json!({}), env_from_configmaps(&[]))).await;
+    policy
+        .await_enforced(|| async {
+            let p = json!({"metadata": {"annotations": {RECORD: "{}"}}});
+            deployments.patch("probe", &PatchParams::default(), &Patch::Merge(&p)).await.is_err()
+        })
+        .await;
+
+    let ctl = Controller::start(&ns, &[]).await;
+    ns.apply_json::<Deployment>(deployment(
+        "web",
+        json!({"reloader.stakater.com/auto": "true"}),
+        env_from_configmaps(&["cfg"]),
+    ))
+    .await;
+    let g0 = pod_template(&ns, "web").await;
+    // The controller has tried and failed to record it.
+    eventually(Duration::from_secs(10), "a refused first write", || async {
+        (ctl.ctx.metrics.errors.get_or_create(&reloader::metrics::TypeLabel { r#type: "handler_error" }).get() > 0)
+            .then_some(())
+    })
+    .await;
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(record_of(&ns, "web").await, None, "nothing recorded while refused");
+    assert_eq!(pod_template(&ns, "web").await, g0);
+    policy.remove();
+    let g1 = eventually(Duration::from_secs(20), "the reload once writes are allowed", || async {
+        let t = pod_template(&ns, "web").await;
+        (t != g0).then_some(t)
+    })
+    .await;
+    assert_no_reload(&ns, "web", &g1).await;
+    assert_eq!(reloads(&ctl), 1, "exactly one reload");
+}
+
 /// Created while the controller runs, recorded, then a change while it is stopped: applied
 /// once at the next start.
 #[tokio::test]

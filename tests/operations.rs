@@ -383,6 +383,72 @@ async fn failover_rolls_once_for_a_change_and_never_for_nothing() {
     assert!(holder.is_none() || holder.as_deref() == Some(""), "lease released, holder {holder:?}");
 }
 
+/// A leader whose Lease writes are refused (an admission policy) closes its write gate at its
+/// renew deadline by its own clock, writes nothing while it cannot renew, says why in
+/// `/ready`, and leads again, catching up exactly, once the API lets it renew.
+#[tokio::test]
+async fn a_leader_that_cannot_renew_stops_writing_at_its_deadline_and_recovers() {
+    let ns = TestNs::new("fence").await;
+    let t0 = auto_workload(&ns).await;
+    let p = Proc::start(
+        &ns,
+        &["--enable-ha", "--lease-duration=6s"],
+        &[("POD_NAME", "replica-a"), ("POD_NAMESPACE", &ns.name)],
+    );
+    eventually(Duration::from_secs(20), "replica-a leads", || async {
+        (lease_holder(&ns).await.as_deref() == Some("replica-a")).then_some(())
+    })
+    .await;
+    p.await_ready().await;
+    await_record(&ns, "web").await;
+    assert_eq!(p.metric("reloader_leader").await, 1.0);
+
+    let policy = DenyPolicy::new(
+        &ns,
+        "deny-lease",
+        json!([{"apiGroups": ["coordination.k8s.io"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["leases"]}]),
+        "false",
+        "lease writes are refused here",
+    );
+    let leases = ns.api::<Lease>();
+    policy
+        .await_enforced(|| async {
+            let l: Lease = serde_json::from_value(json!({"metadata": {"name": "probe"}})).unwrap();
+            leases.create(&Default::default(), &l).await.is_err()
+        })
+        .await;
+    let refused = Instant::now();
+    // The last renewal was at most 2 s (a third of 6 s) before the refusal began; the gate
+    // closes 4 s (two thirds) after it. Allow for the metric being read a moment late.
+    eventually(Duration::from_secs(6), "the write gate closed", || async {
+        (p.metric("reloader_leader").await == 0.0).then_some(())
+    })
+    .await;
+    let closed_after = refused.elapsed();
+    assert!(closed_after <= Duration::from_secs(5), "closed {closed_after:?} after the refusal began");
+    assert!(p.logs().contains("no longer leader"), "{}", p.logs());
+    // Nothing is written while it cannot renew, even for a change.
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    assert_no_reload(&ns, "web", &t0).await;
+    let (code, why) = p.get("/ready").await.unwrap();
+    assert_eq!(code, 503, "{why}");
+    assert!(why.contains("leader election failing") && why.contains("refused"), "{why}");
+
+    policy.remove();
+    eventually(Duration::from_secs(20), "leading again", || async {
+        (p.metric("reloader_leader").await == 1.0).then_some(())
+    })
+    .await;
+    let t1 = eventually(Duration::from_secs(5), "the change applied once it leads again", || async {
+        let t = pod_template(&ns, "web").await;
+        (t != t0).then_some(t)
+    })
+    .await;
+    assert_no_reload(&ns, "web", &t1).await;
+    assert_eq!(replica_sets(&ns, "web").await, 2, "exactly one rollout");
+    p.await_ready().await;
+}
+
 #[tokio::test]
 async fn sigterm_without_ha_exits_zero() {
     let ns = TestNs::new("term").await;

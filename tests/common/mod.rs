@@ -324,3 +324,68 @@ pub async fn assert_no_reload(ns: &TestNs, name: &str, now: &str) {
     holds(Duration::from_secs(5), &format!("no reload of {name}"), || async { pod_template(ns, name).await == now })
         .await;
 }
+
+/// A ValidatingAdmissionPolicy (and its binding) that refuses matching requests in the
+/// namespaces labelled for one test; removed when dropped. The API server takes a moment to
+/// enforce a new policy: use [`DenyPolicy::await_enforced`] with a probe request.
+pub struct DenyPolicy {
+    name: String,
+}
+
+impl DenyPolicy {
+    /// `rules`: the policy's `resourceRules`; `expression`: CEL that must hold, else `message`.
+    pub fn new(ns: &TestNs, what: &str, rules: Value, expression: &str, message: &str) -> DenyPolicy {
+        let name = format!("{what}-{}", ns.name);
+        let vap = json!({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": rules},
+                "validations": [{"expression": expression, "message": message}]
+            }
+        });
+        let binding = json!({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {"policyName": name, "validationActions": ["Deny"],
+                     "matchResources": {"namespaceSelector": {"matchLabels": {"reloader-test": ns.name}}}}
+        });
+        for m in [&vap, &binding] {
+            let f = std::env::temp_dir().join(format!("{name}-{}.json", m["kind"].as_str().unwrap()));
+            std::fs::write(&f, m.to_string()).unwrap();
+            let out = kubectl(&["apply", "-f", f.to_str().unwrap()]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        DenyPolicy { name }
+    }
+
+    /// Waits until `probe` (a request the policy refuses) is refused.
+    pub async fn await_enforced<F, Fut>(&self, mut probe: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        eventually(Duration::from_secs(20), &format!("policy {} enforced", self.name), || {
+            let refused = probe();
+            async move { refused.await.then_some(()) }
+        })
+        .await;
+    }
+
+    /// Removes the policy now (the API server stops enforcing it within about a second).
+    pub fn remove(&self) {
+        let _ = kubectl(&[
+            "delete",
+            "validatingadmissionpolicybinding,validatingadmissionpolicy",
+            &self.name,
+            "--ignore-not-found",
+        ]);
+    }
+}
+
+impl Drop for DenyPolicy {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
