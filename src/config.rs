@@ -440,10 +440,6 @@ impl RunArgs {
                 None
             }
         };
-        if self.is_argo_rollouts {
-            notices
-                .push("--is-Argo-Rollouts: Argo Rollouts are not supported in this build; ignoring them".to_string());
-        }
 
         Ok(Settings {
             keys,
@@ -530,6 +526,7 @@ mod tests {
         assert!(s.watch_configmaps && !s.watch_secrets);
         let s = parse(&["--is-Argo-Rollouts=true", "--dry-run", "--ignored-workload-types=jobs"]).unwrap();
         assert!(s.is_argo_rollouts && s.dry_run && s.ignore_jobs && !s.ignore_cronjobs);
+        assert!(s.notices.is_empty(), "Rollouts are supported: no warning {:?}", s.notices);
         let s = parse(&["--is-Argo-Rollouts", "false", "--metrics-addr=:9091"]).unwrap();
         assert!(!s.is_argo_rollouts);
         assert_eq!(s.metrics_addr, Some("0.0.0.0:9091".parse().unwrap()));

@@ -2,7 +2,7 @@
 //! probe/metrics server and the workers.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,11 +23,12 @@ use crate::brake::{Brake, Verdict};
 use crate::config::{Scope, Settings};
 use crate::metrics::Metrics;
 use crate::queue::WorkQueue;
+use crate::readiness::Readiness;
 use crate::reconcile::{self, Outcome};
 use crate::record::Record;
 use crate::rollout::Rollout;
 use crate::state::State;
-use crate::watch::{self, Synced};
+use crate::watch;
 use crate::workload::{Workload, WorkloadKey, WorkloadObject};
 use crate::{leader, server};
 
@@ -46,10 +47,8 @@ pub struct Ctx {
     pub metrics: Metrics,
     pub recorder: Recorder,
     pub notifier: Notifier,
-    /// Watches that have not finished their first list yet.
-    pub pending_syncs: AtomicUsize,
-    /// True once every watch has finished its first list.
-    pub synced: tokio::sync::watch::Sender<bool>,
+    /// Whether every watch has finished its first list.
+    pub readiness: Arc<Readiness>,
     /// True while this replica may write: always without HA, while holding the lease with it.
     /// Follows `gate` (for transitions: a new leader looks at every workload).
     pub leader: tokio::sync::watch::Sender<bool>,
@@ -90,8 +89,7 @@ impl Ctx {
             notifier,
             state: Mutex::new(State::default()),
             queue: WorkQueue::new(),
-            pending_syncs: AtomicUsize::new(0),
-            synced: tokio::sync::watch::channel(false).0,
+            readiness: Readiness::new(),
             leader: tokio::sync::watch::channel(settings.ha.is_none()).0,
             gate: settings.ha.as_ref().map(|_| Arc::new(leader::Gate::default())),
             shutting_down: AtomicBool::new(false),
@@ -142,7 +140,7 @@ impl Ctx {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Some("shutting down".into());
         }
-        if !*self.synced.borrow() {
+        if !self.readiness.is_ready() {
             return Some("initial list of the watches not complete".into());
         }
         if let (Some(g), Some(ha)) = (&self.gate, &self.settings.ha)
@@ -288,7 +286,7 @@ fn spawn_workloads<K: WorkloadObject>(
             page_size: Some(LIST_PAGE_SIZE),
             ..Default::default()
         };
-        let synced = Synced::new(ctx.clone());
+        let synced = ctx.readiness.handle();
         set.spawn(watch::workloads::<K>(ctx.clone(), scoped_api(&ctx.client, scope), cfg, scope.clone(), synced));
     }
 }
@@ -343,6 +341,8 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<(
         Scope::Namespaces(list) => (list.iter().cloned().map(Some).collect(), vec![]),
     };
 
+    // Held until every watch below has been started with a readiness handle of its own.
+    let mut wiring = ctx.readiness.handle();
     let mut tasks = JoinSet::new();
     let server_stop = CancellationToken::new();
     if let Some(l) = listener {
@@ -364,14 +364,14 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<(
         };
         if s.watch_configmaps {
             let api: Api<ConfigMap> = scoped_api(&ctx.client, scope);
-            let synced = Synced::new(ctx.clone());
+            let synced = ctx.readiness.handle();
             tasks.spawn(watch::sources(ctx.clone(), api, mk_cfg(&[]), scope.clone(), synced));
         }
         if s.watch_secrets {
             let api: Api<Secret> = scoped_api(&ctx.client, scope);
             // Helm keeps every release revision in a Secret; they are large and never mounted.
             let extra: &[&str] = if s.watch_helm_release_secrets { &[] } else { &["type!=helm.sh/release.v1"] };
-            let synced = Synced::new(ctx.clone());
+            let synced = ctx.readiness.handle();
             tasks.spawn(watch::sources(ctx.clone(), api, mk_cfg(extra), scope.clone(), synced));
         }
     }
@@ -396,9 +396,11 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<(
     }
     if let Scope::All { selector: Some(sel), .. } = &s.scope {
         let cfg = watcher::Config::default().labels(sel).page_size(LIST_PAGE_SIZE);
-        let synced = Synced::new(ctx.clone());
+        let synced = ctx.readiness.handle();
         tasks.spawn(watch::namespaces(ctx.clone(), Api::<Namespace>::all(ctx.client.clone()), cfg, synced));
     }
+
+    wiring.done();
 
     // Standbys keep their watches warm; only the lease holder writes.
     let lease_stop = CancellationToken::new();
@@ -415,7 +417,7 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> anyhow::Result<(
 
     // Decisions need the whole picture: a workload evaluated before the sources are listed
     // would see them as missing.
-    let mut synced = ctx.synced.subscribe();
+    let mut synced = ctx.readiness.subscribe();
     tokio::select! {
         _ = synced.wait_for(|s| *s) => {}
         _ = shutdown.cancelled() => {}

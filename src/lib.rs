@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod patch;
 pub mod policy;
 pub mod queue;
+pub mod readiness;
 pub mod reconcile;
 pub mod record;
 pub mod refs;

@@ -1,16 +1,28 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 use reloader::config::{Cli, Command, LogFormat};
 use tokio_util::sync::CancellationToken;
 
-fn main() -> anyhow::Result<()> {
+/// Exit codes: 0 stopped cleanly, 1 `explain` failed, 2 could not start or run (a bad flag,
+/// an address in use, no cluster configuration): one line on stderr says which.
+fn main() -> ExitCode {
     // Two worker threads whatever the node's size: the work is I/O, and every extra thread
     // costs memory (its stack and, with glibc, an allocator arena).
-    tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
-        .block_on(run())
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
+        .and_then(|rt| rt.block_on(run()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, whatever RUST_BACKTRACE says: the message names what failed.
+            eprintln!("reloader: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 async fn run() -> anyhow::Result<()> {

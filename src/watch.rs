@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::controller::Ctx;
 use crate::hash;
+use crate::readiness::Handle;
 use crate::record::Applied;
 use crate::source::{SourceInfo, SourceKind, SourceRef};
 use crate::workload::{self, WorkloadKey, WorkloadObject};
@@ -42,27 +43,6 @@ impl SourceObject for Secret {
     }
 }
 
-/// Marks one watch as having finished its first full list.
-pub struct Synced {
-    ctx: Arc<Ctx>,
-    done: bool,
-}
-
-impl Synced {
-    pub fn new(ctx: Arc<Ctx>) -> Self {
-        ctx.pending_syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Synced { ctx, done: false }
-    }
-    fn mark(&mut self) {
-        if !self.done {
-            self.done = true;
-            if self.ctx.pending_syncs.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
-                self.ctx.synced.send_replace(true);
-            }
-        }
-    }
-}
-
 fn in_scope(scope: Option<&str>, namespace: &str) -> bool {
     scope.is_none_or(|s| s == namespace)
 }
@@ -86,7 +66,7 @@ async fn drive<K, H>(
     cfg: watcher::Config,
     what: String,
     resource: &'static str,
-    mut synced: Synced,
+    mut synced: Handle,
     mut handler: H,
 ) where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
@@ -112,7 +92,7 @@ async fn drive<K, H>(
             Ok(Event::InitDone) => {
                 handler.relisted(&ctx, &listing.take().unwrap_or_default());
                 info!(watch = %what, "watch synced");
-                synced.mark();
+                synced.done();
             }
             Err(e) => {
                 warn!(watch = %what, error = %e, "watch failed; retrying with backoff");
@@ -128,7 +108,7 @@ pub async fn sources<K: SourceObject>(
     api: Api<K>,
     cfg: watcher::Config,
     scope: Option<String>,
-    synced: Synced,
+    synced: Handle,
 ) {
     let what = format!("{} in {}", K::KIND.resource(), scope.as_deref().unwrap_or("all namespaces"));
     drive(ctx, api, cfg, what, K::KIND.resource(), synced, Sources { scope }).await
@@ -200,7 +180,7 @@ fn apply_source<K: SourceObject>(ctx: &Ctx, obj: K) {
     if ctx.notifier.webhook_mode() {
         // Reloader's webhook mode: every data change of a watched source (a creation only with
         // --reload-on-create), no workload matching.
-        if existed.is_some() || (ctx.settings.options.reload_on_create && *ctx.synced.borrow()) {
+        if existed.is_some() || (ctx.settings.options.reload_on_create && ctx.readiness.is_ready()) {
             notify_webhook(ctx, &name, kind, &ns);
         }
         return;
@@ -249,7 +229,7 @@ pub async fn workloads<K: WorkloadObject>(
     api: Api<K>,
     cfg: watcher::Config,
     scope: Option<String>,
-    synced: Synced,
+    synced: Handle,
 ) {
     let what = format!("{} in {}", K::RESOURCE, scope.as_deref().unwrap_or("all namespaces"));
     drive(ctx, api, cfg, what, K::RESOURCE, synced, Workloads { scope }).await
@@ -295,7 +275,7 @@ fn apply_workload<K: WorkloadObject>(ctx: &Ctx, obj: &K) {
 
 /// Follows the namespaces that match `--namespace-selector`; a namespace joining it has its
 /// workloads reconciled at once.
-pub async fn namespaces(ctx: Arc<Ctx>, api: Api<Namespace>, cfg: watcher::Config, synced: Synced) {
+pub async fn namespaces(ctx: Arc<Ctx>, api: Api<Namespace>, cfg: watcher::Config, synced: Handle) {
     drive(ctx, api, cfg, "namespaces".into(), "namespaces", synced, Namespaces).await
 }
 

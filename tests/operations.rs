@@ -449,6 +449,37 @@ async fn a_leader_that_cannot_renew_stops_writing_at_its_deadline_and_recovers()
     p.await_ready().await;
 }
 
+/// A start-up failure (the metrics address is taken) is one line naming the flag and exit 2,
+/// not a Rust backtrace, even with RUST_BACKTRACE set; and `--is-Argo-Rollouts` starts
+/// without a false "not supported" warning.
+#[tokio::test]
+async fn a_start_up_failure_is_one_clear_line_and_exit_2() {
+    let ns = TestNs::new("exit2").await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_reloader"))
+        .arg(format!("--namespaces={}", ns.name))
+        .arg(format!("--metrics-addr={addr}"))
+        .arg("--is-Argo-Rollouts=true")
+        .env("KUBECONFIG", &cluster().kubeconfig)
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("reloader: cannot listen on")
+            && last.contains("--metrics-addr")
+            && last.contains(&addr.to_string()),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("backtrace") && !stderr.contains("Stack"), "no backtrace: {stderr}");
+    assert!(!stderr.contains("not supported"), "no false warning about Argo Rollouts: {stderr}");
+    drop(taken);
+}
+
 #[tokio::test]
 async fn sigterm_without_ha_exits_zero() {
     let ns = TestNs::new("term").await;

@@ -217,7 +217,7 @@ impl Controller {
     pub async fn start_with(settings: Settings) -> Controller {
         let ctx = reloader::controller::Ctx::new(client().await, settings);
         let token = CancellationToken::new();
-        let mut synced = ctx.synced.subscribe();
+        let mut synced = ctx.readiness.subscribe();
         let handle = tokio::spawn(reloader::controller::run(ctx.clone(), token.clone()));
         tokio::time::timeout(Duration::from_secs(20), synced.wait_for(|s| *s))
             .await
