@@ -51,8 +51,8 @@ demo: ## Build, start the local control plane, install an example, change a Conf
 demo-stop: ## Stop the demo's controller and the local control plane
 	@hack/cluster.sh down
 
-bench: ## Benchmark scenarios on a dedicated control plane (QUICK=1: small sizes; RELOADER_BIN=path: also Stakater Reloader)
-	@hack/bench.sh $(if $(QUICK),--quick) $(if $(RELOADER_BIN),--reloader-bin $(RELOADER_BIN))
+bench: ## Benchmark scenarios on a dedicated control plane (QUICK=1: small sizes; RELOADER_BIN=path: also Stakater Reloader; ONLY=churn: that scenario alone)
+	@hack/bench.sh $(if $(QUICK),--quick) $(if $(RELOADER_BIN),--reloader-bin $(RELOADER_BIN)) $(if $(ONLY),--only $(ONLY))
 
 clean: ## Remove build outputs and the local cluster state
 	-@hack/cluster.sh down

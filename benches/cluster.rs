@@ -6,7 +6,7 @@
 //! - API requests from the audit log, by the controller's user agent.
 //!
 //! Writes `results.json`, `RESULTS.md` and `plot.svg` into `--out`. Usage (via `hack/bench.sh`):
-//!   cargo bench --bench cluster -- --audit-log PATH [--quick] [--repeat N] [--out DIR]
+//!   cargo bench --bench cluster -- --audit-log PATH [--quick] [--repeat N] [--out DIR] [--only churn]
 //!                                  [--reloader-bin PATH]
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +30,8 @@ use serde_json::{Value, json};
 
 const BENCH_AGENT: &str = "kube-reloader-bench";
 const WORKLOAD_RESOURCES: [&str; 6] = ["deployments", "statefulsets", "daemonsets", "jobs", "cronjobs", "rollouts"];
+/// ConfigMaps the churned Deployments share.
+const CHURN_SOURCES: usize = 10;
 /// How long one expected reload may take before the run counts it as missed.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -42,6 +44,8 @@ struct Sizes {
     fanout: usize,
     bursts: usize,
     noop_edits: usize,
+    churn_workloads: usize,
+    churn_rounds: usize,
 }
 
 impl Sizes {
@@ -55,6 +59,8 @@ impl Sizes {
                 fanout: 20,
                 bursts: 3,
                 noop_edits: 20,
+                churn_workloads: 50,
+                churn_rounds: 2,
             }
         } else {
             Sizes {
@@ -65,6 +71,8 @@ impl Sizes {
                 fanout: 500,
                 bursts: 5,
                 noop_edits: 200,
+                churn_workloads: 1_000,
+                churn_rounds: 4,
             }
         }
     }
@@ -76,11 +84,19 @@ struct Args {
     out: PathBuf,
     audit_log: PathBuf,
     reloader_bin: Option<PathBuf>,
+    /// Run one scenario only (`churn`), print its figures and write no results files.
+    only: Option<String>,
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut a =
-        Args { quick: false, repeat: 0, out: PathBuf::from("bench"), audit_log: PathBuf::new(), reloader_bin: None };
+    let mut a = Args {
+        quick: false,
+        repeat: 0,
+        out: PathBuf::from("bench"),
+        audit_log: PathBuf::new(),
+        reloader_bin: None,
+        only: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
@@ -90,6 +106,10 @@ fn args() -> anyhow::Result<Args> {
             "--out" => a.out = value("--out")?.into(),
             "--audit-log" => a.audit_log = value("--audit-log")?.into(),
             "--reloader-bin" => a.reloader_bin = Some(value("--reloader-bin")?.into()),
+            "--only" => match value("--only")?.as_str() {
+                "churn" => a.only = Some("churn".into()),
+                other => bail!("--only: {other:?} is not a scenario that runs alone; use churn"),
+            },
             // cargo bench passes --bench to harness-less targets.
             "--bench" => {}
             other => bail!("unknown argument {other:?}; see the top of benches/cluster.rs"),
@@ -398,6 +418,11 @@ impl Templates {
         }
     }
 
+    /// Forgets the Deployments of a namespace (churned ones are created again under the same names).
+    fn forget(&self, namespace: &str) {
+        self.seen.lock().unwrap().retain(|k, _| !k.starts_with(&format!("{namespace}/")));
+    }
+
     /// Template changes of Deployments in `namespaces` since `after`.
     fn changes_since(&self, namespaces: &[&str], after: Instant) -> usize {
         let seen = self.seen.lock().unwrap();
@@ -495,6 +520,7 @@ struct Layout {
     fan: String,
     burst: String,
     noop: String,
+    churn: String,
 }
 
 impl Layout {
@@ -504,11 +530,12 @@ impl Layout {
             fan: format!("{tag}-fan"),
             burst: format!("{tag}-burst"),
             noop: format!("{tag}-noop"),
+            churn: format!("{tag}-churn"),
         }
     }
     fn namespaces(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.lat.iter().map(String::as_str).collect();
-        v.extend([self.fan.as_str(), self.burst.as_str(), self.noop.as_str()]);
+        v.extend([self.fan.as_str(), self.burst.as_str(), self.noop.as_str(), self.churn.as_str()]);
         v
     }
 
@@ -535,6 +562,8 @@ impl Layout {
         }
         create_all(&Api::namespaced(client.clone(), &self.burst), cms).await?;
         create_all(&Api::namespaced(client.clone(), &self.burst), ds).await?;
+        let cms = (0..CHURN_SOURCES).map(|i| configmap(&format!("c-{i}"), "0")).collect();
+        create_all(&Api::namespaced(client.clone(), &self.churn), cms).await?;
         Ok(())
     }
 }
@@ -567,6 +596,8 @@ struct SubjectResult {
     restart_workload_writes: usize,
     lists_after_sync: usize,
     requests_after_sync: Requests,
+    /// Workload churn: RSS after each round of create, reload, delete.
+    churn_rss_mib: Vec<f64>,
     missed: Vec<String>,
 }
 
@@ -584,6 +615,7 @@ struct Bench {
     sizes: Sizes,
     repeat: usize,
     logs: PathBuf,
+    only: Option<String>,
 }
 
 impl Bench {
@@ -622,6 +654,10 @@ impl Bench {
         let tag = s.name.to_lowercase().replace(' ', "-");
         let layout = Layout::new(&tag);
         layout.create(&self.client, &self.sizes).await?;
+        if self.only.as_deref() == Some("churn") {
+            self.churn(s, &layout, &tag, &mut r).await?;
+            return Ok(r);
+        }
 
         // 1. Scale: time to ready, memory and CPU, requests during the initial sync.
         for rep in 0..self.repeat {
@@ -743,6 +779,9 @@ impl Bench {
         r.restart_workload_writes = self.audit.since(from, &s.agent)?.workload_writes();
         p.stop();
 
+        // 7. Workload churn.
+        self.churn(s, &layout, &tag, &mut r).await?;
+
         // Further latency variants, each on its own set of workloads.
         for (i, (label, extra)) in s.latency_variants.iter().enumerate().skip(1) {
             let Some(ns) = layout.lat.get(i) else { break };
@@ -754,6 +793,44 @@ impl Bench {
             p.stop();
         }
         Ok(r)
+    }
+
+    /// 7. Workload churn: rounds of creating annotated Deployments, changing their sources
+    /// and deleting them; the RSS after each round must not grow round over round.
+    async fn churn(&self, s: &Subject, layout: &Layout, tag: &str, r: &mut SubjectResult) -> anyhow::Result<()> {
+        let mut p = Running::start(s, &[], &self.logs.join(format!("{tag}-churn.log")))?;
+        p.wait_ready(&s.ready_url).await?;
+        self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), &layout.churn);
+        for round in 0..self.sizes.churn_rounds {
+            let ds = (0..self.sizes.churn_workloads)
+                .map(|i| deployment(&format!("d-{i}"), &[format!("c-{}", i % CHURN_SOURCES)], None))
+                .collect();
+            create_all(&deployments, ds).await?;
+            // Let the controller take them in (ours records each) before their sources change.
+            self.audit.quiesce(&s.agent, Duration::from_secs(2)).await?;
+            let t0 = Instant::now();
+            for c in 0..CHURN_SOURCES {
+                set_data(&self.client, &layout.churn, &format!("c-{c}"), &format!("{round}-{}", uniq())).await?;
+            }
+            for i in 0..self.sizes.churn_workloads {
+                if self.templates.change_after(&format!("{}/d-{i}", layout.churn), t0).await.is_none() {
+                    r.missed.push(format!("churn {round}: d-{i}"));
+                }
+            }
+            deployments.delete_collection(&Default::default(), &Default::default()).await?;
+            while !deployments.list(&ListParams::default().limit(1)).await?.items.is_empty() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            self.templates.forget(&layout.churn);
+            self.audit.quiesce(&s.agent, Duration::from_secs(2)).await?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let rss = mib(p.rss_kib());
+            eprintln!(">> {}: churn round {}: RSS {rss:.1} MiB", s.name, round + 1);
+            r.churn_rss_mib.push(rss);
+        }
+        p.stop();
+        Ok(())
     }
 
     /// One update at a time, each to a different workload's ConfigMap: from the update's API
@@ -899,6 +976,9 @@ fn markdown(results: &[SubjectResult], meta: &Value) -> String {
     row("6 restart", "rollouts / workload writes", &|r| {
         format!("{} / {}", r.restart_rollouts, r.restart_workload_writes)
     });
+    row("7 churn", "RSS after each round (MiB)", &|r| {
+        r.churn_rss_mib.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(" → ")
+    });
     row("–", "LIST requests after the initial sync", &|r| r.lists_after_sync.to_string());
     row("–", "missed reloads (30 s timeout)", &|r| r.missed.len().to_string());
     if results.len() == 1 {
@@ -1021,12 +1101,34 @@ async fn main() -> anyhow::Result<()> {
     }
     let templates = Templates::start(client.clone());
     templates.wait_synced().await;
-    let bench = Bench { client, audit: Audit { path: a.audit_log.clone() }, templates, sizes, repeat: a.repeat, logs };
-    bench.setup_scale().await?;
+    let bench = Bench {
+        client,
+        audit: Audit { path: a.audit_log.clone() },
+        templates,
+        sizes,
+        repeat: a.repeat,
+        logs,
+        only: a.only.clone(),
+    };
+    if a.only.is_none() {
+        bench.setup_scale().await?;
+    }
     let mut results = Vec::new();
     for s in &subjects {
         eprintln!(">> {}: running the scenarios", s.name);
         results.push(bench.run_subject(s).await.with_context(|| s.name.clone())?);
+    }
+    if a.only.is_some() {
+        for r in &results {
+            let rounds: Vec<String> = r.churn_rss_mib.iter().map(|v| format!("{v:.1}")).collect();
+            println!(
+                "{}: churn RSS per round (MiB): {}; missed reloads: {}",
+                r.name,
+                rounds.join(" → "),
+                r.missed.len()
+            );
+        }
+        return Ok(());
     }
 
     let command = format!("make bench{}", if a.quick { " QUICK=1" } else { "" });

@@ -118,6 +118,27 @@ impl Ctx {
         self.queue.add_after(key, delay);
     }
 
+    /// Drops every per-workload slot of a workload that is gone, so that churn leaves nothing
+    /// behind (the index itself is pruned by the watch).
+    pub fn forget(&self, key: &WorkloadKey) {
+        self.failures.lock().expect("lock").remove(key);
+        self.conflicts.lock().expect("lock").remove(key);
+        self.first_change.lock().expect("lock").remove(key);
+        self.brakes.lock().expect("lock").remove(key);
+        self.dry_records.lock().expect("lock").remove(key);
+    }
+
+    /// How many per-workload slots are held, by kind of slot (for tests and the churn check).
+    pub fn slot_counts(&self) -> [usize; 5] {
+        [
+            self.failures.lock().expect("lock").len(),
+            self.conflicts.lock().expect("lock").len(),
+            self.first_change.lock().expect("lock").len(),
+            self.brakes.lock().expect("lock").len(),
+            self.dry_records.lock().expect("lock").len(),
+        ]
+    }
+
     /// The time since the oldest pending source change of `key`, consumed.
     pub fn take_change_age(&self, key: &WorkloadKey) -> Option<Duration> {
         self.first_change.lock().expect("lock").remove(key).map(|t| t.elapsed())

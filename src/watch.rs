@@ -246,14 +246,26 @@ impl<K: WorkloadObject> Handler<K> for Workloads {
     fn delete(&mut self, ctx: &Ctx, obj: K) {
         let key = WorkloadKey { kind: K::KIND, namespace: obj.namespace().unwrap_or_default(), name: obj.name_any() };
         ctx.state.lock().expect("state lock").remove_workload(&key);
+        ctx.forget(&key);
     }
     fn relisted(&mut self, ctx: &Ctx, listed: &Listed) {
-        let mut st = ctx.state.lock().expect("state lock");
-        for k in st.workload_keys_of(K::KIND) {
-            if in_scope(self.scope.as_deref(), &k.namespace) && !listed.contains(&(k.namespace.clone(), k.name.clone()))
-            {
-                st.remove_workload(&k);
+        let gone: Vec<WorkloadKey> = {
+            let mut st = ctx.state.lock().expect("state lock");
+            let gone: Vec<WorkloadKey> = st
+                .workload_keys_of(K::KIND)
+                .into_iter()
+                .filter(|k| {
+                    in_scope(self.scope.as_deref(), &k.namespace)
+                        && !listed.contains(&(k.namespace.clone(), k.name.clone()))
+                })
+                .collect();
+            for k in &gone {
+                st.remove_workload(k);
             }
+            gone
+        };
+        for k in &gone {
+            ctx.forget(k);
         }
     }
 }

@@ -471,3 +471,45 @@ async fn a_match_annotation_added_later_makes_the_next_change_reload() {
     ns.apply_json::<ConfigMap>(marked("2")).await;
     await_reload(&ns, "web", &g0).await;
 }
+
+/// Churn leaves nothing behind: after workloads are created, reloaded (some while a change is
+/// still pending) and deleted, the index and every per-workload slot are empty again.
+#[tokio::test]
+async fn deleted_workloads_leave_no_state_behind() {
+    let ns = TestNs::new("churn").await;
+    ns.set_configmap("cfg", json!({"v": "0"})).await;
+    let ctl = Controller::start(&ns, &["--debounce=200ms"]).await;
+    let n = 20;
+    for round in 1..=2 {
+        for i in 0..n {
+            ns.apply_json::<Deployment>(deployment(
+                &format!("w-{i}"),
+                json!({"reloader.stakater.com/auto": "true"}),
+                env_from_configmaps(&["cfg"]),
+            ))
+            .await;
+        }
+        for i in 0..n {
+            await_record(&ns, &format!("w-{i}")).await;
+        }
+        ns.set_configmap("cfg", json!({"v": round.to_string()})).await;
+        eventually(Duration::from_secs(20), "all reloaded", || async {
+            for i in 0..n {
+                template_annotation(&ns, &format!("w-{i}"), LAST_RELOADED_FROM).await?;
+            }
+            Some(())
+        })
+        .await;
+        // A change still pending (inside the debounce window) when they are deleted.
+        ns.set_configmap("cfg", json!({"v": format!("{round}b")})).await;
+        for i in 0..n {
+            ns.delete::<Deployment>(&format!("w-{i}")).await;
+        }
+        eventually(Duration::from_secs(20), "the index and every per-workload slot empty", || async {
+            let workloads = ctl.ctx.state.lock().unwrap().workload_count();
+            let slots = ctl.ctx.slot_counts();
+            (workloads == 0 && slots.iter().all(|c| *c == 0)).then_some(())
+        })
+        .await;
+    }
+}
