@@ -795,8 +795,8 @@ impl Bench {
         Ok(r)
     }
 
-    /// 7. Workload churn: rounds of creating annotated Deployments, changing their sources
-    /// and deleting them; the RSS after each round must not grow round over round.
+    /// Scenario 7, workload churn: rounds of creating annotated Deployments, changing their
+    /// sources and deleting them; the RSS after each round must not grow round over round.
     async fn churn(&self, s: &Subject, layout: &Layout, tag: &str, r: &mut SubjectResult) -> anyhow::Result<()> {
         let mut p = Running::start(s, &[], &self.logs.join(format!("{tag}-churn.log")))?;
         p.wait_ready(&s.ready_url).await?;

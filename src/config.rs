@@ -1,214 +1,27 @@
-//! Command line and environment: Reloader's flags with the same names and meanings (each also
-//! settable from an environment variable), this project's own, and their validation into
-//! [`Settings`]. Invalid values stop start-up with a message naming the flag.
+//! Flags into validated [`Settings`]: Reloader's flags with the same names and meanings, this
+//! project's own, and their checks. An invalid value stops start-up with a message naming the
+//! flag and what it accepts.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use crate::cli::RunArgs;
+use crate::core::brake::BrakeSettings;
+use crate::core::decide::Options;
+use crate::core::patch::Strategy;
+use crate::core::policy::Keys;
+use crate::error::Error;
+use crate::runtime::alerts::AlertConfig;
 
-use crate::alerts::AlertConfig;
-use crate::brake::BrakeSettings;
-use crate::decide::Options;
-use crate::leader::HaSettings;
-use crate::patch::Strategy;
-use crate::policy::{Keys, parse_go_bool};
-
-#[derive(Debug, Parser)]
-#[command(name = "reloader", version, about = "Rolls workloads when the ConfigMaps and Secrets they use change")]
-#[command(args_conflicts_with_subcommands = true)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    #[command(flatten)]
-    pub run: RunArgs,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the controller (the default).
-    Run(Box<RunArgs>),
-    /// Explain why a workload did or did not reload, and what the controller would do now.
-    Explain(Box<crate::explain::ExplainArgs>),
-}
-
-fn go_bool(s: &str) -> Result<bool, String> {
-    parse_go_bool(s).ok_or_else(|| format!("{s:?} is not a boolean; use true or false"))
-}
-
-/// A listen address, or none (`off`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ListenAddr(pub Option<SocketAddr>);
-
-fn listen_addr(s: &str) -> Result<ListenAddr, String> {
-    if s.is_empty() || s == "off" {
-        return Ok(ListenAddr(None));
-    }
-    // Go-style ":9090" means every interface.
-    let full = if s.starts_with(':') { format!("0.0.0.0{s}") } else { s.to_string() };
-    full.parse().map(|a| ListenAddr(Some(a))).map_err(|e| format!("{s:?} is not an address like 0.0.0.0:9090 ({e})"))
-}
-
-fn duration(s: &str) -> Result<Duration, String> {
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 500ms, 10s or 1m ({e})"))
-}
-
-/// Strips the literal quotes Reloader's chart puts around some values (pflag's CSV parser
-/// removes them too).
-fn unquote(s: &str) -> Result<String, String> {
-    Ok(s.trim().trim_matches('"').to_string())
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct RunArgs {
-    /// Reload every workload for the sources it uses, unless it opts out with auto: "false".
-    #[arg(long, env = "RELOADER_AUTO_RELOAD_ALL", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
-    pub auto_reload_all: bool,
-
-    /// Annotation key for named ConfigMap reloads.
-    #[arg(long, env = "RELOADER_CONFIGMAP_ANNOTATION", default_value = "configmap.reloader.stakater.com/reload")]
-    pub configmap_annotation: String,
-    /// Annotation key for named Secret reloads.
-    #[arg(long, env = "RELOADER_SECRET_ANNOTATION", default_value = "secret.reloader.stakater.com/reload")]
-    pub secret_annotation: String,
-    /// Annotation key for auto reloads.
-    #[arg(long, env = "RELOADER_AUTO_ANNOTATION", default_value = "reloader.stakater.com/auto")]
-    pub auto_annotation: String,
-    /// Annotation key, on a ConfigMap or Secret, that makes it never trigger a reload.
-    #[arg(long, env = "RELOADER_IGNORE_ANNOTATION", default_value = "reloader.stakater.com/ignore")]
-    pub ignore_annotation: String,
-    /// Annotation key for ConfigMap-only auto reloads.
-    #[arg(long, env = "RELOADER_CONFIGMAP_AUTO_ANNOTATION", default_value = "configmap.reloader.stakater.com/auto")]
-    pub configmap_auto_annotation: String,
-    /// Annotation key for Secret-only auto reloads.
-    #[arg(long, env = "RELOADER_SECRET_AUTO_ANNOTATION", default_value = "secret.reloader.stakater.com/auto")]
-    pub secret_auto_annotation: String,
-    /// Annotation key for search mode on workloads.
-    #[arg(long, env = "RELOADER_AUTO_SEARCH_ANNOTATION", default_value = "reloader.stakater.com/search")]
-    pub auto_search_annotation: String,
-    /// Annotation key, on a ConfigMap or Secret, that search-mode workloads match.
-    #[arg(long, env = "RELOADER_SEARCH_MATCH_ANNOTATION", default_value = "reloader.stakater.com/match")]
-    pub search_match_annotation: String,
-    /// Annotation key for the pause period of Deployments.
-    #[arg(
-        long,
-        env = "RELOADER_PAUSE_DEPLOYMENT_ANNOTATION",
-        default_value = "deployment.reloader.stakater.com/pause-period"
-    )]
-    pub pause_deployment_annotation: String,
-    /// Annotation key recording when a Deployment was paused.
-    #[arg(
-        long,
-        env = "RELOADER_PAUSE_DEPLOYMENT_TIME_ANNOTATION",
-        default_value = "deployment.reloader.stakater.com/paused-at"
-    )]
-    pub pause_deployment_time_annotation: String,
-
-    /// Log format: "" or "text" (human-readable) or "json".
-    #[arg(long, env = "RELOADER_LOG_FORMAT", default_value = "")]
-    pub log_format: String,
-    /// Log level: trace, debug, info, warn (warning), error (fatal and panic map to error).
-    #[arg(long, env = "RELOADER_LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
-
-    /// Which ConfigMaps/Secrets kind to ignore: configmaps or secrets (not both).
-    #[arg(long, env = "RELOADER_RESOURCES_TO_IGNORE", value_delimiter = ',', value_parser = unquote)]
-    pub resources_to_ignore: Vec<String>,
-    /// Workload kinds not to reload: jobs, cronjobs.
-    #[arg(long, env = "RELOADER_IGNORED_WORKLOAD_TYPES", value_delimiter = ',', value_parser = unquote)]
-    pub ignored_workload_types: Vec<String>,
-    /// Watch only these namespaces (one namespaced watch each, so Roles suffice).
-    #[arg(long, env = "RELOADER_NAMESPACES", value_delimiter = ',', value_parser = unquote)]
-    pub namespaces: Vec<String>,
-    /// Namespaces to skip (cluster-wide mode only).
-    #[arg(long, env = "RELOADER_NAMESPACES_TO_IGNORE", value_delimiter = ',', value_parser = unquote)]
-    pub namespaces_to_ignore: Vec<String>,
-    /// Only namespaces with these labels (cluster-wide mode only); followed live.
-    #[arg(long, env = "RELOADER_NAMESPACE_SELECTOR", value_delimiter = ',', value_parser = unquote)]
-    pub namespace_selector: Vec<String>,
-    /// Only ConfigMaps and Secrets with these labels (applied by the API server).
-    #[arg(long, env = "RELOADER_RESOURCE_LABEL_SELECTOR", value_delimiter = ',', value_parser = unquote)]
-    pub resource_label_selector: Vec<String>,
-
-    /// How a reload changes the pod template: annotations or env-vars.
-    #[arg(long, env = "RELOADER_RELOAD_STRATEGY", value_enum, default_value = "annotations")]
-    pub reload_strategy: Strategy,
-    /// A source appearing counts as a change.
-    #[arg(long, env = "RELOADER_RELOAD_ON_CREATE", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
-    pub reload_on_create: bool,
-    /// A source disappearing counts as a change.
-    #[arg(long, env = "RELOADER_RELOAD_ON_DELETE", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
-    pub reload_on_delete: bool,
-    /// Accepted for compatibility; catch-up after a restart is always exact here.
-    #[arg(long, env = "RELOADER_SYNC_AFTER_RESTART", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
-    pub sync_after_restart: bool,
-
-    /// Argo Rollouts support: "true" to enable (exact string, as in Reloader).
-    #[arg(long = "is-Argo-Rollouts", env = "RELOADER_IS_ARGO_ROLLOUTS", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
-    pub is_argo_rollouts: bool,
-    /// Leader election; needs POD_NAME and POD_NAMESPACE.
-    #[arg(long, env = "RELOADER_ENABLE_HA", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
-    pub enable_ha: bool,
-    /// Send a webhook instead of reloading.
-    #[arg(long, env = "RELOADER_WEBHOOK_URL", default_value = "")]
-    pub webhook_url: String,
-    /// Accepted for compatibility (Go pprof has no equivalent here).
-    #[arg(long, env = "RELOADER_ENABLE_PPROF", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
-    pub enable_pprof: bool,
-    /// Accepted for compatibility.
-    #[arg(long, env = "RELOADER_PPROF_ADDR", default_value = ":6060")]
-    pub pprof_addr: String,
-    /// Accepted for compatibility; SecretProviderClass (CSI) reloads are not supported.
-    #[arg(long, env = "RELOADER_ENABLE_CSI_INTEGRATION", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
-    pub enable_csi_integration: bool,
-
-    /// Decide everything, write nothing: log and count each write that would happen.
-    #[arg(long, env = "RELOADER_DRY_RUN", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
-    pub dry_run: bool,
-    /// A workload is reloaded at most once per this interval; changes in between fold into the next reload.
-    #[arg(long, env = "RELOADER_MIN_RELOAD_INTERVAL", default_value = "10s", value_parser = duration)]
-    pub min_reload_interval: Duration,
-    /// A workload that would reload more than this many times within --flap-window is held (0: never).
-    #[arg(long, env = "RELOADER_FLAP_LIMIT", default_value = "5")]
-    pub flap_limit: usize,
-    /// The window of --flap-limit.
-    #[arg(long, env = "RELOADER_FLAP_WINDOW", default_value = "10m", value_parser = duration)]
-    pub flap_window: Duration,
-    /// A held workload is released once its sources stayed unchanged this long.
-    #[arg(long, env = "RELOADER_FLAP_SETTLE", default_value = "2m", value_parser = duration)]
-    pub flap_settle: Duration,
-
-    /// Changes to one workload's sources within this window give one rollout.
-    #[arg(long, env = "RELOADER_DEBOUNCE", default_value = "500ms", value_parser = duration)]
-    pub debounce: Duration,
-    /// Watch Helm release Secrets too (type helm.sh/release.v1; excluded by default).
-    #[arg(long, env = "RELOADER_WATCH_HELM_RELEASE_SECRETS", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
-    pub watch_helm_release_secrets: bool,
-    /// Parallel workload reconciles.
-    #[arg(long, env = "RELOADER_WORKERS", default_value = "4")]
-    pub workers: usize,
-    /// Address of the metrics and probe server (`off` for none).
-    #[arg(long, env = "RELOADER_METRICS_ADDR", default_value = "0.0.0.0:9090", value_parser = listen_addr)]
-    pub metrics_addr: ListenAddr,
-    /// Name of the Lease used for leader election (in POD_NAMESPACE).
-    #[arg(long, env = "RELOADER_LEASE_NAME", default_value = "kube-reloader-lock")]
+/// HA settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HaSettings {
+    /// `POD_NAME`.
+    pub identity: String,
+    /// `POD_NAMESPACE`.
+    pub namespace: String,
     pub lease_name: String,
-    /// How long a leader's lease lasts without renewal; a standby takes over after it.
-    #[arg(long, env = "RELOADER_LEASE_DURATION", default_value = "15s", value_parser = duration)]
     pub lease_duration: Duration,
-    /// This replica's identity for leader election.
-    #[arg(long = "pod-name", env = "POD_NAME", hide = true)]
-    pub pod_name: Option<String>,
-    /// The namespace holding the Lease.
-    #[arg(long = "pod-namespace", env = "POD_NAMESPACE", hide = true)]
-    pub pod_namespace: Option<String>,
-
-    /// Single-namespace mode (when --namespaces is empty).
-    #[arg(long = "kubernetes-namespace", env = "KUBERNETES_NAMESPACE", hide = true)]
-    pub kubernetes_namespace: Option<String>,
 }
 
 /// Which namespaces the controller watches.
@@ -223,28 +36,28 @@ pub enum Scope {
 /// Validated settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub keys: Keys,
-    pub auto_reload_all: bool,
-    pub scope: Scope,
-    pub resource_label_selector: Option<String>,
-    pub watch_configmaps: bool,
-    pub watch_secrets: bool,
-    pub watch_helm_release_secrets: bool,
-    pub strategy: Strategy,
-    pub options: Options,
-    pub debounce: Duration,
-    pub workers: usize,
-    pub metrics_addr: Option<SocketAddr>,
-    pub ha: Option<HaSettings>,
-    pub webhook_url: Option<String>,
-    pub alert: Option<AlertConfig>,
+    pub(crate) keys: Keys,
+    pub(crate) auto_reload_all: bool,
+    pub(crate) scope: Scope,
+    pub(crate) resource_label_selector: Option<String>,
+    pub(crate) watch_configmaps: bool,
+    pub(crate) watch_secrets: bool,
+    pub(crate) watch_helm_release_secrets: bool,
+    pub(crate) strategy: Strategy,
+    pub(crate) options: Options,
+    pub(crate) debounce: Duration,
+    pub(crate) workers: usize,
+    pub(crate) metrics_addr: Option<SocketAddr>,
+    pub(crate) ha: Option<HaSettings>,
+    pub(crate) webhook_url: Option<String>,
+    pub(crate) alert: Option<AlertConfig>,
     /// `METRICS_COUNT_BY_NAMESPACE=enabled`.
-    pub count_by_namespace: bool,
-    pub dry_run: bool,
-    pub brake: BrakeSettings,
-    pub ignore_jobs: bool,
-    pub ignore_cronjobs: bool,
-    pub is_argo_rollouts: bool,
+    pub(crate) count_by_namespace: bool,
+    pub(crate) dry_run: bool,
+    pub(crate) brake: BrakeSettings,
+    pub(crate) ignore_jobs: bool,
+    pub(crate) ignore_cronjobs: bool,
+    pub(crate) is_argo_rollouts: bool,
     pub log_format: LogFormat,
     pub log_level: String,
     /// Start-up warnings about accepted flags that change nothing here.
@@ -257,16 +70,16 @@ pub enum LogFormat {
     Json,
 }
 
-/// A start-up error naming the flag and what it accepts.
-#[derive(Debug, thiserror::Error)]
-#[error("--{flag}: {message}")]
-pub struct FlagError {
-    pub flag: &'static str,
-    pub message: String,
+fn flag_err(flag: &'static str, message: impl Into<String>) -> Error {
+    Error::flag(flag, message)
 }
 
-fn flag_err(flag: &'static str, message: impl Into<String>) -> FlagError {
-    FlagError { flag, message: message.into() }
+impl Settings {
+    /// The field selector that keeps Helm release Secrets out of the Secret watch (they are
+    /// large, one per release revision, and never mounted), unless they are wanted.
+    pub(crate) fn secret_field_selector(&self) -> Option<&'static str> {
+        (!self.watch_helm_release_secrets).then_some("type!=helm.sh/release.v1")
+    }
 }
 
 /// Reloader's selector normalisation: `k:v` → `k=v`, `k:*` / `k=*` → `k`; elements joined by `,`.
@@ -288,7 +101,7 @@ pub fn normalise_selector(elements: &[String]) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(","))
 }
 
-fn validate_selector(flag: &'static str, sel: &str) -> Result<(), FlagError> {
+fn validate_selector(flag: &'static str, sel: &str) -> Result<(), Error> {
     // A light syntax check; the API server is the judge and rejects the watch otherwise.
     let ok = sel.split(',').all(|t| {
         let t = t.trim();
@@ -299,7 +112,7 @@ fn validate_selector(flag: &'static str, sel: &str) -> Result<(), FlagError> {
 }
 
 impl RunArgs {
-    pub fn settings(&self) -> Result<Settings, FlagError> {
+    pub fn settings(&self) -> Result<Settings, Error> {
         let keys = Keys {
             auto: self.auto_annotation.clone(),
             configmap_auto: self.configmap_auto_annotation.clone(),
@@ -478,7 +291,8 @@ impl RunArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use crate::cli::Cli;
+    use clap::{CommandFactory, Parser};
 
     fn parse(args: &[&str]) -> Result<Settings, String> {
         let cli =

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use clap::{Args, ValueEnum};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -14,52 +13,15 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde::Serialize;
 
-use crate::config::{RunArgs, Settings};
-use crate::decide::{self, ChangeKind, Considered, Plan, Reason};
-use crate::hash;
-use crate::policy::{KindPolicy, Origin};
-use crate::record::Applied;
-use crate::rollout::Rollout;
-use crate::source::{NamespaceSources, SourceInfo, SourceKind, SourceRef};
-use crate::workload::{self, Workload, WorkloadKind, WorkloadObject};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ExplainArgs {
-    /// The workload, as KIND/NAME (deployment/web, sts/db, cronjob/nightly, …).
-    pub target: String,
-    /// Its namespace (default: the kubeconfig context's).
-    #[arg(short = 'n', long)]
-    pub namespace: Option<String>,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value = "text")]
-    pub output: Output,
-    /// The controller's flags, so the answer uses the same annotation keys and options.
-    #[command(flatten)]
-    pub run: RunArgs,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ExplainError {
-    #[error("{0:?} is not KIND/NAME; KIND is one of deployment, statefulset, daemonset, cronjob, job, rollout")]
-    Target(String),
-    #[error("{kind} {namespace}/{name} not found")]
-    NotFound { kind: WorkloadKind, namespace: String, name: String },
-    #[error("reading {what} in namespace {namespace}: {source}")]
-    Api {
-        what: String,
-        namespace: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error(transparent)]
-    Flags(#[from] crate::config::FlagError),
-}
+use crate::cli::{ExplainArgs, Output};
+use crate::config::Settings;
+use crate::core::decide::{self, ChangeKind, Considered, Plan, Reason, Resume};
+use crate::core::policy::{KindPolicy, Origin};
+use crate::core::record::Applied;
+use crate::core::rollout::Rollout;
+use crate::core::source::{NamespaceSources, SourceInfo, SourceKind, SourceRef};
+use crate::core::workload::{self, Workload, WorkloadKind, WorkloadObject};
+use crate::error::Error;
 
 /// The answer, as printed with `-o json`.
 #[derive(Debug, Serialize)]
@@ -71,6 +33,10 @@ pub struct Explanation {
     pub problems: Vec<String>,
     pub record: RecordSummary,
     pub sources: Vec<SourceLine>,
+    /// Held by the storm brake, as the controller's Events show.
+    pub held: Option<String>,
+    /// With `--enable-ha`: who may write.
+    pub leader: Option<String>,
     pub decision: Decision,
 }
 
@@ -103,30 +69,30 @@ pub struct Decision {
     pub detail: String,
 }
 
-fn parse_target(t: &str) -> Result<(WorkloadKind, String), ExplainError> {
-    let (k, n) = t.split_once('/').ok_or_else(|| ExplainError::Target(t.into()))?;
-    let kind = WorkloadKind::parse(k).ok_or_else(|| ExplainError::Target(t.into()))?;
+fn parse_target(t: &str) -> Result<(WorkloadKind, String), Error> {
+    let (k, n) = t.split_once('/').ok_or_else(|| Error::Target(t.into()))?;
+    let kind = WorkloadKind::parse(k).ok_or_else(|| Error::Target(t.into()))?;
     if n.is_empty() {
-        return Err(ExplainError::Target(t.into()));
+        return Err(Error::Target(t.into()));
     }
     Ok((kind, n.to_string()))
 }
 
-async fn get<K: WorkloadObject>(client: &Client, ns: &str, name: &str, s: &Settings) -> Result<Workload, ExplainError> {
+async fn get<K: WorkloadObject>(client: &Client, ns: &str, name: &str, s: &Settings) -> Result<Workload, Error> {
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     match api.get_opt(name).await {
         Ok(Some(obj)) => Ok(workload::project_object(&obj, &s.keys, s.auto_reload_all)),
-        Ok(None) => Err(ExplainError::NotFound { kind: K::KIND, namespace: ns.into(), name: name.into() }),
-        Err(source) => Err(ExplainError::Api { what: K::RESOURCE.into(), namespace: ns.into(), source }),
+        Ok(None) => Err(Error::NotFound { kind: K::KIND.as_str(), namespace: ns.into(), name: name.into() }),
+        Err(source) => Err(Error::Read { what: K::RESOURCE.into(), namespace: ns.into(), source }),
     }
 }
 
-async fn sources(client: &Client, ns: &str, s: &Settings) -> Result<NamespaceSources, ExplainError> {
+async fn sources(client: &Client, ns: &str, s: &Settings) -> Result<NamespaceSources, Error> {
     let mut out = NamespaceSources::default();
     let api_err = |what: &str| {
         let what = what.to_string();
         let ns = ns.to_string();
-        move |source| ExplainError::Api { what: what.clone(), namespace: ns.clone(), source }
+        move |source| Error::Read { what: what.clone(), namespace: ns.clone(), source }
     };
     let mut lp = ListParams::default();
     if let Some(sel) = &s.resource_label_selector {
@@ -134,18 +100,16 @@ async fn sources(client: &Client, ns: &str, s: &Settings) -> Result<NamespaceSou
     }
     if s.watch_configmaps {
         for cm in Api::<ConfigMap>::namespaced(client.clone(), ns).list(&lp).await.map_err(api_err("configmaps"))? {
-            let (matched, ignored) = s.keys.source_flags(cm.annotations().into());
-            out.configmaps.insert(cm.name_any(), SourceInfo { hash: hash::configmap_hash(&cm), matched, ignored });
+            out.configmaps.insert(cm.name_any(), SourceInfo::of(&cm, &s.keys));
         }
     }
     if s.watch_secrets {
         let mut lp = lp.clone();
-        if !s.watch_helm_release_secrets {
-            lp = lp.fields("type!=helm.sh/release.v1");
+        if let Some(f) = s.secret_field_selector() {
+            lp = lp.fields(f);
         }
         for sec in Api::<Secret>::namespaced(client.clone(), ns).list(&lp).await.map_err(api_err("secrets"))? {
-            let (matched, ignored) = s.keys.source_flags(sec.annotations().into());
-            out.secrets.insert(sec.name_any(), SourceInfo { hash: hash::secret_hash(&sec), matched, ignored });
+            out.secrets.insert(sec.name_any(), SourceInfo::of(&sec, &s.keys));
         }
     }
     Ok(out)
@@ -186,11 +150,12 @@ fn short(a: Applied) -> String {
 }
 
 /// Builds the explanation from a projection and the namespace's sources (pure).
-pub fn explain(w: &Workload, sources: &NamespaceSources, s: &Settings) -> Explanation {
+pub(crate) fn explain(w: &Workload, sources: &NamespaceSources, s: &Settings) -> Explanation {
     // A one-shot look has no history of changes: every source is taken as it is now.
-    let considered = decide::consider(w, Some(sources), None);
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let (considered, d) = decide::decide(w, Some(sources), None, s.options, &s.keys.pause_period, now);
     let desired = decide::desired(&considered);
-    let plan = decide::plan(w, &desired, &decide::seen(&considered), s.options);
+    let plan = d.plan.clone();
     let recorded = match &w.record {
         Ok(Some(r)) if w.record_foreign.is_none() => Some(r),
         _ => None,
@@ -204,10 +169,7 @@ pub fn explain(w: &Workload, sources: &NamespaceSources, s: &Settings) -> Explan
         };
         policy.insert(kind.resource().to_string(), PolicySummary { from: from.into(), rules: rules(p) });
     }
-    let mut problems: Vec<String> = w.policy.errors.iter().map(|e| e.to_string()).collect();
-    if let Some(Err(e)) = w.controls.pause_period.as_deref().map(crate::duration::parse_go_duration) {
-        problems.push(format!("annotation {:?}: {e}", s.keys.pause_period));
-    }
+    let problems = d.problems.clone();
     let sources_out = considered
         .iter()
         .map(|(r, c): (&SourceRef, &Considered)| {
@@ -255,13 +217,31 @@ pub fn explain(w: &Workload, sources: &NamespaceSources, s: &Settings) -> Explan
                 })
                 .collect();
             let mut detail = format!("roll it: {}", list.join(", "));
-            if w.key.kind == WorkloadKind::CronJob && w.controls.suspended {
-                detail = format!("{detail}; but the CronJob is suspended, so the change is recorded and no Job is created");
+            if let Some(why) = d.record_only {
+                detail = format!("{detail}; but {why}, so the change is recorded and nothing rolls");
             } else if w.key.kind == WorkloadKind::CronJob {
                 detail = format!("{detail} (a Job is created from the job template)");
             }
+            if let Some(p) = d.pause_for {
+                detail = format!("{detail}; the Deployment is paused for {} with it", humantime::format_duration(p));
+            }
             Decision { action: "reload".into(), detail }
         }
+    };
+    let decision = match d.resume {
+        Some(Resume::Now) => Decision {
+            action: "resume".into(),
+            detail: "the controller paused this Deployment and its pause period is over: resume it first".into(),
+        },
+        Some(Resume::After(left)) => Decision {
+            detail: format!(
+                "{}; the controller paused this Deployment, which resumes in {}",
+                decision.detail,
+                humantime::format_duration(std::time::Duration::from_secs(left.as_secs()))
+            ),
+            ..decision
+        },
+        None => decision,
     };
     Explanation {
         kind: w.key.kind.to_string(),
@@ -275,6 +255,8 @@ pub fn explain(w: &Workload, sources: &NamespaceSources, s: &Settings) -> Explan
             error: w.record.as_ref().err().cloned(),
         },
         sources: sources_out,
+        held: None,
+        leader: None,
         decision,
     }
 }
@@ -327,13 +309,24 @@ pub fn render_text(e: &Explanation) -> String {
             let _ = writeln!(o);
         }
     }
+    if let Some(h) = &e.held {
+        let _ = writeln!(o, "storm brake: {h}");
+    }
+    if let Some(l) = &e.leader {
+        let _ = writeln!(o, "leader: {l}");
+    }
     let _ = writeln!(o, "decision: {}: {}", e.decision.action, e.decision.detail);
     o
 }
 
 /// Runs the subcommand against the cluster.
-pub async fn run(client: Client, args: &ExplainArgs) -> Result<String, ExplainError> {
-    let s = args.run.settings()?;
+pub async fn run(client: Client, args: &ExplainArgs) -> Result<String, Error> {
+    let mut run = args.run.clone();
+    if run.enable_ha && run.pod_name.is_none() {
+        // Explaining elects nothing: it only reads the Lease in POD_NAMESPACE.
+        run.pod_name = Some("reloader-explain".into());
+    }
+    let s = run.settings()?;
     let (kind, name) = parse_target(&args.target)?;
     let ns = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
     let w = match kind {
@@ -345,9 +338,80 @@ pub async fn run(client: Client, args: &ExplainArgs) -> Result<String, ExplainEr
         WorkloadKind::Rollout => get::<Rollout>(&client, &ns, &name, &s).await?,
     };
     let sources = sources(&client, &ns, &s).await?;
-    let e = explain(&w, &sources, &s);
+    let mut e = explain(&w, &sources, &s);
+    // What the controller would act on besides the objects: a hold of the storm brake (from its
+    // Events) and, with HA, whether any replica may write (from the Lease).
+    e.held = held(&client, &w).await?;
+    if e.held.is_some() && e.decision.action == "reload" {
+        e.decision.action = "held".into();
+        e.decision.detail = format!("would {}, but the storm brake holds it", e.decision.detail);
+    }
+    if let Some(ha) = &s.ha {
+        let (line, can_write) = leader(&client, ha).await?;
+        e.leader = Some(line);
+        if !can_write && matches!(e.decision.action.as_str(), "reload" | "adopt" | "record" | "resume") {
+            e.decision.detail =
+                format!("{}; but no replica holds the lease, so nothing is written yet", e.decision.detail);
+        }
+    }
     Ok(match args.output {
         Output::Text => render_text(&e),
         Output::Json => serde_json::to_string_pretty(&e).expect("serialisable") + "\n",
+    })
+}
+
+/// The time an Event last happened: its series' last observation, else its own time.
+fn last_seen(ev: &k8s_openapi::api::events::v1::Event) -> Option<k8s_openapi::jiff::Timestamp> {
+    ev.series
+        .as_ref()
+        .map(|s| s.last_observed_time.0)
+        .or(ev.event_time.as_ref().map(|t| t.0))
+        .or(ev.deprecated_last_timestamp.as_ref().map(|t| t.0))
+}
+
+/// Whether the controller holds the workload with its storm brake: its latest `ReloadHeld`
+/// Event is newer than its latest `Reloaded` one (a hold ends with one reload).
+async fn held(client: &Client, w: &Workload) -> Result<Option<String>, Error> {
+    use k8s_openapi::api::events::v1::Event;
+    let api: Api<Event> = Api::namespaced(client.clone(), &w.key.namespace);
+    let lp = ListParams::default().fields(&format!("regarding.name={}", w.key.name));
+    let events = api.list(&lp).await.map_err(|source| Error::Read {
+        what: "events".into(),
+        namespace: w.key.namespace.clone(),
+        source,
+    })?;
+    let latest = |reason: &str| {
+        events
+            .items
+            .iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some(w.key.kind.as_str())
+            })
+            .filter_map(|e| Some((last_seen(e)?, e.note.clone().unwrap_or_default())))
+            .max_by_key(|(t, _)| *t)
+    };
+    Ok(match (latest("ReloadHeld"), latest("Reloaded")) {
+        (Some((t, note)), reloaded) if reloaded.as_ref().is_none_or(|(r, _)| *r < t) => {
+            Some(format!("held since {t}: {note}"))
+        }
+        _ => None,
+    })
+}
+
+/// Who holds the Lease, and whether that holder may still write.
+async fn leader(client: &Client, ha: &crate::config::HaSettings) -> Result<(String, bool), Error> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let api: Api<Lease> = Api::namespaced(client.clone(), &ha.namespace);
+    let lease = api.get_opt(&ha.lease_name).await.map_err(|source| Error::Read {
+        what: format!("lease {}", ha.lease_name),
+        namespace: ha.namespace.clone(),
+        source,
+    })?;
+    let spec = lease.and_then(|l| l.spec);
+    let now = k8s_openapi::jiff::Timestamp::now();
+    Ok(match crate::runtime::leader::step(spec.as_ref(), "", now) {
+        crate::runtime::leader::Step::Follow { holder } => (format!("{holder} holds the lease"), true),
+        _ => ("no replica holds a valid lease".to_string(), false),
     })
 }

@@ -1,34 +1,27 @@
-//! A Kubernetes controller that rolls Deployments, StatefulSets and DaemonSets when the
-//! ConfigMaps and Secrets they use change; a drop-in replacement for Stakater Reloader that
-//! keeps only hashes, records what it applied on each workload, and coalesces bursts.
+//! A Kubernetes controller that rolls Deployments, StatefulSets, DaemonSets, CronJobs, Jobs and
+//! Argo Rollouts when the ConfigMaps and Secrets they use change; a drop-in replacement for
+//! Stakater Reloader that keeps only hashes, records what it applied on each workload, and
+//! coalesces bursts.
 //!
-//! Layout: `hash`, `refs`, `policy`, `decide` and `patch` are pure; `state` holds the in-memory
-//! index; `watch` feeds it from the API; `reconcile` applies plans; `controller` wires them.
+//! Layers, each using only those below it:
+//! - `core`: pure decisions over k8s-openapi types (no client, no spawn, no clock);
+//! - `runtime`: the process's machinery (context, queue, readiness, leader election, HTTP
+//!   server, metrics, alerts, logs, the API client);
+//! - `watch` feeds the index from the API; `apply` reconciles one workload (decide, write,
+//!   report);
+//! - `controller` wires them; `explain` runs the same core for one workload on demand;
+//!   `cli` and `config` turn flags into settings; `error` is the one error type.
 
-pub mod alerts;
-pub mod brake;
-pub mod client;
+pub mod cli;
 pub mod config;
 pub mod controller;
-pub mod decide;
-pub mod duration;
+pub mod error;
 pub mod explain;
-pub mod hash;
-pub mod history;
-pub mod leader;
-pub mod metrics;
-pub mod patch;
-pub mod policy;
-pub mod queue;
-pub mod readiness;
-pub mod reconcile;
-pub mod record;
-pub mod refs;
-pub mod rollout;
-pub mod server;
-pub mod source;
-pub mod state;
-pub mod telemetry;
-pub mod watch;
-pub mod workload;
-pub mod write;
+
+pub(crate) mod apply;
+pub(crate) mod core;
+pub(crate) mod runtime;
+pub(crate) mod watch;
+
+// What the binary, the integration tests and the benchmark use.
+pub use runtime::{client, metrics, telemetry};

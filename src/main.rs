@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use reloader::config::{Cli, Command, LogFormat};
+use reloader::cli::{Cli, Command};
+use reloader::config::LogFormat;
 use tokio_util::sync::CancellationToken;
 
 /// Exit codes: 0 stopped cleanly, 1 `explain` failed, 2 could not start or run (a bad flag,
@@ -59,5 +60,6 @@ async fn run() -> anyhow::Result<()> {
     let client = reloader::client::build().await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(reloader::telemetry::shutdown_on_signal(shutdown.clone()));
-    reloader::controller::run(reloader::controller::Ctx::new(client, settings), shutdown).await
+    reloader::controller::run(reloader::controller::Ctx::new(client, settings), shutdown).await?;
+    Ok(())
 }

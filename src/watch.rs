@@ -7,41 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
-use crate::controller::Ctx;
-use crate::hash;
-use crate::readiness::Handle;
-use crate::record::Applied;
-use crate::source::{SourceInfo, SourceKind, SourceRef};
-use crate::workload::{self, WorkloadKey, WorkloadObject};
-
-/// A ConfigMap or Secret type.
-pub trait SourceObject:
-    Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static
-{
-    const KIND: SourceKind;
-    fn content_hash(&self) -> hash::ContentHash;
-}
-
-impl SourceObject for ConfigMap {
-    const KIND: SourceKind = SourceKind::ConfigMap;
-    fn content_hash(&self) -> hash::ContentHash {
-        hash::configmap_hash(self)
-    }
-}
-
-impl SourceObject for Secret {
-    const KIND: SourceKind = SourceKind::Secret;
-    fn content_hash(&self) -> hash::ContentHash {
-        hash::secret_hash(self)
-    }
-}
+use crate::core::record::Applied;
+use crate::core::source::{SourceInfo, SourceKind, SourceObject, SourceRef};
+use crate::core::workload::{self, WorkloadKey, WorkloadObject};
+use crate::runtime::context::Ctx;
+use crate::runtime::readiness::Handle;
 
 fn in_scope(scope: Option<&str>, namespace: &str) -> bool {
     scope.is_none_or(|s| s == namespace)
@@ -103,7 +80,7 @@ async fn drive<K, H>(
 }
 
 /// Watches ConfigMaps or Secrets in one scope (`None`: all namespaces).
-pub async fn sources<K: SourceObject>(
+pub(crate) async fn sources<K: SourceObject>(
     ctx: Arc<Ctx>,
     api: Api<K>,
     cfg: watcher::Config,
@@ -124,7 +101,7 @@ impl<K: SourceObject> Handler<K> for Sources {
     }
     fn delete(&mut self, ctx: &Ctx, obj: K) {
         ctx.metrics.event("delete", K::KIND.resource());
-        let rv = crate::history::parse_rv(obj.meta().resource_version.as_deref());
+        let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
         delete_source(ctx, K::KIND, &obj.namespace().unwrap_or_default(), &obj.name_any(), rv);
     }
     fn relisted(&mut self, ctx: &Ctx, listed: &Listed) {
@@ -145,14 +122,14 @@ fn apply_source<K: SourceObject>(ctx: &Ctx, obj: K) {
     let kind = K::KIND;
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
-    let (matched, ignored) = ctx.settings.keys.source_flags(obj.meta().annotations.as_ref());
-    let info = SourceInfo { hash: obj.content_hash(), matched, ignored };
-    let rv = crate::history::parse_rv(obj.meta().resource_version.as_deref());
+    let info = SourceInfo::of(&obj, &ctx.settings.keys);
+    let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
     // The object (and any secret bytes in it) is dropped here; only the hash is kept.
     drop(obj);
     let hash = info.hash;
     let (existed, affected) = {
         let mut st = ctx.state.lock().expect("state lock");
+        st.observe_rv(rv);
         let r = SourceRef::new(kind, name.as_str());
         let old = st.sources(&ns).and_then(|s| s.get(&r)).map(|i| i.hash);
         ctx.metrics.event(if old.is_some() { "update" } else { "add" }, kind.resource());
@@ -161,7 +138,7 @@ fn apply_source<K: SourceObject>(ctx: &Ctx, obj: K) {
             // Metadata only (labels, annotations): nothing a pod sees.
             ctx.metrics.skip("no_data_change");
         } else {
-            st.note_change(&ns, &r, rv, old.map_or(Applied::Absent, Applied::Hash));
+            st.note_change(&ns, &r, rv, old.map_or(Applied::Absent, Applied::Hash), std::time::Instant::now());
         }
         if !changed {
             return;
@@ -197,7 +174,7 @@ fn notify_webhook(ctx: &Ctx, name: &str, kind: SourceKind, ns: &str) {
     tokio::spawn(async move {
         if let Some(r) = notifier.webhook(&name, kind.type_name(), &ns).await {
             let result = if r.is_ok() { "success" } else { "error" };
-            counter.get_or_create(&crate::metrics::ResultLabel { result }).inc();
+            counter.get_or_create(&crate::runtime::metrics::ResultLabel { result }).inc();
         }
     });
 }
@@ -206,9 +183,10 @@ fn notify_webhook(ctx: &Ctx, name: &str, kind: SourceKind, ns: &str) {
 fn delete_source(ctx: &Ctx, kind: SourceKind, ns: &str, name: &str, rv: Option<u64>) {
     let affected = {
         let mut st = ctx.state.lock().expect("state lock");
+        st.observe_rv(rv);
         let Some(old) = st.remove_source(ns, kind, name) else { return };
         let r = SourceRef::new(kind, name);
-        st.note_change(ns, &r, rv, Applied::Hash(old.hash));
+        st.note_change(ns, &r, rv, Applied::Hash(old.hash), std::time::Instant::now());
         st.affected(ns, &r)
     };
     debug!(resource = kind.resource(), namespace = %ns, name = %name, workloads = affected.len(), "source deleted");
@@ -224,7 +202,7 @@ fn delete_source(ctx: &Ctx, kind: SourceKind, ns: &str, name: &str, rv: Option<u
 }
 
 /// Watches one workload kind in one scope.
-pub async fn workloads<K: WorkloadObject>(
+pub(crate) async fn workloads<K: WorkloadObject>(
     ctx: Arc<Ctx>,
     api: Api<K>,
     cfg: watcher::Config,
@@ -275,6 +253,7 @@ fn apply_workload<K: WorkloadObject>(ctx: &Ctx, obj: &K) {
     let key = w.key.clone();
     let changed = {
         let mut st = ctx.state.lock().expect("state lock");
+        st.observe_rv(w.anchor);
         let changed = st.workload(&key).is_none_or(|old| old.fingerprint != w.fingerprint);
         st.upsert_workload(w);
         changed
@@ -287,7 +266,7 @@ fn apply_workload<K: WorkloadObject>(ctx: &Ctx, obj: &K) {
 
 /// Follows the namespaces that match `--namespace-selector`; a namespace joining it has its
 /// workloads reconciled at once.
-pub async fn namespaces(ctx: Arc<Ctx>, api: Api<Namespace>, cfg: watcher::Config, synced: Handle) {
+pub(crate) async fn namespaces(ctx: Arc<Ctx>, api: Api<Namespace>, cfg: watcher::Config, synced: Handle) {
     drive(ctx, api, cfg, "namespaces".into(), "namespaces", synced, Namespaces).await
 }
 

@@ -506,7 +506,7 @@ async fn deleted_workloads_leave_no_state_behind() {
             ns.delete::<Deployment>(&format!("w-{i}")).await;
         }
         eventually(Duration::from_secs(20), "the index and every per-workload slot empty", || async {
-            let workloads = ctl.ctx.state.lock().unwrap().workload_count();
+            let workloads = ctl.ctx.tracked_workloads();
             let slots = ctl.ctx.slot_counts();
             (workloads == 0 && slots.iter().all(|c| *c == 0)).then_some(())
         })

@@ -119,3 +119,41 @@ async fn a_missing_workload_is_a_clear_error() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("KIND is one of"));
 }
+
+/// While the storm brake holds a workload, `explain` says so instead of "reload".
+#[tokio::test]
+async fn a_workload_held_by_the_storm_brake_is_explained_as_held() {
+    let ns = TestNs::new("explain-held").await;
+    ns.set_configmap("cfg", json!({"v": "0"})).await;
+    ns.apply_json::<Deployment>(deployment(
+        "web",
+        json!({"reloader.stakater.com/auto": "true"}),
+        env_from_configmaps(&["cfg"]),
+    ))
+    .await;
+    let _ctl = Controller::start(
+        &ns,
+        &["--debounce=0", "--min-reload-interval=0", "--flap-limit=2", "--flap-window=10m", "--flap-settle=10m"],
+    )
+    .await;
+    await_record(&ns, "web").await;
+    // Flip until the brake holds it (a ReloadHeld Event); the last change stays pending.
+    let events = ns.api::<k8s_openapi::api::events::v1::Event>();
+    let mut i = 0;
+    eventually(Duration::from_secs(30), "a ReloadHeld Event", || {
+        i += 1;
+        let (ns, events) = (&ns, events.clone());
+        async move {
+            ns.set_configmap("cfg", json!({"v": i.to_string()})).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let list = events.list(&Default::default()).await.ok()?;
+            list.items.iter().any(|e| e.reason.as_deref() == Some("ReloadHeld")).then_some(())
+        }
+    })
+    .await;
+    let text = explain(&ns, "deployment/web", &[]);
+    assert!(text.contains("storm brake: held since"), "{text}");
+    assert!(text.contains("decision: held: would roll it"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&explain(&ns, "deploy/web", &["-o", "json"])).unwrap();
+    assert_eq!(v["decision"]["action"], "held");
+}

@@ -15,7 +15,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
-use reloader::config::{Cli, Settings};
+use reloader::cli::Cli;
+use reloader::config::Settings;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -202,7 +203,7 @@ pub fn settings(args: &[&str]) -> Settings {
 pub struct Controller {
     pub ctx: std::sync::Arc<reloader::controller::Ctx>,
     token: CancellationToken,
-    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), reloader::error::Error>>>,
 }
 
 impl Controller {
@@ -217,7 +218,7 @@ impl Controller {
     pub async fn start_with(settings: Settings) -> Controller {
         let ctx = reloader::controller::Ctx::new(client().await, settings);
         let token = CancellationToken::new();
-        let mut synced = ctx.readiness.subscribe();
+        let mut synced = ctx.subscribe_ready();
         let handle = tokio::spawn(reloader::controller::run(ctx.clone(), token.clone()));
         tokio::time::timeout(Duration::from_secs(20), synced.wait_for(|s| *s))
             .await

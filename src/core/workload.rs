@@ -10,13 +10,13 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::policy::{Keys, Policy};
-use crate::record::{self, FIELD_MANAGER, RECORD_ANNOTATION, Record};
-use crate::refs;
-use crate::source::SourceRef;
+use crate::core::policy::{Keys, Policy};
+use crate::core::record::{self, FIELD_MANAGER, RECORD_ANNOTATION, Record};
+use crate::core::refs;
+use crate::core::source::SourceRef;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum WorkloadKind {
+pub(crate) enum WorkloadKind {
     Deployment,
     StatefulSet,
     DaemonSet,
@@ -26,16 +26,7 @@ pub enum WorkloadKind {
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 6] = [
-        WorkloadKind::Deployment,
-        WorkloadKind::StatefulSet,
-        WorkloadKind::DaemonSet,
-        WorkloadKind::CronJob,
-        WorkloadKind::Job,
-        WorkloadKind::Rollout,
-    ];
-
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             WorkloadKind::Deployment => "Deployment",
             WorkloadKind::StatefulSet => "StatefulSet",
@@ -46,7 +37,7 @@ impl WorkloadKind {
         }
     }
 
-    pub fn api_version(self) -> &'static str {
+    pub(crate) fn api_version(self) -> &'static str {
         match self {
             WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet => "apps/v1",
             WorkloadKind::CronJob | WorkloadKind::Job => "batch/v1",
@@ -55,7 +46,7 @@ impl WorkloadKind {
     }
 
     /// Parses `deployment`, `deploy`, `Deployment`, `deployments`, … (for `reloader explain`).
-    pub fn parse(s: &str) -> Option<WorkloadKind> {
+    pub(crate) fn parse(s: &str) -> Option<WorkloadKind> {
         match s.to_ascii_lowercase().as_str() {
             "deployment" | "deployments" | "deploy" => Some(WorkloadKind::Deployment),
             "statefulset" | "statefulsets" | "sts" => Some(WorkloadKind::StatefulSet),
@@ -75,10 +66,10 @@ impl fmt::Display for WorkloadKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct WorkloadKey {
-    pub kind: WorkloadKind,
-    pub namespace: String,
-    pub name: String,
+pub(crate) struct WorkloadKey {
+    pub(crate) kind: WorkloadKind,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
 }
 
 impl fmt::Display for WorkloadKey {
@@ -89,42 +80,42 @@ impl fmt::Display for WorkloadKey {
 
 /// The projection of one workload.
 #[derive(Clone, Debug)]
-pub struct Workload {
-    pub key: WorkloadKey,
-    pub uid: Option<String>,
-    pub resource_version: String,
-    pub policy: Policy,
+pub(crate) struct Workload {
+    pub(crate) key: WorkloadKey,
+    pub(crate) uid: Option<String>,
+    pub(crate) resource_version: String,
+    pub(crate) policy: Policy,
     /// Sources the pod template uses, with the container each is attributed to.
-    pub refs: BTreeMap<SourceRef, String>,
+    pub(crate) refs: BTreeMap<SourceRef, String>,
     /// The first regular container: named reloads of unused sources are attributed to it.
-    pub first_container: Option<String>,
+    pub(crate) first_container: Option<String>,
     /// `STAKATER_*` env vars present, per container (for `--reload-on-delete` with env-vars).
-    pub stakater_env: BTreeSet<(String, String)>,
+    pub(crate) stakater_env: BTreeSet<(String, String)>,
     /// Kind-specific state decisions read (suspend, pause, Rollout strategy).
-    pub controls: Controls,
+    pub(crate) controls: Controls,
     /// The applied record; `Ok(None)` when the workload carries none yet.
-    pub record: Result<Option<Record>, String>,
+    pub(crate) record: Result<Option<Record>, String>,
     /// Set (to the writer's field manager) when the record was last written by someone else:
     /// `kubectl rollout undo` copies an old ReplicaSet's annotations, record included, back
     /// onto the Deployment while restarting its pods. Such a record does not describe what the
     /// running pods have, so it is not trusted: the workload is adopted as seen.
-    pub record_foreign: Option<String>,
+    pub(crate) record_foreign: Option<String>,
     /// A digest of everything above that decisions read (not the resourceVersion), so that
     /// status-only updates of a workload do not cause a reconcile.
-    pub fingerprint: u64,
+    pub(crate) fingerprint: u64,
     /// The resourceVersion at which what governs this workload was first seen as it is now
     /// (its creation, or the last change of its template or policy). A source that changed
     /// after it counts as changed even when the workload has no record yet: see `history`.
     /// Set from the object here; the index keeps the older one while `anchor_digest` holds.
-    pub anchor: Option<u64>,
+    pub(crate) anchor: Option<u64>,
     /// A digest of what governs it: the parsed policy, the pod template's annotations and
     /// references, the controls; not the record, nor annotations other writers change.
-    pub anchor_digest: u64,
+    pub(crate) anchor_digest: u64,
 }
 
 impl Workload {
     /// A reference for Events about this workload.
-    pub fn object_ref(&self) -> k8s_openapi::api::core::v1::ObjectReference {
+    pub(crate) fn object_ref(&self) -> k8s_openapi::api::core::v1::ObjectReference {
         k8s_openapi::api::core::v1::ObjectReference {
             api_version: Some(self.key.kind.api_version().into()),
             kind: Some(self.key.kind.as_str().into()),
@@ -135,7 +126,7 @@ impl Workload {
         }
     }
 
-    pub fn container_for(&self, source: &SourceRef) -> Option<&str> {
+    pub(crate) fn container_for(&self, source: &SourceRef) -> Option<&str> {
         self.refs.get(source).map(String::as_str).or(self.first_container.as_deref())
     }
 }
@@ -143,21 +134,21 @@ impl Workload {
 /// Builds the projection of a workload from its metadata and pod template.
 /// Kind-specific state that decisions read.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Controls {
+pub(crate) struct Controls {
     /// CronJob `spec.suspend`.
-    pub suspended: bool,
+    pub(crate) suspended: bool,
     /// Deployment `spec.paused`.
-    pub spec_paused: bool,
+    pub(crate) spec_paused: bool,
     /// The pause-period annotation, raw (Deployments honour it; others get a warning).
-    pub pause_period: Option<String>,
+    pub(crate) pause_period: Option<String>,
     /// The paused-at annotation written when this controller paused the Deployment.
-    pub paused_at: Option<String>,
+    pub(crate) paused_at: Option<String>,
     /// Argo Rollout: `reloader.stakater.com/rollout-strategy: restart`.
-    pub restart_strategy: bool,
+    pub(crate) restart_strategy: bool,
 }
 
 /// Reloader's Rollout strategy annotation (not configurable).
-pub const ROLLOUT_STRATEGY: &str = "reloader.stakater.com/rollout-strategy";
+pub(crate) const ROLLOUT_STRATEGY: &str = "reloader.stakater.com/rollout-strategy";
 
 impl Controls {
     fn from_meta(meta: &ObjectMeta, keys: &Keys) -> Controls {
@@ -172,7 +163,8 @@ impl Controls {
     }
 }
 
-pub fn project(
+#[cfg(test)]
+pub(crate) fn project(
     kind: WorkloadKind,
     meta: &ObjectMeta,
     template: Option<&PodTemplateSpec>,
@@ -183,7 +175,7 @@ pub fn project(
 }
 
 /// Builds the projection of a workload of any kind.
-pub fn project_object<K: WorkloadObject>(obj: &K, keys: &Keys, auto_reload_all: bool) -> Workload {
+pub(crate) fn project_object<K: WorkloadObject>(obj: &K, keys: &Keys, auto_reload_all: bool) -> Workload {
     let mut controls = Controls::from_meta(obj.meta(), keys);
     obj.controls(&mut controls);
     project_with(K::KIND, obj.meta(), obj.template(), controls, keys, auto_reload_all)
@@ -257,7 +249,7 @@ fn project_with(
         record,
         record_foreign,
         fingerprint,
-        anchor: crate::history::parse_rv(meta.resource_version.as_deref()),
+        anchor: crate::core::history::parse_rv(meta.resource_version.as_deref()),
         anchor_digest,
     }
 }
@@ -277,7 +269,7 @@ fn foreign_writer(meta: &ObjectMeta) -> Option<String> {
 }
 
 /// The Kubernetes types this controller rolls.
-pub trait WorkloadObject:
+pub(crate) trait WorkloadObject:
     kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
     + Clone
     + fmt::Debug
@@ -325,7 +317,7 @@ impl WorkloadObject for Job {
     }
 }
 
-impl WorkloadObject for crate::rollout::Rollout {
+impl WorkloadObject for crate::core::rollout::Rollout {
     const KIND: WorkloadKind = WorkloadKind::Rollout;
     const RESOURCE: &'static str = "rollouts";
     fn template(&self) -> Option<&PodTemplateSpec> {

@@ -6,19 +6,19 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
-pub struct Rollout {
-    pub metadata: ObjectMeta,
+pub(crate) struct Rollout {
+    pub(crate) metadata: ObjectMeta,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spec: Option<RolloutSpec>,
+    pub(crate) spec: Option<RolloutSpec>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RolloutSpec {
+pub(crate) struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template: Option<PodTemplateSpec>,
+    pub(crate) template: Option<PodTemplateSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workload_ref: Option<serde_json::Value>,
+    pub(crate) workload_ref: Option<serde_json::Value>,
 }
 
 impl k8s_openapi::Resource for Rollout {

@@ -8,21 +8,21 @@ use std::fmt;
 
 use regex::Regex;
 
-use crate::source::{SourceInfo, SourceKind};
+use crate::core::source::{SourceInfo, SourceKind};
 
 /// Annotation keys; the overridable ones follow Reloader's flags.
 #[derive(Clone, Debug)]
-pub struct Keys {
-    pub auto: String,
-    pub configmap_auto: String,
-    pub secret_auto: String,
-    pub configmap_reload: String,
-    pub secret_reload: String,
-    pub search: String,
-    pub match_: String,
-    pub ignore: String,
-    pub pause_period: String,
-    pub paused_at: String,
+pub(crate) struct Keys {
+    pub(crate) auto: String,
+    pub(crate) configmap_auto: String,
+    pub(crate) secret_auto: String,
+    pub(crate) configmap_reload: String,
+    pub(crate) secret_reload: String,
+    pub(crate) search: String,
+    pub(crate) match_: String,
+    pub(crate) ignore: String,
+    pub(crate) pause_period: String,
+    pub(crate) paused_at: String,
 }
 
 impl Default for Keys {
@@ -43,8 +43,8 @@ impl Default for Keys {
 }
 
 /// Exclude keys are fixed in Reloader (no flag).
-pub const CONFIGMAP_EXCLUDE: &str = "configmaps.exclude.reloader.stakater.com/reload";
-pub const SECRET_EXCLUDE: &str = "secrets.exclude.reloader.stakater.com/reload";
+pub(crate) const CONFIGMAP_EXCLUDE: &str = "configmaps.exclude.reloader.stakater.com/reload";
+pub(crate) const SECRET_EXCLUDE: &str = "secrets.exclude.reloader.stakater.com/reload";
 
 impl Keys {
     fn typed_auto(&self, kind: SourceKind) -> &str {
@@ -67,7 +67,7 @@ impl Keys {
     }
 
     /// Whether a source's annotations say `match: "true"` / `ignore: "true"` (exact strings).
-    pub fn source_flags(&self, annotations: Option<&BTreeMap<String, String>>) -> (bool, bool) {
+    pub(crate) fn source_flags(&self, annotations: Option<&BTreeMap<String, String>>) -> (bool, bool) {
         let is_true = |k: &str| annotations.and_then(|a| a.get(k)).is_some_and(|v| v == "true");
         (is_true(&self.match_), is_true(&self.ignore))
     }
@@ -75,10 +75,10 @@ impl Keys {
 
 /// A malformed annotation: reported, and the rest of the policy still applies.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AnnotationError {
-    pub key: String,
-    pub value: String,
-    pub problem: String,
+pub(crate) struct AnnotationError {
+    pub(crate) key: String,
+    pub(crate) value: String,
+    pub(crate) problem: String,
 }
 
 impl fmt::Display for AnnotationError {
@@ -88,7 +88,7 @@ impl fmt::Display for AnnotationError {
 }
 
 /// Go's `strconv.ParseBool`.
-pub fn parse_go_bool(v: &str) -> Option<bool> {
+pub(crate) fn parse_go_bool(v: &str) -> Option<bool> {
     match v {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
@@ -98,20 +98,20 @@ pub fn parse_go_bool(v: &str) -> Option<bool> {
 
 /// Where the policy of one source kind was read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     Workload,
     PodTemplate,
 }
 
 /// One named-reload pattern, compiled as `^(?:pattern)$`.
 #[derive(Clone, Debug)]
-pub struct Pattern {
-    pub raw: String,
+pub(crate) struct Pattern {
+    pub(crate) raw: String,
     re: Regex,
 }
 
 impl Pattern {
-    pub fn is_match(&self, name: &str) -> bool {
+    pub(crate) fn is_match(&self, name: &str) -> bool {
         self.re.is_match(name)
     }
 
@@ -119,7 +119,7 @@ impl Pattern {
     /// `app-config` or `db.credentials`): such a source can be tracked by that literal name
     /// before it exists, while it still matches as an anchored regex. (`regex::escape` is no
     /// test for this: it escapes `-` and `.`, which every real name is full of.)
-    pub fn is_literal(&self) -> bool {
+    pub(crate) fn is_literal(&self) -> bool {
         is_object_name(&self.raw)
     }
 }
@@ -127,7 +127,7 @@ impl Pattern {
 /// A DNS-1123 subdomain as Kubernetes validates it: at most 253 characters of `[a-z0-9.-]`,
 /// each dot-separated part starting and ending with a letter or digit. ConfigMaps and Secrets
 /// are named so.
-pub fn is_object_name(s: &str) -> bool {
+pub(crate) fn is_object_name(s: &str) -> bool {
     let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     !s.is_empty()
         && s.len() <= 253
@@ -139,22 +139,31 @@ pub fn is_object_name(s: &str) -> bool {
 
 /// The policy for one source kind (ConfigMaps or Secrets).
 #[derive(Clone, Debug)]
-pub struct KindPolicy {
-    pub origin: Origin,
-    pub named: Vec<Pattern>,
-    pub search: bool,
+pub(crate) struct KindPolicy {
+    pub(crate) origin: Origin,
+    pub(crate) named: Vec<Pattern>,
+    pub(crate) search: bool,
     /// Generic auto parsed as a bool; `None` when absent or empty.
-    pub auto: Option<bool>,
+    pub(crate) auto: Option<bool>,
     /// Typed auto parsed as a bool; `None` when absent or empty.
-    pub typed_auto: Option<bool>,
+    pub(crate) typed_auto: Option<bool>,
     /// `--auto-reload-all` applies: both auto keys are absent or empty.
-    pub auto_all: bool,
-    pub exclude: Vec<String>,
+    pub(crate) auto_all: bool,
+    pub(crate) exclude: Vec<String>,
 }
 
+/// A workload's whole policy.
+#[derive(Clone, Debug)]
+pub(crate) struct Policy {
+    pub(crate) configmap: KindPolicy,
+    pub(crate) secret: KindPolicy,
+    pub(crate) errors: Vec<AnnotationError>,
+}
+
+#[cfg(test)]
 impl KindPolicy {
     /// Whether this policy can govern anything at all.
-    pub fn is_active(&self) -> bool {
+    fn is_active(&self) -> bool {
         !self.named.is_empty()
             || self.search
             || self.auto == Some(true)
@@ -163,32 +172,25 @@ impl KindPolicy {
     }
 }
 
-/// A workload's whole policy.
-#[derive(Clone, Debug)]
-pub struct Policy {
-    pub configmap: KindPolicy,
-    pub secret: KindPolicy,
-    pub errors: Vec<AnnotationError>,
-}
-
 impl Policy {
-    pub fn for_kind(&self, kind: SourceKind) -> &KindPolicy {
+    #[cfg(test)]
+    fn is_active(&self) -> bool {
+        self.configmap.is_active() || self.secret.is_active()
+    }
+
+    pub(crate) fn for_kind(&self, kind: SourceKind) -> &KindPolicy {
         match kind {
             SourceKind::ConfigMap => &self.configmap,
             SourceKind::Secret => &self.secret,
         }
     }
 
-    pub fn is_active(&self) -> bool {
-        self.configmap.is_active() || self.secret.is_active()
-    }
-
-    pub fn has_named(&self) -> bool {
+    pub(crate) fn has_named(&self) -> bool {
         !self.configmap.named.is_empty() || !self.secret.named.is_empty()
     }
 
     /// Parses the policy from the workload's own annotations and its pod template's.
-    pub fn parse(
+    pub(crate) fn parse(
         keys: &Keys,
         workload: Option<&BTreeMap<String, String>>,
         template: Option<&BTreeMap<String, String>>,
@@ -281,7 +283,7 @@ fn one_line(s: &str) -> String {
 
 /// Why a source governs a workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Rule {
+pub(crate) enum Rule {
     /// A named-reload pattern matched the source name.
     Named(String),
     /// Search mode and the source carries `match: "true"`.
@@ -308,7 +310,7 @@ impl fmt::Display for Rule {
 
 /// Why a source does not govern a workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Skip {
+pub(crate) enum Skip {
     /// The source has `ignore: "true"`.
     Ignored,
     /// The workload's exclude list names it.
@@ -332,7 +334,12 @@ impl fmt::Display for Skip {
 
 /// Decides whether a source governs a workload. `source` is `None` when the source does not
 /// exist (then it has no annotations); `referenced` says whether the pod template uses it.
-pub fn decide(policy: &KindPolicy, name: &str, source: Option<&SourceInfo>, referenced: bool) -> Result<Rule, Skip> {
+pub(crate) fn decide(
+    policy: &KindPolicy,
+    name: &str,
+    source: Option<&SourceInfo>,
+    referenced: bool,
+) -> Result<Rule, Skip> {
     if source.is_some_and(|s| s.ignored) {
         return Err(Skip::Ignored);
     }
@@ -360,7 +367,7 @@ pub fn decide(policy: &KindPolicy, name: &str, source: Option<&SourceInfo>, refe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::ContentHash;
+    use crate::core::hash::ContentHash;
 
     const AUTO: &str = "reloader.stakater.com/auto";
     const CM_AUTO: &str = "configmap.reloader.stakater.com/auto";

@@ -7,39 +7,39 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub struct Readiness {
+pub(crate) struct Readiness {
     pending: AtomicUsize,
     ready: tokio::sync::watch::Sender<bool>,
 }
 
 /// One thing that must finish before the controller is ready.
-pub struct Handle {
+pub(crate) struct Handle {
     readiness: Arc<Readiness>,
     done: bool,
 }
 
 impl Readiness {
-    pub fn new() -> Arc<Readiness> {
+    pub(crate) fn new() -> Arc<Readiness> {
         Arc::new(Readiness { pending: AtomicUsize::new(0), ready: tokio::sync::watch::channel(false).0 })
     }
 
-    pub fn handle(self: &Arc<Self>) -> Handle {
+    pub(crate) fn handle(self: &Arc<Self>) -> Handle {
         self.pending.fetch_add(1, Ordering::SeqCst);
         Handle { readiness: self.clone(), done: false }
     }
 
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         *self.ready.borrow()
     }
 
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<bool> {
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<bool> {
         self.ready.subscribe()
     }
 }
 
 impl Handle {
     /// Marks this one done (again: no effect).
-    pub fn done(&mut self) {
+    pub(crate) fn done(&mut self) {
         if !self.done {
             self.done = true;
             if self.readiness.pending.fetch_sub(1, Ordering::SeqCst) == 1 {

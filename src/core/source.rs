@@ -2,20 +2,20 @@
 
 use std::fmt;
 
-use crate::hash::ContentHash;
+use crate::core::hash::ContentHash;
 
 /// The two kinds of configuration source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SourceKind {
+pub(crate) enum SourceKind {
     ConfigMap,
     Secret,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 2] = [SourceKind::ConfigMap, SourceKind::Secret];
+    pub(crate) const ALL: [SourceKind; 2] = [SourceKind::ConfigMap, SourceKind::Secret];
 
     /// Reloader's type name, used in `last-reloaded-from`, env-var names and messages.
-    pub fn type_name(self) -> &'static str {
+    pub(crate) fn type_name(self) -> &'static str {
         match self {
             SourceKind::ConfigMap => "CONFIGMAP",
             SourceKind::Secret => "SECRET",
@@ -23,7 +23,7 @@ impl SourceKind {
     }
 
     /// The API resource (plural), as in RBAC rules, metrics labels and `--resources-to-ignore`.
-    pub fn resource(self) -> &'static str {
+    pub(crate) fn resource(self) -> &'static str {
         match self {
             SourceKind::ConfigMap => "configmaps",
             SourceKind::Secret => "secrets",
@@ -31,14 +31,14 @@ impl SourceKind {
     }
 
     /// The lower-case singular used in the applied-hash record (`configmap/name`).
-    pub fn singular(self) -> &'static str {
+    pub(crate) fn singular(self) -> &'static str {
         match self {
             SourceKind::ConfigMap => "configmap",
             SourceKind::Secret => "secret",
         }
     }
 
-    pub fn kind_name(self) -> &'static str {
+    pub(crate) fn kind_name(self) -> &'static str {
         match self {
             SourceKind::ConfigMap => "ConfigMap",
             SourceKind::Secret => "Secret",
@@ -48,18 +48,18 @@ impl SourceKind {
 
 /// A source named from a workload in the same namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SourceRef {
-    pub kind: SourceKind,
-    pub name: String,
+pub(crate) struct SourceRef {
+    pub(crate) kind: SourceKind,
+    pub(crate) name: String,
 }
 
 impl SourceRef {
-    pub fn new(kind: SourceKind, name: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: SourceKind, name: impl Into<String>) -> Self {
         SourceRef { kind, name: name.into() }
     }
 
     /// Parses `configmap/name` or `secret/name`.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         let (kind, name) = s.split_once('/')?;
         let kind = match kind {
             "configmap" => SourceKind::ConfigMap,
@@ -79,41 +79,72 @@ impl fmt::Display for SourceRef {
 /// Everything the controller keeps of one ConfigMap or Secret: no data, only its hash and the
 /// two annotations that decisions read from the source itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SourceInfo {
-    pub hash: ContentHash,
+pub(crate) struct SourceInfo {
+    pub(crate) hash: ContentHash,
     /// `reloader.stakater.com/match: "true"` (search mode).
-    pub matched: bool,
+    pub(crate) matched: bool,
     /// `reloader.stakater.com/ignore: "true"`: never triggers a reload.
-    pub ignored: bool,
+    pub(crate) ignored: bool,
 }
 
 /// The ConfigMaps and Secrets of one namespace.
 #[derive(Clone, Debug, Default)]
-pub struct NamespaceSources {
-    pub configmaps: std::collections::HashMap<String, SourceInfo>,
-    pub secrets: std::collections::HashMap<String, SourceInfo>,
+pub(crate) struct NamespaceSources {
+    pub(crate) configmaps: std::collections::HashMap<String, SourceInfo>,
+    pub(crate) secrets: std::collections::HashMap<String, SourceInfo>,
 }
 
 impl NamespaceSources {
-    pub fn of_kind(&self, kind: SourceKind) -> &std::collections::HashMap<String, SourceInfo> {
+    pub(crate) fn of_kind(&self, kind: SourceKind) -> &std::collections::HashMap<String, SourceInfo> {
         match kind {
             SourceKind::ConfigMap => &self.configmaps,
             SourceKind::Secret => &self.secrets,
         }
     }
 
-    pub fn of_kind_mut(&mut self, kind: SourceKind) -> &mut std::collections::HashMap<String, SourceInfo> {
+    pub(crate) fn of_kind_mut(&mut self, kind: SourceKind) -> &mut std::collections::HashMap<String, SourceInfo> {
         match kind {
             SourceKind::ConfigMap => &mut self.configmaps,
             SourceKind::Secret => &mut self.secrets,
         }
     }
 
-    pub fn get(&self, r: &SourceRef) -> Option<&SourceInfo> {
+    pub(crate) fn get(&self, r: &SourceRef) -> Option<&SourceInfo> {
         self.of_kind(r.kind).get(&r.name)
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.configmaps.is_empty() && self.secrets.is_empty()
+    }
+}
+
+/// A ConfigMap or Secret type.
+pub(crate) trait SourceObject:
+    kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static
+{
+    const KIND: SourceKind;
+    fn content_hash(&self) -> ContentHash;
+}
+
+impl SourceObject for k8s_openapi::api::core::v1::ConfigMap {
+    const KIND: SourceKind = SourceKind::ConfigMap;
+    fn content_hash(&self) -> ContentHash {
+        crate::core::hash::configmap_hash(self)
+    }
+}
+
+impl SourceObject for k8s_openapi::api::core::v1::Secret {
+    const KIND: SourceKind = SourceKind::Secret;
+    fn content_hash(&self) -> ContentHash {
+        crate::core::hash::secret_hash(self)
+    }
+}
+
+impl SourceInfo {
+    /// What is kept of a ConfigMap or Secret: its content hash and its match/ignore flags. The
+    /// watches and `reloader explain` both build it here, so they cannot disagree.
+    pub(crate) fn of<K: SourceObject>(obj: &K, keys: &crate::core::policy::Keys) -> SourceInfo {
+        let (matched, ignored) = keys.source_flags(obj.meta().annotations.as_ref());
+        SourceInfo { hash: obj.content_hash(), matched, ignored }
     }
 }

@@ -3,13 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::history::History;
-use crate::record::Applied;
-use crate::source::{NamespaceSources, SourceInfo, SourceKind, SourceRef};
-use crate::workload::{Workload, WorkloadKey};
+use crate::core::history::History;
+use crate::core::record::Applied;
+use crate::core::source::{NamespaceSources, SourceInfo, SourceKind, SourceRef};
+use crate::core::workload::{Workload, WorkloadKey};
 
 #[derive(Default)]
-pub struct State {
+pub(crate) struct State {
     sources: HashMap<String, NamespaceSources>,
     workloads: HashMap<WorkloadKey, Workload>,
     /// (namespace, source) → workloads that use it or recorded it.
@@ -18,41 +18,70 @@ pub struct State {
     with_patterns: HashMap<String, HashSet<WorkloadKey>>,
     /// What recently changed sources held before, for the baselines of newly seen workloads.
     history: History,
+    /// The largest resourceVersion seen in any event: "now", in resourceVersions.
+    rv_high_water: u64,
 }
 
 impl State {
-    pub fn sources(&self, namespace: &str) -> Option<&NamespaceSources> {
+    pub(crate) fn sources(&self, namespace: &str) -> Option<&NamespaceSources> {
         self.sources.get(namespace)
     }
 
-    pub fn workload(&self, key: &WorkloadKey) -> Option<&Workload> {
+    pub(crate) fn workload(&self, key: &WorkloadKey) -> Option<&Workload> {
         self.workloads.get(key)
     }
 
-    pub fn history(&self) -> &History {
+    pub(crate) fn history(&self) -> &History {
         &self.history
     }
 
     /// Notes that a source's content changed at resourceVersion `rv` (`None`: unknown, so
     /// after everything) from `before`.
-    pub fn note_change(&mut self, namespace: &str, source: &SourceRef, rv: Option<u64>, before: Applied) {
-        self.history.changed(namespace, source, rv.unwrap_or(u64::MAX), before, std::time::Instant::now());
+    /// Notes a resourceVersion seen in an event (objects of every watch).
+    pub(crate) fn observe_rv(&mut self, rv: Option<u64>) {
+        if let Some(rv) = rv {
+            self.rv_high_water = self.rv_high_water.max(rv);
+        }
     }
 
-    pub fn workload_keys(&self) -> impl Iterator<Item = &WorkloadKey> {
+    /// The workloads of `namespace` come into scope now (it joined `--namespace-selector`):
+    /// they are seen for the first time as of now, so changes made while the namespace was out
+    /// of scope are their baseline, and only later ones count.
+    pub(crate) fn rebase(&mut self, namespace: &str) -> Vec<WorkloadKey> {
+        let now = (self.rv_high_water > 0).then_some(self.rv_high_water);
+        let mut keys = Vec::new();
+        for (k, w) in self.workloads.iter_mut().filter(|(k, _)| k.namespace == namespace) {
+            w.anchor = now;
+            keys.push(k.clone());
+        }
+        keys
+    }
+
+    pub(crate) fn note_change(
+        &mut self,
+        namespace: &str,
+        source: &SourceRef,
+        rv: Option<u64>,
+        before: Applied,
+        now: std::time::Instant,
+    ) {
+        self.history.changed(namespace, source, rv.unwrap_or(u64::MAX), before, now);
+    }
+
+    pub(crate) fn workload_keys(&self) -> impl Iterator<Item = &WorkloadKey> {
         self.workloads.keys()
     }
 
-    pub fn source_count(&self) -> usize {
+    pub(crate) fn source_count(&self) -> usize {
         self.sources.values().map(|n| n.configmaps.len() + n.secrets.len()).sum()
     }
 
-    pub fn workload_count(&self) -> usize {
+    pub(crate) fn workload_count(&self) -> usize {
         self.workloads.len()
     }
 
     /// Sets a source; returns whether its hash changed (or it is new).
-    pub fn upsert_source(&mut self, namespace: &str, kind: SourceKind, name: &str, info: SourceInfo) -> bool {
+    pub(crate) fn upsert_source(&mut self, namespace: &str, kind: SourceKind, name: &str, info: SourceInfo) -> bool {
         let map = self.sources.entry(namespace.to_string()).or_default().of_kind_mut(kind);
         match map.get_mut(name) {
             Some(old) => {
@@ -68,7 +97,7 @@ impl State {
     }
 
     /// Removes a source; returns what was kept of it, if it existed.
-    pub fn remove_source(&mut self, namespace: &str, kind: SourceKind, name: &str) -> Option<SourceInfo> {
+    pub(crate) fn remove_source(&mut self, namespace: &str, kind: SourceKind, name: &str) -> Option<SourceInfo> {
         let ns = self.sources.get_mut(namespace)?;
         let old = ns.of_kind_mut(kind).remove(name);
         if ns.is_empty() {
@@ -78,12 +107,12 @@ impl State {
     }
 
     /// Every source of one kind (for a relist diff).
-    pub fn source_names(&self, kind: SourceKind) -> Vec<(String, String)> {
+    pub(crate) fn source_names(&self, kind: SourceKind) -> Vec<(String, String)> {
         self.sources.iter().flat_map(|(ns, s)| s.of_kind(kind).keys().map(move |n| (ns.clone(), n.clone()))).collect()
     }
 
     /// Workloads a change of this source may concern.
-    pub fn affected(&self, namespace: &str, source: &SourceRef) -> Vec<WorkloadKey> {
+    pub(crate) fn affected(&self, namespace: &str, source: &SourceRef) -> Vec<WorkloadKey> {
         let mut out: Vec<WorkloadKey> = Vec::new();
         if let Some(set) = self.by_source.get(&(namespace.to_string(), source.clone())) {
             out.extend(set.iter().cloned());
@@ -92,11 +121,6 @@ impl State {
             out.extend(set.iter().filter(|k| !out.contains(k)).cloned().collect::<Vec<_>>());
         }
         out
-    }
-
-    /// Workloads in a namespace.
-    pub fn workloads_in(&self, namespace: &str) -> Vec<WorkloadKey> {
-        self.workloads.keys().filter(|k| k.namespace == namespace).cloned().collect()
     }
 
     fn index_keys(w: &Workload) -> Vec<SourceRef> {
@@ -109,7 +133,7 @@ impl State {
 
     /// Sets a workload projection. While what governs it is unchanged (same object, same
     /// `anchor_digest`), the anchor of its first sight is kept.
-    pub fn upsert_workload(&mut self, mut w: Workload) {
+    pub(crate) fn upsert_workload(&mut self, mut w: Workload) {
         if let Some(old) = self.workloads.get(&w.key)
             && old.uid == w.uid
             && old.anchor_digest == w.anchor_digest
@@ -127,7 +151,7 @@ impl State {
         self.workloads.insert(w.key.clone(), w);
     }
 
-    pub fn remove_workload(&mut self, key: &WorkloadKey) -> bool {
+    pub(crate) fn remove_workload(&mut self, key: &WorkloadKey) -> bool {
         let Some(old) = self.workloads.remove(key) else { return false };
         for s in Self::index_keys(&old) {
             let k = (key.namespace.clone(), s);
@@ -148,7 +172,7 @@ impl State {
     }
 
     /// Keys of workloads of one kind (for a relist diff).
-    pub fn workload_keys_of(&self, kind: crate::workload::WorkloadKind) -> Vec<WorkloadKey> {
+    pub(crate) fn workload_keys_of(&self, kind: crate::core::workload::WorkloadKind) -> Vec<WorkloadKey> {
         self.workloads.keys().filter(|k| k.kind == kind).cloned().collect()
     }
 }
@@ -156,8 +180,8 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Keys;
-    use crate::workload::{WorkloadKind, project};
+    use crate::core::policy::Keys;
+    use crate::core::workload::{WorkloadKind, project};
     use k8s_openapi::api::core::v1::PodTemplateSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use serde_json::json;
@@ -217,8 +241,14 @@ mod tests {
             ("an unparseable resourceVersion on a new object", seen_as("x1", auto.clone(), &["a"], "w"), None),
         ];
         for (name, w, want) in rows {
+            st.observe_rv(w.anchor);
             st.upsert_workload(w);
             assert_eq!(anchor(&st), want, "{name}");
         }
+        // Its namespace joins the selector: seen as of the newest resourceVersion observed.
+        st.observe_rv(Some(200));
+        assert_eq!(st.rebase("ns").len(), 1);
+        assert_eq!(anchor(&st), Some(200), "rebased to now");
+        assert!(st.rebase("other").is_empty());
     }
 }

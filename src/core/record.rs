@@ -4,18 +4,18 @@
 
 use std::collections::BTreeMap;
 
-use crate::hash::ContentHash;
-use crate::source::SourceRef;
+use crate::core::hash::ContentHash;
+use crate::core::source::SourceRef;
 
 /// The annotation, under this project's own domain, that holds the record.
-pub const RECORD_ANNOTATION: &str = "reloader.kube-reloader.dev/applied";
+pub(crate) const RECORD_ANNOTATION: &str = "reloader.kube-reloader.dev/applied";
 
 /// The field manager of every write this controller makes.
-pub const FIELD_MANAGER: &str = "kube-reloader";
+pub(crate) const FIELD_MANAGER: &str = "kube-reloader";
 
 /// What was applied for one source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Applied {
+pub(crate) enum Applied {
     /// Its content with this hash.
     Hash(ContentHash),
     /// It did not exist.
@@ -49,17 +49,17 @@ impl Applied {
 }
 
 /// Source → what was applied, for every source that governs the workload.
-pub type Record = BTreeMap<SourceRef, Applied>;
+pub(crate) type Record = BTreeMap<SourceRef, Applied>;
 
 /// Serialises a record as compact JSON with sorted keys, so equal records give equal strings.
-pub fn encode(record: &Record) -> String {
+pub(crate) fn encode(record: &Record) -> String {
     let m: BTreeMap<String, String> = record.iter().map(|(k, v)| (k.to_string(), v.encode())).collect();
     serde_json::to_string(&m).expect("a map of strings serialises")
 }
 
 /// Parses a record. A malformed one is an error the caller reports, and the workload is then
 /// treated as seen for the first time (adopted without a rollout).
-pub fn decode(s: &str) -> Result<Record, String> {
+pub(crate) fn decode(s: &str) -> Result<Record, String> {
     let m: BTreeMap<String, String> =
         serde_json::from_str(s).map_err(|e| format!("not a JSON object of strings: {e}"))?;
     m.into_iter()
@@ -74,7 +74,7 @@ pub fn decode(s: &str) -> Result<Record, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::SourceKind;
+    use crate::core::source::SourceKind;
 
     #[test]
     fn round_trip() {

@@ -4,23 +4,23 @@
 
 use std::collections::BTreeMap;
 
-use crate::hash::ContentHash;
-use crate::history::History;
-use crate::policy::{self, Rule, Skip};
-use crate::record::{Applied, Record};
-use crate::source::{NamespaceSources, SourceKind, SourceRef};
-use crate::workload::Workload;
+use crate::core::hash::ContentHash;
+use crate::core::history::History;
+use crate::core::policy::{self, Rule, Skip};
+use crate::core::record::{Applied, Record};
+use crate::core::source::{NamespaceSources, SourceKind, SourceRef};
+use crate::core::workload::Workload;
 
 /// Reloader's `--reload-on-create` / `--reload-on-delete`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Options {
-    pub reload_on_create: bool,
-    pub reload_on_delete: bool,
+pub(crate) struct Options {
+    pub(crate) reload_on_create: bool,
+    pub(crate) reload_on_delete: bool,
 }
 
 /// Why a source is (or is not) part of the desired state.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reason {
+pub(crate) enum Reason {
     Governs(Rule),
     /// The source is gone; it governed the workload before, so its applied entry is kept and
     /// a re-created source is compared with it.
@@ -30,20 +30,20 @@ pub enum Reason {
 
 /// One source considered for a workload, for the plan and for `reloader explain`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Considered {
-    pub reason: Reason,
+pub(crate) struct Considered {
+    pub(crate) reason: Reason,
     /// Current state: its hash, or `Absent` if it does not exist.
-    pub current: Applied,
+    pub(crate) current: Applied,
     /// Its state when the workload was first seen as it is (its anchor): differs from
     /// `current` only when the source changed after that. A source the workload has no record
     /// of starts from this baseline.
-    pub seen: Applied,
-    pub referenced: bool,
+    pub(crate) seen: Applied,
+    pub(crate) referenced: bool,
 }
 
 /// Every source that a workload's policy could involve, with the verdict on each. `history`
 /// gives what recently changed sources held before (none: every source as it is now).
-pub fn consider(
+pub(crate) fn consider(
     w: &Workload,
     sources: Option<&NamespaceSources>,
     history: Option<&History>,
@@ -106,7 +106,7 @@ pub fn consider(
 }
 
 /// The desired record: every governing source at its current state.
-pub fn desired(considered: &BTreeMap<SourceRef, Considered>) -> Record {
+pub(crate) fn desired(considered: &BTreeMap<SourceRef, Considered>) -> Record {
     considered
         .iter()
         .filter(|(_, c)| !matches!(c.reason, Reason::Skipped(_)))
@@ -115,7 +115,7 @@ pub fn desired(considered: &BTreeMap<SourceRef, Considered>) -> Record {
 }
 
 /// The baseline of every governing source: its state when the workload was first seen.
-pub fn seen(considered: &BTreeMap<SourceRef, Considered>) -> Record {
+pub(crate) fn seen(considered: &BTreeMap<SourceRef, Considered>) -> Record {
     considered
         .iter()
         .filter(|(_, c)| !matches!(c.reason, Reason::Skipped(_)))
@@ -124,7 +124,7 @@ pub fn seen(considered: &BTreeMap<SourceRef, Considered>) -> Record {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChangeKind {
+pub(crate) enum ChangeKind {
     Updated,
     Created,
     Deleted,
@@ -132,16 +132,16 @@ pub enum ChangeKind {
 
 /// A source change that rolls the workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Change {
-    pub source: SourceRef,
-    pub kind: ChangeKind,
+pub(crate) struct Change {
+    pub(crate) source: SourceRef,
+    pub(crate) kind: ChangeKind,
     /// The new content hash (`None` for a deletion).
-    pub hash: Option<ContentHash>,
+    pub(crate) hash: Option<ContentHash>,
 }
 
 /// What to do with a workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Plan {
+pub(crate) enum Plan {
     Nothing,
     /// No (trusted) record yet and nothing changed since the workload was first seen: record
     /// the current state as the baseline, no rollout. This is how a switch from Reloader
@@ -160,7 +160,7 @@ pub enum Plan {
 /// workload seen for the first time, or a source newly governed) is compared from `seen`, its
 /// state when the workload was first seen as it is: a change after that is a change, so a
 /// reload is not lost when the first record is written late.
-pub fn plan(w: &Workload, desired: &Record, seen: &Record, opts: Options) -> Plan {
+pub(crate) fn plan(w: &Workload, desired: &Record, seen: &Record, opts: Options) -> Plan {
     let untrusted = Record::new();
     let (old, adopt) = match &w.record {
         Ok(Some(r)) if w.record_foreign.is_none() => (r, false),
@@ -211,14 +211,96 @@ pub fn plan(w: &Workload, desired: &Record, seen: &Record, opts: Options) -> Pla
     }
 }
 
+/// A Deployment this controller paused: when to resume it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resume {
+    /// Its pause period is over (or cannot be read any more): resume now.
+    Now,
+    /// Look again after this long.
+    After(std::time::Duration),
+}
+
+/// Everything `apply` acts on for one workload: the plan, and the rules around it that used to
+/// live in the I/O code (pause and resume, suspended CronJobs, annotation problems).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Decision {
+    pub(crate) plan: Plan,
+    /// Malformed annotations, each reported; the rest of the policy still applies.
+    pub(crate) problems: Vec<String>,
+    /// A pause period on a kind that does not honour it (only Deployments do), to warn about.
+    pub(crate) pause_ignored: bool,
+    /// A Deployment paused by this controller (its paused-at annotation set).
+    pub(crate) resume: Option<Resume>,
+    /// With a reload of a Deployment that has a valid pause period and is not paused yet:
+    /// pause it for this long.
+    pub(crate) pause_for: Option<std::time::Duration>,
+    /// The reload is recorded without rolling anything, for this reason (Reloader #822: a
+    /// suspended CronJob must not run).
+    pub(crate) record_only: Option<&'static str>,
+}
+
+/// Decides for one workload from its projection, its namespace's sources, their recent
+/// history and the wall-clock time `now` (for the pause period). `pause_key` names the
+/// pause-period annotation in problem reports.
+pub(crate) fn decide(
+    w: &Workload,
+    sources: Option<&NamespaceSources>,
+    history: Option<&History>,
+    opts: Options,
+    pause_key: &str,
+    now: k8s_openapi::jiff::Timestamp,
+) -> (BTreeMap<SourceRef, Considered>, Decision) {
+    use crate::core::workload::WorkloadKind;
+    let considered = consider(w, sources, history);
+    let plan = plan(w, &desired(&considered), &seen(&considered), opts);
+    let mut problems: Vec<String> = w.policy.errors.iter().map(|e| e.to_string()).collect();
+    let pause = w.controls.pause_period.as_deref().map(crate::core::duration::parse_go_duration);
+    if let Some(Err(e)) = &pause {
+        problems.push(format!("annotation {pause_key:?}: {e}; reloads happen without a pause"));
+    }
+    let deployment = w.key.kind == WorkloadKind::Deployment;
+    let period = match &pause {
+        Some(Ok(d)) if deployment => Some(*d),
+        _ => None,
+    };
+    let resume = match (&w.controls.paused_at, deployment && w.controls.spec_paused) {
+        (Some(at), true) => {
+            let elapsed = at
+                .parse::<k8s_openapi::jiff::Timestamp>()
+                .ok()
+                .and_then(|t| std::time::Duration::try_from(now.duration_since(t)).ok());
+            // Unreadable start, or no valid period any more: resume now.
+            let due = match (period, elapsed) {
+                (Some(p), Some(e)) => p.saturating_sub(e),
+                _ => std::time::Duration::ZERO,
+            };
+            Some(if due.is_zero() { Resume::Now } else { Resume::After(due) })
+        }
+        _ => None,
+    };
+    let reload = matches!(plan, Plan::Reload { .. });
+    let pause_for = period.filter(|_| reload && !w.controls.spec_paused);
+    let record_only =
+        (reload && w.key.kind == WorkloadKind::CronJob && w.controls.suspended).then_some("the CronJob is suspended");
+    let decision = Decision {
+        plan,
+        problems,
+        pause_ignored: matches!(pause, Some(Ok(_))) && !deployment,
+        resume,
+        pause_for,
+        record_only,
+    };
+    (considered, decision)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::ContentHash;
-    use crate::policy::Keys;
-    use crate::record::{RECORD_ANNOTATION, encode};
-    use crate::source::SourceInfo;
-    use crate::workload::{WorkloadKind, project};
+    use crate::core::hash::ContentHash;
+    use crate::core::policy::Keys;
+    use crate::core::record::{RECORD_ANNOTATION, encode};
+    use crate::core::source::SourceInfo;
+    use crate::core::workload::{WorkloadKind, project};
     use k8s_openapi::api::core::v1::PodTemplateSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use serde_json::json;
@@ -719,7 +801,7 @@ mod tests {
 
     #[test]
     fn first_sight_comes_from_the_history_at_the_workload_anchor() {
-        use crate::history::History;
+        use crate::core::history::History;
         let spec = mk_spec(&[(AUTO, "true")], &["app-config"], &[]);
         let mut w = mk_workload(&spec, None);
         w.anchor = Some(100);

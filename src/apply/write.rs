@@ -15,25 +15,27 @@ use kube::api::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::decide::Change;
-use crate::patch::{self, Strategy};
-use crate::record::{self, FIELD_MANAGER, RECORD_ANNOTATION, Record};
-use crate::rollout::Rollout;
-use crate::workload::{Workload, WorkloadKind};
+use crate::core::decide::Change;
+use crate::core::patch::{self, Strategy};
+use crate::core::record::{self, FIELD_MANAGER, RECORD_ANNOTATION, Record};
+use crate::core::rollout::Rollout;
+use crate::core::workload::{Workload, WorkloadKind};
 
 /// What a reload write did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Wrote {
+pub(crate) enum Wrote {
     /// Pods will roll (or a Job was spawned / re-created, or a Rollout restarted).
     Rolled,
     /// Only the record changed, for the given reason.
     RecordedOnly(&'static str),
+    /// The object was replaced since it was read (a Job re-created by someone else): look again.
+    Stale,
 }
 
 /// Extra Deployment fields written with a reload: pause it.
 #[derive(Clone, Debug, Default)]
-pub struct Extra {
-    pub pause_at: Option<(String, String)>,
+pub(crate) struct Extra {
+    pub(crate) pause_at: Option<(String, String)>,
 }
 
 fn pp() -> PatchParams {
@@ -41,7 +43,7 @@ fn pp() -> PatchParams {
 }
 
 /// RFC 3339 at whole seconds, as Kubernetes times are written.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
@@ -55,7 +57,7 @@ fn rollout_api(c: &kube::Client, ns: &str) -> Api<DynamicObject> {
 
 /// A patch to the workload itself: strategic merge for built-in kinds, JSON merge for Rollouts
 /// (custom resources do not take strategic merge).
-pub async fn patch_workload(client: &kube::Client, w: &Workload, body: Value) -> Result<(), kube::Error> {
+pub(crate) async fn patch_workload(client: &kube::Client, w: &Workload, body: Value) -> Result<(), kube::Error> {
     let (ns, name) = (w.key.namespace.as_str(), w.key.name.as_str());
     let c = client.clone();
     let smp = Patch::Strategic(body.clone());
@@ -81,12 +83,12 @@ async fn recorded_only(
 }
 
 /// Records the given state on the workload: no rollout.
-pub async fn write_record(client: &kube::Client, w: &Workload, record: &Record) -> Result<(), kube::Error> {
+pub(crate) async fn write_record(client: &kube::Client, w: &Workload, record: &Record) -> Result<(), kube::Error> {
     patch_workload(client, w, patch::record_patch(w, record)).await
 }
 
 /// Performs a reload.
-pub async fn write_reload(
+pub(crate) async fn write_reload(
     client: &kube::Client,
     w: &Workload,
     changes: &[Change],
@@ -114,14 +116,14 @@ pub async fn write_reload(
 }
 
 /// Resumes a Deployment this controller paused.
-pub async fn resume(client: &kube::Client, w: &Workload, paused_at_key: &str) -> Result<(), kube::Error> {
+pub(crate) async fn resume(client: &kube::Client, w: &Workload, paused_at_key: &str) -> Result<(), kube::Error> {
     let body = json!({"metadata": {"resourceVersion": w.resource_version, "annotations": {paused_at_key: null}}, "spec": {"paused": false}});
     patch_workload(client, w, body).await
 }
 
 /// The name of the Job a reload of a CronJob spawns: derived from the change, so a retried
 /// reload finds its Job instead of creating a second one.
-pub fn spawned_job_name(cronjob: &str, record: &Record) -> String {
+pub(crate) fn spawned_job_name(cronjob: &str, record: &Record) -> String {
     let digest = Sha256::digest(record::encode(record).as_bytes());
     let suffix: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
     let base: String = cronjob.chars().take(63 - 1 - suffix.len()).collect();
@@ -135,10 +137,6 @@ async fn cronjob(
     record: &Record,
     strategy: Strategy,
 ) -> Result<Wrote, kube::Error> {
-    if w.controls.suspended {
-        // Reloader #822: a suspended CronJob must not run; the change is recorded only.
-        return recorded_only(client, w, record, "the CronJob is suspended").await;
-    }
     let (ns, name) = (w.key.namespace.as_str(), w.key.name.as_str());
     let cj = Api::<CronJob>::namespaced(client.clone(), ns).get(name).await?;
     let jt = cj.spec.job_template.clone();
@@ -195,9 +193,7 @@ async fn job(
     let api = Api::<Job>::namespaced(client.clone(), ns);
     let old = api.get(name).await?;
     if old.metadata.uid != w.uid {
-        return Err(kube::Error::Api(
-            kube::core::Status::failure("the Job was replaced meanwhile", "Conflict").with_code(409).boxed(),
-        ));
+        return Ok(Wrote::Stale);
     }
     let mut new = old.clone();
     let Some(spec) = new.spec.as_mut() else {
@@ -288,8 +284,8 @@ async fn rollout(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Applied;
-    use crate::source::{SourceKind, SourceRef};
+    use crate::core::record::Applied;
+    use crate::core::source::{SourceKind, SourceRef};
 
     #[test]
     fn spawned_job_names_fit_and_follow_the_change() {

@@ -12,7 +12,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-use crate::controller::Ctx;
+use crate::error::Error;
+use crate::runtime::context::Ctx;
 
 async fn live() -> &'static str {
     "alive"
@@ -31,22 +32,20 @@ async fn metrics(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
 }
 
 /// Binds `addr` (an error names it) and serves until `shutdown`.
-pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (--metrics-addr): {e}"))
+pub(crate) async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr, source })
 }
 
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     ctx: Arc<Ctx>,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let app = Router::new()
         .route("/live", get(live))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(ctx);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await.map_err(Error::Server)?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
 
-use crate::source::{SourceKind, SourceRef};
+use crate::core::source::{SourceKind, SourceRef};
 
 fn volume_uses(v: &Volume, kind: SourceKind, name: &str) -> bool {
     match kind {
@@ -45,7 +45,7 @@ fn env_uses(c: &Container, kind: SourceKind, name: &str) -> bool {
 /// The container Reloader attributes a source to, or `None` when the template does not use it
 /// (no volume that some container mounts, no env reference). A use found only in init
 /// containers is attributed to the first regular container.
-pub fn container_using(spec: &PodSpec, kind: SourceKind, name: &str) -> Option<String> {
+pub(crate) fn container_using(spec: &PodSpec, kind: SourceKind, name: &str) -> Option<String> {
     let containers = &spec.containers;
     let init = spec.init_containers.as_deref().unwrap_or_default();
     let first = || containers.first().map(|c| c.name.clone());
@@ -69,7 +69,7 @@ pub fn container_using(spec: &PodSpec, kind: SourceKind, name: &str) -> Option<S
 
 /// Every source the template uses, with the container each one is attributed to. Sources a
 /// template merely declares (a volume nobody mounts) are not uses, as in Reloader.
-pub fn references(spec: &PodSpec) -> BTreeMap<SourceRef, String> {
+pub(crate) fn references(spec: &PodSpec) -> BTreeMap<SourceRef, String> {
     let mut candidates: Vec<SourceRef> = Vec::new();
     for v in spec.volumes.iter().flatten() {
         if let Some(c) = &v.config_map {
@@ -124,7 +124,7 @@ pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    pub fn spec(v: serde_json::Value) -> PodSpec {
+    pub(crate) fn spec(v: serde_json::Value) -> PodSpec {
         serde_json::from_value(v).expect("valid PodSpec")
     }
 

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Sink {
+pub(crate) enum Sink {
     Slack,
     Teams,
     GChat,
@@ -20,7 +20,7 @@ pub enum Sink {
 }
 
 impl Sink {
-    pub fn parse(s: &str) -> Sink {
+    pub(crate) fn parse(s: &str) -> Sink {
         match s.trim().to_ascii_lowercase().as_str() {
             "slack" => Sink::Slack,
             "teams" => Sink::Teams,
@@ -28,7 +28,7 @@ impl Sink {
             _ => Sink::Raw,
         }
     }
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Sink::Slack => "slack",
             Sink::Teams => "teams",
@@ -40,16 +40,16 @@ impl Sink {
 
 /// Alert settings, read from the environment as Reloader does.
 #[derive(Clone, Debug)]
-pub struct AlertConfig {
-    pub url: String,
-    pub sink: Sink,
-    pub proxy: Option<String>,
-    pub additional_info: Option<String>,
+pub(crate) struct AlertConfig {
+    pub(crate) url: String,
+    pub(crate) sink: Sink,
+    pub(crate) proxy: Option<String>,
+    pub(crate) additional_info: Option<String>,
 }
 
 impl AlertConfig {
     /// `None` unless `ALERT_ON_RELOAD` is exactly `true`; an error when the URL is missing.
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<AlertConfig>, String> {
+    pub(crate) fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<AlertConfig>, String> {
         if get("ALERT_ON_RELOAD").as_deref() != Some("true") {
             return Ok(None);
         }
@@ -67,7 +67,7 @@ impl AlertConfig {
 }
 
 /// Reloader's alert text.
-pub fn message(
+pub(crate) fn message(
     source: &str,
     source_type: &str,
     workload: &str,
@@ -85,7 +85,7 @@ pub fn message(
 }
 
 /// The request a sink gets: content type, body, and whether a status counts as success.
-pub fn request(sink: Sink, msg: &str) -> (&'static str, String, fn(u16) -> bool) {
+pub(crate) fn request(sink: Sink, msg: &str) -> (&'static str, String, fn(u16) -> bool) {
     match sink {
         Sink::Slack => (
             "application/json",
@@ -108,13 +108,13 @@ fn client(proxy: Option<&str>) -> Result<reqwest::Client, String> {
 
 /// Sends alerts and webhook notifications.
 #[derive(Clone)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     alert: Option<(AlertConfig, reqwest::Client)>,
     webhook: Option<(String, reqwest::Client)>,
 }
 
 impl Notifier {
-    pub fn new(alert: Option<AlertConfig>, webhook_url: Option<String>) -> Result<Notifier, String> {
+    pub(crate) fn new(alert: Option<AlertConfig>, webhook_url: Option<String>) -> Result<Notifier, String> {
         let alert = match alert {
             Some(c) => {
                 let cl = client(c.proxy.as_deref())?;
@@ -129,12 +129,12 @@ impl Notifier {
         Ok(Notifier { alert, webhook })
     }
 
-    pub fn webhook_mode(&self) -> bool {
+    pub(crate) fn webhook_mode(&self) -> bool {
         self.webhook.is_some()
     }
 
     /// Posts an alert; `Ok(None)` when alerts are off.
-    pub async fn alert(&self, msg: &str) -> Option<(Sink, Result<(), String>)> {
+    pub(crate) async fn alert(&self, msg: &str) -> Option<(Sink, Result<(), String>)> {
         let (cfg, client) = self.alert.as_ref()?;
         let (ctype, body, ok) = request(cfg.sink, msg);
         let res = client.post(&cfg.url).header("Content-Type", ctype).body(body).send().await;
@@ -151,7 +151,7 @@ impl Notifier {
     }
 
     /// `--webhook-url` mode: Reloader's body, once per source change.
-    pub async fn webhook(&self, source: &str, source_type: &str, namespace: &str) -> Option<Result<(), String>> {
+    pub(crate) async fn webhook(&self, source: &str, source_type: &str, namespace: &str) -> Option<Result<(), String>> {
         let (url, client) = self.webhook.as_ref()?;
         info!(
             "Changes detected in '{source}' of type '{source_type}' in namespace '{namespace}', Sending webhook to '{url}'"

@@ -6,19 +6,19 @@ use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::decide::{Change, ChangeKind};
-use crate::record::{self, RECORD_ANNOTATION, Record};
-use crate::workload::Workload;
+use crate::core::decide::{Change, ChangeKind};
+use crate::core::record::{self, RECORD_ANNOTATION, Record};
+use crate::core::workload::Workload;
 
 /// Reloader's pod-template annotation for the `annotations` strategy.
-pub const LAST_RELOADED_FROM: &str = "reloader.stakater.com/last-reloaded-from";
+pub(crate) const LAST_RELOADED_FROM: &str = "reloader.stakater.com/last-reloaded-from";
 
 /// Reloader's hash for a deleted source: SHA-1 of `__RELOADER_EMPTY_DELETE_MARKER__`.
-pub const DELETE_MARKER: &str = "aae45badef99284e4dae01d6046154ea9d99532f";
+pub(crate) const DELETE_MARKER: &str = "aae45badef99284e4dae01d6046154ea9d99532f";
 
 /// `--reload-strategy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Strategy {
+pub(crate) enum Strategy {
     #[value(name = "annotations")]
     Annotations,
     #[value(name = "env-vars")]
@@ -40,7 +40,7 @@ struct ReloadSource<'a> {
 
 /// Reloader's `ConvertToEnvVarName`: upper-case, keep `[A-Z0-9]`, turn each run of other bytes
 /// into one `_` (none at the start).
-pub fn env_var_component(name: &str) -> String {
+pub(crate) fn env_var_component(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut last_valid = false;
     for b in name.to_ascii_uppercase().bytes() {
@@ -56,17 +56,17 @@ pub fn env_var_component(name: &str) -> String {
 }
 
 /// `STAKATER_<NAME>_<CONFIGMAP|SECRET>`.
-pub fn env_var_name(change: &Change) -> String {
+pub(crate) fn env_var_name(change: &Change) -> String {
     format!("STAKATER_{}_{}", env_var_component(&change.source.name), change.source.kind.type_name())
 }
 
 /// Records the given state on the workload's metadata: no rollout.
-pub fn record_patch(w: &Workload, record: &Record) -> Value {
+pub(crate) fn record_patch(w: &Workload, record: &Record) -> Value {
     json!({"metadata": {"resourceVersion": w.resource_version, "annotations": {RECORD_ANNOTATION: record::encode(record)}}})
 }
 
 /// The `last-reloaded-from` value for a reload (it names the first change).
-pub fn reload_annotation(w: &Workload, changes: &[Change], now_unix: i64) -> Option<String> {
+pub(crate) fn reload_annotation(w: &Workload, changes: &[Change], now_unix: i64) -> Option<String> {
     let c = changes.first()?;
     let source = ReloadSource {
         type_: c.source.kind.type_name(),
@@ -81,15 +81,15 @@ pub fn reload_annotation(w: &Workload, changes: &[Change], now_unix: i64) -> Opt
 
 /// One env-var change of the env-vars strategy: set to a hash, or remove (`None`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EnvUpdate {
-    pub container: String,
-    pub name: String,
-    pub value: Option<String>,
+pub(crate) struct EnvUpdate {
+    pub(crate) container: String,
+    pub(crate) name: String,
+    pub(crate) value: Option<String>,
 }
 
 /// The env-var changes for a reload, in change order; a deleted source's variable is removed
 /// only where it is present.
-pub fn env_updates(w: &Workload, changes: &[Change]) -> Vec<EnvUpdate> {
+pub(crate) fn env_updates(w: &Workload, changes: &[Change]) -> Vec<EnvUpdate> {
     let mut out = Vec::new();
     for c in changes {
         let Some(container) = w.container_for(&c.source) else { continue };
@@ -110,7 +110,7 @@ pub fn env_updates(w: &Workload, changes: &[Change]) -> Vec<EnvUpdate> {
 
 /// The pod-template part of a reload as a strategic-merge fragment, or `None` when there is
 /// nothing to change in it (env-vars with no container to put a variable in).
-pub fn template_patch(w: &Workload, changes: &[Change], strategy: Strategy, now_unix: i64) -> Option<Value> {
+pub(crate) fn template_patch(w: &Workload, changes: &[Change], strategy: Strategy, now_unix: i64) -> Option<Value> {
     match strategy {
         Strategy::Annotations => {
             let value = reload_annotation(w, changes, now_unix)?;
@@ -140,7 +140,7 @@ pub fn template_patch(w: &Workload, changes: &[Change], strategy: Strategy, now_
 
 /// Applies a reload to a whole pod template (for kinds written as whole objects: the Job a
 /// CronJob spawns, a re-created Job, an Argo Rollout). Returns whether anything changed.
-pub fn mutate_template(
+pub(crate) fn mutate_template(
     t: &mut PodTemplateSpec,
     w: &Workload,
     changes: &[Change],
@@ -188,7 +188,7 @@ pub fn mutate_template(
 
 /// A reload of a Deployment, StatefulSet or DaemonSet: the pod-template change plus the new
 /// record, in one patch, so the record never claims a rollout that did not happen.
-pub fn reload_patch(w: &Workload, template: Value, record: &Record) -> Value {
+pub(crate) fn reload_patch(w: &Workload, template: Value, record: &Record) -> Value {
     let mut p = record_patch(w, record);
     p["spec"] = json!({"template": template});
     p

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// Parses a Go duration; negative durations come back as `Err` of the value (they mean "now").
-pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_go_duration(s: &str) -> Result<Duration, String> {
     let orig = s;
     let err = || format!("{orig:?} is not a duration like \"10s\", \"5m\" or \"1h30m\"");
     let (neg, mut rest) = match s.strip_prefix('-') {

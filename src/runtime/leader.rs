@@ -29,37 +29,27 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::record::FIELD_MANAGER;
+use crate::config::HaSettings;
+use crate::core::record::FIELD_MANAGER;
 
 /// How soon a standby or a failing holder tries again.
 const RETRY: Duration = Duration::from_secs(2);
 
-/// HA settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HaSettings {
-    /// `POD_NAME`.
-    pub identity: String,
-    /// `POD_NAMESPACE`.
-    pub namespace: String,
-    pub lease_name: String,
-    pub lease_duration: Duration,
-}
-
 impl HaSettings {
     /// How often the holder renews: a third of the duration.
-    pub fn renew_every(&self) -> Duration {
+    pub(crate) fn renew_every(&self) -> Duration {
         self.lease_duration / 3
     }
 
     /// How long after a renewal was sent the holder may still write: two thirds of the duration.
-    pub fn renew_deadline(&self) -> Duration {
+    pub(crate) fn renew_deadline(&self) -> Duration {
         self.lease_duration * 2 / 3
     }
 }
 
 /// What to do with the Lease as read (pure).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// It is ours: renew it.
     Renew,
     /// It is free, or its holder let it expire: take it.
@@ -69,7 +59,7 @@ pub enum Step {
 }
 
 /// Decides from the Lease's spec, this replica's identity and the wall-clock time.
-pub fn step(spec: Option<&LeaseSpec>, identity: &str, now: Timestamp) -> Step {
+pub(crate) fn step(spec: Option<&LeaseSpec>, identity: &str, now: Timestamp) -> Step {
     let Some(spec) = spec else { return Step::Acquire };
     let holder = spec.holder_identity.as_deref().unwrap_or_default();
     if holder == identity {
@@ -90,7 +80,7 @@ pub fn step(spec: Option<&LeaseSpec>, identity: &str, now: Timestamp) -> Step {
 
 /// The write gate and election health, shared with the controller.
 #[derive(Debug, Default)]
-pub struct Gate {
+pub(crate) struct Gate {
     inner: Mutex<GateState>,
 }
 
@@ -106,12 +96,12 @@ struct GateState {
 
 impl Gate {
     /// Whether this replica may write now.
-    pub fn open(&self) -> bool {
+    pub(crate) fn open(&self) -> bool {
         self.inner.lock().expect("gate lock").deadline.is_some_and(|d| Instant::now() < d)
     }
 
     /// Why no replica may be able to write, if the election has failed for longer than `within`.
-    pub fn failing_for(&self, within: Duration) -> Option<String> {
+    pub(crate) fn failing_for(&self, within: Duration) -> Option<String> {
         let g = self.inner.lock().expect("gate lock");
         let err = g.error.as_ref()?;
         let since = g.last_ok.map_or(within, |t| t.elapsed());
@@ -121,7 +111,7 @@ impl Gate {
 
 /// Runs the election until `stop`, then releases the lease if held. `leading` follows the gate
 /// (for the controller's "became leader: look at everything" and the metric).
-pub async fn run(
+pub(crate) async fn run(
     client: kube::Client,
     ha: HaSettings,
     gate: Arc<Gate>,
@@ -211,7 +201,7 @@ async fn attempt(api: &Api<Lease>, ha: &HaSettings) -> Result<Option<bool>, Stri
     let now = Timestamp::now();
     let current = match api.get_opt(&ha.lease_name).await {
         Ok(l) => l,
-        Err(e) => return Err(crate::client::error_message(&e)),
+        Err(e) => return Err(crate::error::api_message(&e)),
     };
     let Some(mut lease) = current else {
         let lease = Lease {
@@ -221,7 +211,7 @@ async fn attempt(api: &Api<Lease>, ha: &HaSettings) -> Result<Option<bool>, Stri
         return match api.create(&pp, &lease).await {
             Ok(_) => Ok(Some(true)),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(Some(false)),
-            Err(e) => Err(crate::client::error_message(&e)),
+            Err(e) => Err(crate::error::api_message(&e)),
         };
     };
     let spec = lease.spec.clone().unwrap_or_default();
@@ -236,7 +226,7 @@ async fn attempt(api: &Api<Lease>, ha: &HaSettings) -> Result<Option<bool>, Stri
     match api.replace(&ha.lease_name, &pp, &lease).await {
         Ok(_) => Ok(Some(true)),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(Some(false)),
-        Err(e) => Err(crate::client::error_message(&e)),
+        Err(e) => Err(crate::error::api_message(&e)),
     }
 }
 
@@ -257,7 +247,7 @@ async fn current_holder(api: &Api<Lease>, name: &str) -> Option<String> {
 
 /// Gives the lease up so a standby takes over at once: no holder, expired.
 async fn release(api: &Api<Lease>, ha: &HaSettings) -> Result<(), String> {
-    let mut lease = api.get(&ha.lease_name).await.map_err(|e| crate::client::error_message(&e))?;
+    let mut lease = api.get(&ha.lease_name).await.map_err(|e| crate::error::api_message(&e))?;
     let Some(spec) = lease.spec.as_mut() else { return Ok(()) };
     if spec.holder_identity.as_deref() != Some(ha.identity.as_str()) {
         return Ok(());
@@ -266,7 +256,7 @@ async fn release(api: &Api<Lease>, ha: &HaSettings) -> Result<(), String> {
     spec.lease_duration_seconds = Some(1);
     lease.metadata.managed_fields = None;
     let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-    api.replace(&ha.lease_name, &pp, &lease).await.map(drop).map_err(|e| crate::client::error_message(&e))
+    api.replace(&ha.lease_name, &pp, &lease).await.map(drop).map_err(|e| crate::error::api_message(&e))
 }
 
 #[cfg(test)]

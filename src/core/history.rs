@@ -15,11 +15,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::record::Applied;
-use crate::source::SourceRef;
+use crate::core::record::Applied;
+use crate::core::source::SourceRef;
 
 /// How long a change is remembered: far longer than any watch lag or 409 retry.
-pub const KEEP: Duration = Duration::from_secs(600);
+pub(crate) const KEEP: Duration = Duration::from_secs(600);
 /// Changes kept per source; older ones only matter when a source flaps, and then any kept
 /// one still differs from the current content.
 const STEPS: usize = 8;
@@ -37,14 +37,14 @@ struct Step {
 
 /// Recent changes of every source, by namespace and source.
 #[derive(Debug, Default)]
-pub struct History {
+pub(crate) struct History {
     changes: HashMap<(String, SourceRef), VecDeque<Step>>,
     last_sweep: Option<Instant>,
 }
 
 impl History {
     /// Notes that `source` changed at `rv` from `before` to something else.
-    pub fn changed(&mut self, namespace: &str, source: &SourceRef, rv: u64, before: Applied, now: Instant) {
+    pub(crate) fn changed(&mut self, namespace: &str, source: &SourceRef, rv: u64, before: Applied, now: Instant) {
         if self.last_sweep.is_none_or(|t| now.saturating_duration_since(t) >= SWEEP) {
             self.sweep(now);
         }
@@ -57,7 +57,7 @@ impl History {
 
     /// The content `source` had at resourceVersion `rv`, given its content now: the content
     /// before the first kept change made after `rv`, or `current` if none was.
-    pub fn content_at(&self, namespace: &str, source: &SourceRef, rv: u64, current: Applied) -> Applied {
+    pub(crate) fn content_at(&self, namespace: &str, source: &SourceRef, rv: u64, current: Applied) -> Applied {
         // The key is built only for sources that have changes at all.
         if self.changes.is_empty() {
             return current;
@@ -68,13 +68,10 @@ impl History {
             .map_or(current, |s| s.before)
     }
 
-    /// Sources with remembered changes (for tests and the memory gauge).
-    pub fn len(&self) -> usize {
+    /// Sources with remembered changes.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.changes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
     }
 
     /// Forgets every change older than [`KEEP`].
@@ -89,15 +86,15 @@ impl History {
 }
 
 /// Parses a resourceVersion as KEP-5504 defines it: a positive decimal integer.
-pub fn parse_rv(rv: Option<&str>) -> Option<u64> {
+pub(crate) fn parse_rv(rv: Option<&str>) -> Option<u64> {
     rv.and_then(|s| s.parse::<u64>().ok()).filter(|n| *n > 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::ContentHash;
-    use crate::source::SourceKind;
+    use crate::core::hash::ContentHash;
+    use crate::core::source::SourceKind;
 
     fn h(n: u8) -> Applied {
         Applied::Hash(ContentHash([n; 32]))

@@ -14,11 +14,11 @@ use sha2::{Digest, Sha256};
 
 /// A SHA-256 content hash.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ContentHash(pub [u8; 32]);
+pub(crate) struct ContentHash(pub [u8; 32]);
 
 impl ContentHash {
     /// Lower-case hex, 64 characters.
-    pub fn to_hex(&self) -> String {
+    pub(crate) fn to_hex(self) -> String {
         let mut s = String::with_capacity(64);
         for b in self.0 {
             s.push(char::from(HEX[usize::from(b >> 4)]));
@@ -28,7 +28,7 @@ impl ContentHash {
     }
 
     /// The first 12 hex digits, for logs.
-    pub fn short(&self) -> String {
+    pub(crate) fn short(&self) -> String {
         self.to_hex()[..12].to_string()
     }
 }
@@ -80,12 +80,12 @@ impl Encoder {
 }
 
 /// Hash of a ConfigMap's `data` and `binaryData`.
-pub fn configmap_hash(cm: &ConfigMap) -> ContentHash {
+pub(crate) fn configmap_hash(cm: &ConfigMap) -> ContentHash {
     configmap_hash_parts(cm.data.as_ref(), cm.binary_data.as_ref())
 }
 
 /// Hash of ConfigMap payload parts (the maps are sorted by key, so the order is stable).
-pub fn configmap_hash_parts(
+pub(crate) fn configmap_hash_parts(
     data: Option<&BTreeMap<String, String>>,
     binary: Option<&BTreeMap<String, ByteString>>,
 ) -> ContentHash {
@@ -98,12 +98,12 @@ pub fn configmap_hash_parts(
 }
 
 /// Hash of a Secret's `data` (the API server folds `stringData` into `data`).
-pub fn secret_hash(secret: &Secret) -> ContentHash {
+pub(crate) fn secret_hash(secret: &Secret) -> ContentHash {
     secret_hash_parts(secret.data.as_ref())
 }
 
 /// Hash of Secret payload.
-pub fn secret_hash_parts(data: Option<&BTreeMap<String, ByteString>>) -> ContentHash {
+pub(crate) fn secret_hash_parts(data: Option<&BTreeMap<String, ByteString>>) -> ContentHash {
     let empty = BTreeMap::new();
     let mut e = Encoder::new(b"secret");
     e.section(b"data", data.unwrap_or(&empty).iter().map(|(k, v)| (k, &v.0[..])));

@@ -123,6 +123,7 @@ pub struct Metrics {
     pub webhooks: Family<ResultLabel, Counter>,
     pub dry_run: Family<ActionLabel, Counter>,
     pub write_conflicts: Family<WorkloadKindLabel, Counter>,
+    pub failures: Family<Reason, Counter>,
 }
 
 impl Metrics {
@@ -230,7 +231,15 @@ impl Metrics {
             write_conflicts.clone(),
         );
 
+        let failures = Family::<Reason, Counter>::default();
+        r.register(
+            "reloader_failures",
+            "Failed reconciles by what went wrong (forbidden, invalid, conflict, not_found, server_error, transport, ...).",
+            failures.clone(),
+        );
+
         Metrics {
+            failures,
             dry_run,
             write_conflicts,
             registry: r,
@@ -264,6 +273,11 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
         out
+    }
+
+    /// A failed reconcile, by `Error::metric_label`.
+    pub fn failure(&self, reason: &'static str) {
+        self.failures.get_or_create(&Reason { reason }).inc();
     }
 
     pub fn error(&self, t: &'static str) {

@@ -10,23 +10,23 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BrakeSettings {
-    pub min_interval: Duration,
-    pub flap_limit: usize,
-    pub flap_window: Duration,
-    pub settle: Duration,
+pub(crate) struct BrakeSettings {
+    pub(crate) min_interval: Duration,
+    pub(crate) flap_limit: usize,
+    pub(crate) flap_window: Duration,
+    pub(crate) settle: Duration,
 }
 
 /// Per-workload history.
 #[derive(Clone, Debug, Default)]
-pub struct Brake {
+pub(crate) struct Brake {
     reloads: VecDeque<Instant>,
     held: bool,
     last_change: Option<Instant>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Reload now.
     Go,
     /// Too soon after the last reload: look again then.
@@ -37,16 +37,16 @@ pub enum Verdict {
 
 impl Brake {
     /// A governing source changed.
-    pub fn changed(&mut self, now: Instant) {
+    pub(crate) fn changed(&mut self, now: Instant) {
         self.last_change = Some(now);
     }
 
-    pub fn is_held(&self) -> bool {
+    pub(crate) fn is_held(&self) -> bool {
         self.held
     }
 
     /// May the workload reload now?
-    pub fn check(&mut self, s: &BrakeSettings, now: Instant) -> Verdict {
+    pub(crate) fn check(&mut self, s: &BrakeSettings, now: Instant) -> Verdict {
         while self.reloads.front().is_some_and(|t| now.duration_since(*t) > s.flap_window) {
             self.reloads.pop_front();
         }
@@ -75,7 +75,7 @@ impl Brake {
     }
 
     /// A reload was written.
-    pub fn reloaded(&mut self, now: Instant) {
+    pub(crate) fn reloaded(&mut self, now: Instant) {
         self.reloads.push_back(now);
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use tokio::sync::Notify;
 use tokio::time::{Duration, Instant};
 
-pub struct WorkQueue<K> {
+pub(crate) struct WorkQueue<K> {
     inner: Mutex<Inner<K>>,
     notify: Notify,
 }
@@ -32,7 +32,7 @@ impl<K: Clone + Eq + Hash + Ord> Default for WorkQueue<K> {
 }
 
 impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         WorkQueue {
             inner: Mutex::new(Inner {
                 pending: HashMap::new(),
@@ -46,7 +46,7 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
     }
 
     /// Schedules `key` after `delay`, unless it is already due sooner.
-    pub fn add_after(&self, key: K, delay: Duration) {
+    pub(crate) fn add_after(&self, key: K, delay: Duration) {
         let now = Instant::now();
         let at = now + delay;
         let mut g = self.inner.lock().expect("queue lock");
@@ -65,16 +65,12 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
     }
 
     /// Number of keys waiting.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.inner.lock().expect("queue lock").pending.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Stops handing out keys; `next` returns `None` from then on.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.inner.lock().expect("queue lock").closed = true;
         self.notify.notify_waiters();
         self.notify.notify_one();
@@ -82,7 +78,7 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
 
     /// Waits for the next due key that no worker holds, and says how long it was queued
     /// (debounce included). Call `done` when finished with it.
-    pub async fn next(&self) -> Option<(K, Duration)> {
+    pub(crate) async fn next(&self) -> Option<(K, Duration)> {
         loop {
             let notified = self.notify.notified();
             let wait = {
@@ -109,7 +105,7 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
 
     /// Releases a key taken with `next`; if it was scheduled again meanwhile, it becomes
     /// available to workers again.
-    pub fn done(&self, key: &K) {
+    pub(crate) fn done(&self, key: &K) {
         let mut g = self.inner.lock().expect("queue lock");
         g.running.remove(key);
         if let Some((at, _)) = g.pending.get(key).copied() {
@@ -151,6 +147,18 @@ impl<K: Clone + Eq + Hash + Ord> Inner<K> {
     }
 }
 
+/// Delay before looking again after the `n`th 409 in a row: 50 ms doubling to 1 s. The
+/// newer object is usually in the index by then; a baseline is not lost by waiting, since
+/// the decision compares from the workload's first sight (see `core::history`).
+pub(crate) fn conflict_backoff(n: u32) -> Duration {
+    Duration::from_millis(50u64 << n.saturating_sub(1).min(5)).min(Duration::from_secs(1))
+}
+
+/// Delay before retrying a failed workload: 1 s doubling to 5 min.
+pub(crate) fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(8)).min(Duration::from_secs(300))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,7 +175,7 @@ mod tests {
         // The first deadline holds: later adds inside the window do not push it back.
         assert!(Instant::now() - t0 <= Duration::from_millis(400));
         q.done(&"a");
-        assert!(q.is_empty());
+        assert_eq!(q.len(), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,0 +1,273 @@
+//! Reconciling one workload: a snapshot of it and its sources from the index, the decision
+//! (`core::decide`), the write (`write`, the only code that writes workloads) and the report
+//! (`report`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kube::runtime::events::EventType;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::apply::report::{self, event, publish, source_ref};
+use crate::apply::write::{self, Wrote};
+use crate::core::brake::Verdict;
+use crate::core::decide::{self, Change, Decision, Plan, Resume};
+use crate::core::record::Record;
+use crate::core::workload::{Workload, WorkloadKey};
+use crate::error::Error;
+use crate::runtime::context::Ctx;
+use crate::runtime::metrics::ResultLabel;
+
+/// What happened, for the worker's retry policy.
+pub(crate) enum Outcome {
+    Done,
+    /// Our view was stale (409); the watch delivers the newer object, check again soon.
+    Stale,
+}
+
+/// What one pass did.
+enum Did {
+    Wrote,
+    Nothing,
+    Stale,
+}
+
+/// Reconciles one workload: compares what governs it now with what it recorded, and writes
+/// the difference.
+pub(crate) async fn reconcile(ctx: &Arc<Ctx>, key: &WorkloadKey) -> Result<Outcome, Error> {
+    let started = Instant::now();
+    let result = pass(ctx, key, started).instrument(info_span!("reconcile", workload = %key)).await;
+    let label = match &result {
+        Ok(Did::Wrote) => "success",
+        Ok(_) => "skipped",
+        Err(_) => "error",
+    };
+    ctx.metrics.reconcile.get_or_create(&ResultLabel { result: label }).inc();
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&ResultLabel { result: label })
+        .observe(started.elapsed().as_secs_f64());
+    result.map(|d| if matches!(d, Did::Stale) { Outcome::Stale } else { Outcome::Done })
+}
+
+async fn pass(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) -> Result<Did, Error> {
+    let Some((w, d)) = snapshot(ctx, key) else { return Ok(Did::Nothing) };
+    report_problems(ctx, &w, &d);
+    match d.resume {
+        Some(Resume::Now) => return resume(ctx, &w).await,
+        Some(Resume::After(due)) => ctx.enqueue(key.clone(), due),
+        None => {}
+    }
+    match &d.plan {
+        Plan::Nothing => Ok(Did::Nothing),
+        Plan::Adopt(record) | Plan::Record(record) => record_only(ctx, &w, record, None).await,
+        Plan::Reload { changes, record } => {
+            if let Some(why) = d.record_only {
+                return record_only(ctx, &w, record, Some(why)).await;
+            }
+            if !brake_allows(ctx, &w, changes) {
+                return Ok(Did::Nothing);
+            }
+            reload(ctx, &w, &d, changes, record, started).await
+        }
+    }
+}
+
+/// The workload and the decision on it, from the index, or `None` if there is nothing to do.
+fn snapshot(ctx: &Ctx, key: &WorkloadKey) -> Option<(Workload, Decision)> {
+    let st = ctx.state.lock().expect("state lock");
+    let w = st.workload(key)?;
+    if !ctx.namespace_selected(&key.namespace) {
+        ctx.metrics.skip("ignored_or_not_selected");
+        return None;
+    }
+    // In dry-run nothing is written, so what "would have been" recorded stands in.
+    let w = ctx.with_dry_run_record(w);
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let s = &ctx.settings;
+    let (_, d) =
+        decide::decide(&w, st.sources(&key.namespace), Some(st.history()), s.options, &s.keys.pause_period, now);
+    Some((w, d))
+}
+
+fn report_problems(ctx: &Arc<Ctx>, w: &Workload, d: &Decision) {
+    let key = &w.key;
+    for e in &d.problems {
+        // Reported on every evaluation that sees it, like Reloader; the rest of the policy applies.
+        error!(
+            "Skipping invalid reload annotation on {} '{}' in namespace '{}': {e}",
+            key.kind, key.name, key.namespace
+        );
+        let note = format!("{e}; the workload's other rules still apply");
+        let mut ev = event(EventType::Warning, "InvalidAnnotation", note, None);
+        ev.action = "Evaluate".into();
+        publish(ctx, w, ev);
+    }
+    if d.pause_ignored {
+        warn!("Annotation '{}' only applicable for deployments", ctx.settings.keys.pause_period);
+    }
+    if let Err(e) = &w.record {
+        warn!(error = %e, "unreadable {} annotation; adopting the current state", crate::core::record::RECORD_ANNOTATION);
+    }
+    if let Some(by) = &w.record_foreign {
+        info!(writer = %by, "the applied record was written by someone else (e.g. a rollout undo); adopting the current state");
+    }
+}
+
+/// Maps a write's result: a 409 is counted and looked at again soon, a 404 means it is gone.
+fn written(ctx: &Ctx, w: &Workload, action: &'static str, r: Result<(), kube::Error>) -> Result<Did, Error> {
+    match r {
+        Ok(()) => Ok(Did::Wrote),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(conflict(ctx, &w.key, &s.message)),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Did::Nothing),
+        Err(source) => Err(Error::Write { action, key: w.key.to_string(), source }),
+    }
+}
+
+/// A write refused with 409: the workload changed since it was read. Counted, and retried
+/// promptly by the worker (the watch is about to deliver the newer object).
+fn conflict(ctx: &Ctx, key: &WorkloadKey, message: &str) -> Did {
+    let kind = crate::runtime::metrics::WorkloadKindLabel { workload_kind: key.kind.as_str() };
+    ctx.metrics.write_conflicts.get_or_create(&kind).inc();
+    debug!(reason = message, "the workload changed since it was read; looking again");
+    Did::Stale
+}
+
+/// A Deployment this controller paused resumes when its period is over, whoever is leader
+/// and however often the controller restarted meanwhile (the start is on the object).
+async fn resume(ctx: &Arc<Ctx>, w: &Workload) -> Result<Did, Error> {
+    if !ctx.may_write("resume", w) {
+        return Ok(Did::Nothing);
+    }
+    let r = write::resume(&ctx.client, w, &ctx.settings.keys.paused_at).await;
+    if r.is_ok() {
+        info!("Successfully resumed deployment '{}' in namespace '{}'", w.key.name, w.key.namespace);
+    }
+    written(ctx, w, "resuming", r)
+}
+
+/// Writes the record alone: adoption, a newly governed source, or a change that must not roll
+/// (`why`).
+async fn record_only(ctx: &Arc<Ctx>, w: &Workload, record: &Record, why: Option<&'static str>) -> Result<Did, Error> {
+    debug!(sources = record.len(), "recording the governing sources");
+    if !ctx.may_write("record", w) {
+        ctx.set_dry_run_record(&w.key, record);
+        return Ok(Did::Nothing);
+    }
+    let did = written(ctx, w, "recording", write::write_record(&ctx.client, w, record).await)?;
+    if matches!(did, Did::Wrote) {
+        if let Some(why) = why {
+            not_reloading(ctx, w, why);
+        }
+        ctx.take_change_age(&w.key);
+    }
+    Ok(did)
+}
+
+fn not_reloading(ctx: &Ctx, w: &Workload, why: &str) {
+    info!(
+        "not reloading '{}' of type '{}' in namespace '{}': {why}; the change is recorded",
+        w.key.name, w.key.kind, w.key.namespace
+    );
+    ctx.metrics.skip("strategy_not_updated");
+}
+
+/// The storm brake: at most one reload per interval, and a flapping workload is held.
+fn brake_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
+    let now = tokio::time::Instant::now();
+    match ctx.brake_check(&w.key) {
+        Verdict::Go => true,
+        Verdict::Wait(at) => {
+            debug!(in_ = ?at.saturating_duration_since(now), "reloaded recently; folding changes into the next reload");
+            ctx.queue.add_after(w.key.clone(), at.saturating_duration_since(now));
+            false
+        }
+        Verdict::Hold { until, newly } => {
+            if newly {
+                let b = &ctx.settings.brake;
+                let msg = format!(
+                    "more than {} reloads within {}; holding reloads until its sources stay unchanged for {}",
+                    b.flap_limit,
+                    humantime::format_duration(b.flap_window),
+                    humantime::format_duration(b.settle)
+                );
+                warn!("{msg}");
+                let related = changes.first().map(|c| source_ref(&w.key.namespace, c));
+                publish(ctx, w, event(EventType::Warning, "ReloadHeld", msg, related));
+            }
+            ctx.queue.add_after(w.key.clone(), until.saturating_duration_since(now));
+            false
+        }
+    }
+}
+
+async fn reload(
+    ctx: &Arc<Ctx>,
+    w: &Workload,
+    d: &Decision,
+    changes: &[Change],
+    record: &Record,
+    started: Instant,
+) -> Result<Did, Error> {
+    let key = &w.key;
+    let mut extra = write::Extra::default();
+    if let Some(period) = d.pause_for {
+        info!(
+            "Pausing Deployment '{}' in namespace '{}' for {}",
+            key.name,
+            key.namespace,
+            humantime::format_duration(period)
+        );
+        extra.pause_at = Some((ctx.settings.keys.paused_at.clone(), write::now_rfc3339()));
+    }
+    if !ctx.may_write("reload", w) {
+        if ctx.settings.dry_run {
+            ctx.set_dry_run_record(key, record);
+            ctx.brake_reloaded(key);
+            for c in changes {
+                info!(source = %c.source, "dry-run: would reload '{}' of type '{}' for a change of {}", key.name, key.kind, c.source);
+            }
+        }
+        return Ok(Did::Nothing);
+    }
+    let wrote = match write::write_reload(&ctx.client, w, changes, record, ctx.settings.strategy, &extra).await {
+        Ok(wrote) => wrote,
+        Err(kube::Error::Api(s)) if s.code == 409 => return Ok(conflict(ctx, key, &s.message)),
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Did::Nothing),
+        Err(source) => {
+            ctx.metrics.reload(key.kind.as_str(), &key.namespace, false, 0.0);
+            let msg = format!(
+                "Update for '{}' of type '{}' in namespace '{}' failed with error {}",
+                key.name,
+                key.kind,
+                key.namespace,
+                crate::error::api_message(&source)
+            );
+            let related = changes.first().map(|c| source_ref(&key.namespace, c));
+            publish(ctx, w, event(EventType::Warning, "ReloadFail", msg, related));
+            return Err(Error::Write { action: "reloading", key: key.to_string(), source });
+        }
+    };
+    match wrote {
+        Wrote::Stale => return Ok(conflict(ctx, key, "the object was replaced meanwhile")),
+        Wrote::RecordedOnly(why) => {
+            not_reloading(ctx, w, why);
+            ctx.take_change_age(key);
+            return Ok(Did::Wrote);
+        }
+        Wrote::Rolled => {}
+    }
+    ctx.brake_reloaded(key);
+    if let Some(period) = d.pause_for {
+        ctx.enqueue(key.clone(), period);
+    }
+    ctx.metrics.reload(key.kind.as_str(), &key.namespace, true, started.elapsed().as_secs_f64());
+    if let Some(age) = ctx.take_change_age(key) {
+        let kind = crate::runtime::metrics::WorkloadKindLabel { workload_kind: key.kind.as_str() };
+        ctx.metrics.change_to_patch.get_or_create(&kind).observe(age.as_secs_f64());
+    }
+    for c in changes {
+        report::report_reload(ctx, w, c);
+    }
+    Ok(Did::Wrote)
+}

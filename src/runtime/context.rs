@@ -1,0 +1,305 @@
+//! The context shared by watches, workers and the HTTP server: the client and settings, the
+//! index, the queue, metrics and Events, readiness, the write gate, and the per-workload slots
+//! (retry counts, pending-change times, storm brakes, dry-run records), which are dropped when
+//! a workload is deleted.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::config::{Scope, Settings};
+use crate::core::brake::{Brake, Verdict};
+use crate::core::index::State;
+use crate::core::record::Record;
+use crate::core::workload::{Workload, WorkloadKey};
+use crate::runtime::alerts::Notifier;
+use crate::runtime::leader;
+use crate::runtime::metrics::Metrics;
+use crate::runtime::queue::WorkQueue;
+use crate::runtime::readiness::Readiness;
+
+/// Shared by watches, workers and the HTTP server.
+pub struct Ctx {
+    pub client: Client,
+    pub settings: Settings,
+    pub(crate) state: Mutex<State>,
+    pub(crate) queue: WorkQueue<WorkloadKey>,
+    pub metrics: Metrics,
+    pub(crate) recorder: Recorder,
+    pub(crate) notifier: Notifier,
+    /// Whether every watch has finished its first list.
+    pub(crate) readiness: Arc<Readiness>,
+    /// True while this replica may write: always without HA, while holding the lease with it.
+    /// Follows `gate` (for transitions: a new leader looks at every workload).
+    pub(crate) leader: tokio::sync::watch::Sender<bool>,
+    /// With HA: the write gate, closed at the renew deadline by the monotonic clock.
+    gate: Option<Arc<leader::Gate>>,
+    shutting_down: AtomicBool,
+    /// Watches currently failing (by description), for readiness.
+    failing: Mutex<HashSet<String>>,
+    /// With `--namespace-selector`: the namespaces that currently match.
+    selected: Mutex<Option<HashSet<String>>>,
+    failures: Mutex<HashMap<WorkloadKey, u32>>,
+    /// 409s in a row per workload, for a prompt retry that backs off.
+    conflicts: Mutex<HashMap<WorkloadKey, u32>>,
+    /// When the oldest not-yet-applied source change of a workload was seen.
+    first_change: Mutex<HashMap<WorkloadKey, Instant>>,
+    /// Storm-brake history per workload.
+    brakes: Mutex<HashMap<WorkloadKey, Brake>>,
+    /// `--dry-run`: the records that would have been written.
+    dry_records: Mutex<HashMap<WorkloadKey, Record>>,
+}
+
+impl Ctx {
+    pub fn new(client: Client, settings: Settings) -> Arc<Ctx> {
+        let selected = match &settings.scope {
+            Scope::All { selector: Some(_), .. } => Some(HashSet::new()),
+            _ => None,
+        };
+        let reporter =
+            Reporter { controller: "kube-reloader".into(), instance: settings.ha.as_ref().map(|h| h.identity.clone()) };
+        let notifier = Notifier::new(settings.alert.clone(), settings.webhook_url.clone()).unwrap_or_else(|e| {
+            warn!("alerts disabled: {e}");
+            Notifier::new(None, settings.webhook_url.clone()).expect("plain client")
+        });
+        Arc::new(Ctx {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics: Metrics::new(settings.count_by_namespace),
+            notifier,
+            state: Mutex::new(State::default()),
+            queue: WorkQueue::new(),
+            readiness: Readiness::new(),
+            leader: tokio::sync::watch::channel(settings.ha.is_none()).0,
+            gate: settings.ha.as_ref().map(|_| Arc::new(leader::Gate::default())),
+            shutting_down: AtomicBool::new(false),
+            failing: Mutex::new(HashSet::new()),
+            selected: Mutex::new(selected),
+            failures: Mutex::new(HashMap::new()),
+            conflicts: Mutex::new(HashMap::new()),
+            first_change: Mutex::new(HashMap::new()),
+            brakes: Mutex::new(HashMap::new()),
+            dry_records: Mutex::new(HashMap::new()),
+            settings,
+        })
+    }
+
+    /// Schedules a workload after a source change: within the debounce window, changes fold
+    /// into one reconcile.
+    pub(crate) fn enqueue_debounced(&self, key: WorkloadKey) {
+        let now = Instant::now();
+        self.first_change.lock().expect("lock").entry(key.clone()).or_insert(now);
+        self.brakes.lock().expect("lock").entry(key.clone()).or_default().changed(now);
+        self.enqueue(key, self.settings.debounce);
+    }
+
+    pub(crate) fn enqueue(&self, key: WorkloadKey, delay: Duration) {
+        self.metrics.queue_adds.inc();
+        self.queue.add_after(key, delay);
+    }
+
+    /// A reconcile of `key` finished: its retry counts start over.
+    pub(crate) fn settled(&self, key: &WorkloadKey) {
+        self.failures.lock().expect("lock").remove(key);
+        self.conflicts.lock().expect("lock").remove(key);
+    }
+
+    /// A write of `key` met a 409: how long until it is looked at again.
+    pub(crate) fn conflicted(&self, key: &WorkloadKey) -> Duration {
+        let mut c = self.conflicts.lock().expect("lock");
+        let n = c.entry(key.clone()).or_insert(0);
+        *n += 1;
+        crate::runtime::queue::conflict_backoff(*n)
+    }
+
+    /// A reconcile of `key` failed: how long until it is retried.
+    pub(crate) fn failed(&self, key: &WorkloadKey) -> Duration {
+        let mut f = self.failures.lock().expect("lock");
+        let n = f.entry(key.clone()).or_insert(0);
+        *n += 1;
+        crate::runtime::queue::backoff(*n)
+    }
+
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// The gate of leader election, with HA.
+    pub(crate) fn gate(&self) -> Option<&Arc<leader::Gate>> {
+        self.gate.as_ref()
+    }
+
+    /// Turns true once every watch has finished its first list.
+    pub fn subscribe_ready(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.readiness.subscribe()
+    }
+
+    /// Workloads held in the index.
+    pub fn tracked_workloads(&self) -> usize {
+        self.state.lock().expect("state lock").workload_count()
+    }
+
+    /// Drops every per-workload slot of a workload that is gone, so that churn leaves nothing
+    /// behind (the index itself is pruned by the watch).
+    pub(crate) fn forget(&self, key: &WorkloadKey) {
+        self.failures.lock().expect("lock").remove(key);
+        self.conflicts.lock().expect("lock").remove(key);
+        self.first_change.lock().expect("lock").remove(key);
+        self.brakes.lock().expect("lock").remove(key);
+        self.dry_records.lock().expect("lock").remove(key);
+    }
+
+    /// How many per-workload slots are held, by kind of slot (for tests and the churn check).
+    pub fn slot_counts(&self) -> [usize; 5] {
+        [
+            self.failures.lock().expect("lock").len(),
+            self.conflicts.lock().expect("lock").len(),
+            self.first_change.lock().expect("lock").len(),
+            self.brakes.lock().expect("lock").len(),
+            self.dry_records.lock().expect("lock").len(),
+        ]
+    }
+
+    /// The time since the oldest pending source change of `key`, consumed.
+    pub(crate) fn take_change_age(&self, key: &WorkloadKey) -> Option<Duration> {
+        self.first_change.lock().expect("lock").remove(key).map(|t| t.elapsed())
+    }
+
+    pub(crate) fn watch_failed(&self, what: &str, resource: &'static str) {
+        self.metrics.watch_restarts.get_or_create(&crate::runtime::metrics::ResourceLabel { resource }).inc();
+        self.failing.lock().expect("lock").insert(what.to_string());
+    }
+
+    pub(crate) fn watch_ok(&self, what: &str) {
+        let mut f = self.failing.lock().expect("lock");
+        if !f.is_empty() {
+            f.remove(what);
+        }
+    }
+
+    /// Why `/ready` is false, or `None` when ready.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Some("shutting down".into());
+        }
+        if !self.readiness.is_ready() {
+            return Some("initial list of the watches not complete".into());
+        }
+        if let (Some(g), Some(ha)) = (&self.gate, &self.settings.ha)
+            && let Some(why) = g.failing_for(ha.lease_duration)
+        {
+            // No replica may be able to write: say so rather than look healthy.
+            return Some(why);
+        }
+        let failing = self.failing.lock().expect("lock");
+        if !failing.is_empty() {
+            let mut v: Vec<&String> = failing.iter().collect();
+            v.sort();
+            return Some(format!("watches failing: {}", v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+        }
+        None
+    }
+
+    /// Updates the gauges that are read off the state (at scrape time).
+    pub fn refresh_gauges(&self) {
+        let (s, w) = {
+            let st = self.state.lock().expect("state lock");
+            (st.source_count(), st.workload_count())
+        };
+        self.metrics.tracked_sources.set(s as i64);
+        self.metrics.tracked_workloads.set(w as i64);
+        self.metrics.queue_depth.set(self.queue.len() as i64);
+        self.metrics.leader.set(i64::from(self.is_leader()));
+        let held = self.brakes.lock().expect("lock").values().filter(|b| b.is_held()).count();
+        self.metrics.held_workloads.set(held as i64);
+    }
+
+    /// Whether this replica may write now: checked at each write, against the renew deadline.
+    pub fn is_leader(&self) -> bool {
+        self.gate.as_ref().is_none_or(|g| g.open())
+    }
+
+    /// The write gate: not in dry-run (counted and logged instead), and only while leading.
+    pub(crate) fn may_write(&self, action: &'static str, w: &Workload) -> bool {
+        if self.settings.dry_run {
+            self.metrics.dry_run.get_or_create(&crate::runtime::metrics::ActionLabel { action }).inc();
+            info!(workload = %w.key, "dry-run: would {action}");
+            return false;
+        }
+        if !self.is_leader() {
+            tracing::debug!(workload = %w.key, "not the leader; not writing");
+            return false;
+        }
+        true
+    }
+
+    /// In dry-run, the workload as if the records it would have been given were written.
+    pub(crate) fn with_dry_run_record(&self, w: &Workload) -> Workload {
+        let mut w = w.clone();
+        if self.settings.dry_run
+            && let Some(r) = self.dry_records.lock().expect("lock").get(&w.key)
+        {
+            w.record = Ok(Some(r.clone()));
+            w.record_foreign = None;
+        }
+        w
+    }
+
+    pub(crate) fn set_dry_run_record(&self, key: &WorkloadKey, record: &Record) {
+        if self.settings.dry_run {
+            self.dry_records.lock().expect("lock").insert(key.clone(), record.clone());
+        }
+    }
+
+    pub(crate) fn brake_check(&self, key: &WorkloadKey) -> Verdict {
+        self.brakes.lock().expect("lock").entry(key.clone()).or_default().check(&self.settings.brake, Instant::now())
+    }
+
+    pub(crate) fn brake_reloaded(&self, key: &WorkloadKey) {
+        self.brakes.lock().expect("lock").entry(key.clone()).or_default().reloaded(Instant::now());
+    }
+
+    pub(crate) fn namespace_selected(&self, ns: &str) -> bool {
+        self.selected.lock().expect("ns lock").as_ref().is_none_or(|s| s.contains(ns))
+    }
+
+    pub(crate) fn selected_namespaces(&self) -> Vec<String> {
+        self.selected.lock().expect("ns lock").iter().flatten().cloned().collect()
+    }
+
+    /// A namespace joins or leaves the selector; joining reconciles its workloads.
+    pub(crate) fn select_namespace(&self, ns: &str, selected: bool) {
+        let joined = {
+            let mut g = self.selected.lock().expect("ns lock");
+            let Some(set) = g.as_mut() else { return };
+            if selected {
+                set.insert(ns.to_string())
+            } else {
+                if set.remove(ns) {
+                    info!(namespace = ns, "namespace no longer matches the selector");
+                }
+                false
+            }
+        };
+        if joined {
+            info!(namespace = ns, "namespace matches the selector; watching it");
+            let keys = self.state.lock().expect("state lock").rebase(ns);
+            for k in keys {
+                self.enqueue(k, Duration::ZERO);
+            }
+        }
+    }
+
+    pub(crate) fn enqueue_all(&self) {
+        let keys: Vec<WorkloadKey> = self.state.lock().expect("state lock").workload_keys().cloned().collect();
+        for k in keys {
+            self.enqueue(k, Duration::ZERO);
+        }
+    }
+}
