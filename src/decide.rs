@@ -1190,8 +1190,11 @@ mod tests {
             run_scenario(name, steps);
         }
     }
-    /// Spec §8.3 with search mode: after a deletion reloads (reload-on-delete), the re-creation
-    /// of the same source reloads too (reload-on-create), as for auto and named workloads.
+
+    /// With `--reload-on-delete` the deletion of a governing source reloads the workload, and with
+    /// `--reload-on-create` so does the creation of one. In search mode too: after a deletion
+    /// reloads, the re-creation of the same source reloads as well, as for auto and named
+    /// workloads.
     #[test]
     fn search_deleted_then_recreated_with_both_flags() {
         use ChangeKind::{Created, Deleted};
@@ -1218,8 +1221,9 @@ mod tests {
         }
     }
 
-    /// Spec §8.3 ("a named annotation for a CM that did not exist yet matches" a create event)
-    /// and §2.3 (named reloads need no reference).
+    /// With `--reload-on-create`, creating a source that did not exist yet reloads a workload
+    /// whose named-reload annotation matches its name, as an update would; and a named reload
+    /// needs no reference to the source from the pod template.
     #[test]
     fn named_unreferenced_source_created_with_reload_on_create() {
         use ChangeKind::Created;
@@ -1227,8 +1231,8 @@ mod tests {
         let scenarios: Vec<(&str, Vec<Step>)> = vec![(
             "named, unreferenced: a source created after first sight with reload-on-create",
             vec![
-                // Spec §8.3: "a named annotation for a CM that did not exist yet matches"
-                // a create event; named reloads need no reference (§2.3).
+                // The named annotation already matches the name the source will be created
+                // with; the pod template does not use it, and a named reload needs no reference.
                 step("first sight, source missing: recorded as absent", &named_later, vec![], on_create(), Want::Adopt),
                 step(
                     "source created",

@@ -1062,9 +1062,10 @@ mod tests {
     }
 
     /// Each comma element must be a valid regex on its own: wrapping it as `^(?:element)$` must
-    /// not turn an invalid element into a valid one (spec §2.2 step 6: an invalid pattern is
-    /// skipped and reported), nor re-open the ungrouped "starts with / ends with" reading the
-    /// project rejects (deliberate difference for `a|b`).
+    /// not turn an invalid element into a valid one (an invalid element of a named-reload list
+    /// is skipped and reported as an error, never a panic, while the list's other elements still
+    /// apply), nor re-open the ungrouped "starts with / ends with" reading the project rejects
+    /// (deliberate difference for `a|b`).
     #[test]
     fn named_pattern_invalid_unless_wrapped_table() {
         struct Case {
