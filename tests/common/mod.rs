@@ -16,6 +16,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use reloader::config::{Cli, Settings};
+pub use reloader::source::{SourceKind, SourceRef};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -226,6 +227,13 @@ impl Controller {
         // Let the first pass over the workloads finish before the test changes anything.
         tokio::time::sleep(Duration::from_millis(300)).await;
         Controller { ctx, token, handle: Some(handle) }
+    }
+
+    /// Whether the controller's index holds the ConfigMap or Secret `name` of `ns`: it has seen
+    /// the source, and not yet its deletion.
+    pub fn indexes(&self, ns: &TestNs, kind: SourceKind, name: &str) -> bool {
+        let st = self.ctx.state.lock().expect("state lock");
+        st.sources(&ns.name).is_some_and(|s| s.get(&SourceRef::new(kind, name)).is_some())
     }
 
     pub async fn stop(mut self) {
