@@ -61,9 +61,28 @@ async fn missing_sources_long_names_big_and_binary_sources() {
     ns.api::<ConfigMap>().patch("bin", &PatchParams::default(), &Patch::Merge(&p)).await.unwrap();
     await_reload(&ns, "web", &t).await;
 
-    // The controller never wrote a Secret value anywhere on the workload.
+    // The controller never wrote a Secret value anywhere on the workload, neither as it is nor
+    // base64-encoded as the API serves it ("eXl5" is "yyy", "eHh4" is "xxx"); it names sources
+    // and their hashes only.
     let d = ns.api::<Deployment>().get("web").await.unwrap();
     let text = serde_json::to_string(&d).unwrap();
-    assert!(!text.contains("yyyyyyyy") && !text.contains("xxxxxxxx"));
-    let _ = ns.api::<Secret>().get("big").await.unwrap();
+    for value in ["yyyyyyyy", "xxxxxxxx", "eXl5eXl5", "eHh4eHh4"] {
+        assert!(!text.contains(value), "a Secret value ({value}...) on the workload");
+    }
+    let record: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&record_of(&ns, "web").await.expect("the record")).expect("the record is a JSON map");
+    assert_eq!(record.len(), 5, "every source is recorded: {record:?}");
+    for (source, applied) in &record {
+        let hash = applied.len() == 64 && applied.bytes().all(|b| b.is_ascii_hexdigit());
+        assert!(hash || applied == "-", "{source} is recorded as a hash or as absent, not {applied:?}");
+    }
+
+    // And it never wrote to the Secret itself: it holds what the test wrote, written by the
+    // test's field manager alone.
+    let secret = ns.api::<Secret>().get("big").await.unwrap();
+    let blob = secret.data.as_ref().and_then(|d| d.get("blob")).expect("the blob");
+    assert!(blob.0.len() == 1_000_000 && blob.0.iter().all(|b| *b == b'y'), "the Secret's content is untouched");
+    let managers: Vec<String> =
+        secret.metadata.managed_fields.unwrap_or_default().into_iter().filter_map(|m| m.manager).collect();
+    assert_eq!(managers, ["reloader-tests"], "only the test wrote the Secret");
 }

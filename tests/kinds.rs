@@ -197,9 +197,21 @@ async fn ignored_workload_types_are_not_touched() {
         "spec": {"template": pod_template("cfg")}}))
         .await;
     ns.apply_json::<CronJob>(cronjob("nightly", false)).await;
+    // The control: a Deployment using the same ConfigMap, which is not an ignored type.
+    ns.apply_json::<Deployment>(deployment(
+        "web",
+        json!({"reloader.stakater.com/auto": "true"}),
+        env_from_configmaps(&["cfg"]),
+    ))
+    .await;
     let _ctl = Controller::start(&ns, &["--ignored-workload-types=jobs,cronjobs"]).await;
+    await_record(&ns, "web").await;
+    let t0 = common::pod_template(&ns, "web").await;
     let uid = ns.api::<Job>().get("migrate").await.unwrap().metadata.uid;
     ns.set_configmap("cfg", json!({"v": "2"})).await;
+    // The controller runs and acted on the change...
+    await_reload(&ns, "web", &t0).await;
+    // ...and left the Job and the CronJob alone: no record, no re-creation, no Job spawned.
     holds(Duration::from_secs(4), "no Job touched or spawned", || async {
         let js = jobs(&ns).await;
         js.len() == 1
@@ -207,6 +219,8 @@ async fn ignored_workload_types_are_not_touched() {
             && !js[0].metadata.annotations.clone().unwrap_or_default().contains_key(RECORD)
     })
     .await;
+    let cj = ns.api::<CronJob>().get("nightly").await.unwrap();
+    assert!(!cj.metadata.annotations.unwrap_or_default().contains_key(RECORD), "the CronJob is not recorded");
 }
 
 #[tokio::test]
