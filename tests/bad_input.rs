@@ -40,32 +40,49 @@ async fn missing_sources_long_names_big_and_binary_sources() {
         {"secretRef": {"name": "big"}}, {"configMapRef": {"name": "does-not-exist"}}
     ]}]});
     ns.apply_json::<Deployment>(deployment("web", json!({"reloader.stakater.com/auto": "true"}), spec)).await;
-    let _ctl = Controller::start(&ns, &[]).await;
+    // Not a test of debouncing: each change below is reconciled at once.
+    let _ctl = Controller::start(&ns, &["--debounce=0"]).await;
     let record = await_record(&ns, "web").await;
     assert!(record.contains("\"configmap/does-not-exist\":\"-\""), "a missing source is recorded as absent: {record}");
 
     let mut t = pod_template(&ns, "web").await;
     ns.set_configmap(&long, json!({"v": "2"})).await;
     t = await_reload(&ns, "web", &t).await;
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
 
     let mut many2 = many;
     many2.insert("key-2999".into(), json!("changed"));
     ns.set_configmap("many", serde_json::Value::Object(many2)).await;
     t = await_reload(&ns, "web", &t).await;
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
 
     ns.set_secret("big", json!({"blob": "y".repeat(1_000_000)})).await;
     t = await_reload(&ns, "web", &t).await;
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
 
     let p = json!({"binaryData": {"b": "AAI="}});
     ns.api::<ConfigMap>().patch("bin", &PatchParams::default(), &Patch::Merge(&p)).await.unwrap();
     await_reload(&ns, "web", &t).await;
 
-    // The controller never wrote a Secret value anywhere on the workload.
+    // The controller never wrote a Secret value anywhere on the workload, neither as it is nor
+    // base64-encoded as the API serves it ("eXl5" is "yyy", "eHh4" is "xxx"); it names sources
+    // and their hashes only.
     let d = ns.api::<Deployment>().get("web").await.unwrap();
     let text = serde_json::to_string(&d).unwrap();
-    assert!(!text.contains("yyyyyyyy") && !text.contains("xxxxxxxx"));
-    let _ = ns.api::<Secret>().get("big").await.unwrap();
+    for value in ["yyyyyyyy", "xxxxxxxx", "eXl5eXl5", "eHh4eHh4"] {
+        assert!(!text.contains(value), "a Secret value ({value}...) on the workload");
+    }
+    let record: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&record_of(&ns, "web").await.expect("the record")).expect("the record is a JSON map");
+    assert_eq!(record.len(), 5, "every source is recorded: {record:?}");
+    for (source, applied) in &record {
+        let hash = applied.len() == 64 && applied.bytes().all(|b| b.is_ascii_hexdigit());
+        assert!(hash || applied == "-", "{source} is recorded as a hash or as absent, not {applied:?}");
+    }
+
+    // And it never wrote to the Secret itself: it holds what the test wrote, written by the
+    // test's field manager alone.
+    let secret = ns.api::<Secret>().get("big").await.unwrap();
+    let blob = secret.data.as_ref().and_then(|d| d.get("blob")).expect("the blob");
+    assert!(blob.0.len() == 1_000_000 && blob.0.iter().all(|b| *b == b'y'), "the Secret's content is untouched");
+    let managers: Vec<String> =
+        secret.metadata.managed_fields.unwrap_or_default().into_iter().filter_map(|m| m.manager).collect();
+    assert_eq!(managers, ["reloader-tests"], "only the test wrote the Secret");
 }

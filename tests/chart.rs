@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -203,12 +203,23 @@ impl Release {
             .args(&args)
             .env("KUBECONFIG", self.kubeconfig())
             .env("RELOADER_NAMESPACE", "common-service")
+            // The chart's --log-level decides what is logged, not the test runner's environment.
+            .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         (child, log)
     }
+}
+
+/// The log of a controller run: it must exist and show the controller started, so that what
+/// it does not contain means something.
+fn controller_log(log: &Path) -> String {
+    let text =
+        std::fs::read_to_string(log).unwrap_or_else(|e| panic!("read the controller log {}: {e}", log.display()));
+    assert!(text.contains("Starting Reloader"), "the controller log {} shows no start-up:\n{text}", log.display());
+    text
 }
 
 impl Drop for Release {
@@ -249,7 +260,8 @@ async fn cluster_wide_install_works_under_its_own_rbac() {
     other.set_configmap("cfg", json!({"v": "2"})).await;
     assert_no_reload(&other, "web", &t_out).await;
     let _ = child.kill();
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = child.wait();
+    let text = controller_log(&log);
     assert!(!text.contains("forbidden"), "no permission error:\n{text}");
 }
 
@@ -275,7 +287,8 @@ async fn namespaced_install_works_only_in_its_namespaces() {
     assert_no_reload(&c, "web", &tc).await;
     assert!(record_of(&c, "web").await.is_none(), "a namespace outside the list is not touched");
     let _ = child.kill();
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = child.wait();
+    let text = controller_log(&log);
     assert!(!text.contains("forbidden"), "no permission error:\n{text}");
 
     // Asked to watch a namespace the chart grants nothing in: the error names verb and resource.

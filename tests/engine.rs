@@ -237,7 +237,8 @@ async fn every_reference_kind_reloads() {
             {"name": "p", "projected": {"sources": [{"configMap": {"name": "proj-cm"}}, {"secret": {"name": "proj-secret"}}]}}
         ]
     });
-    let (_ctl, mut g) = setup(&ns, json!({"reloader.stakater.com/auto": "true"}), spec, &[]).await;
+    // Not a test of debouncing: each change is reconciled at once, and is its own rollout.
+    let (_ctl, mut g) = setup(&ns, json!({"reloader.stakater.com/auto": "true"}), spec, &["--debounce=0"]).await;
     let record = await_record(&ns, "web").await;
     for (n, _) in sources {
         assert!(record.contains(n), "{n} is recorded: {record}");
@@ -251,8 +252,6 @@ async fn every_reference_kind_reloads() {
         g = await_reload(&ns, "web", &g).await;
         let lrf = template_annotation(&ns, "web", LAST_RELOADED_FROM).await.unwrap();
         assert!(lrf.contains(&format!("\"name\":\"{n}\"")), "{n}: {lrf}");
-        // Wait out the debounce window so the next change is its own rollout.
-        tokio::time::sleep(Duration::from_millis(600)).await;
     }
 }
 
@@ -341,8 +340,10 @@ async fn restart_with_nothing_changed_does_not_roll_and_catch_up_is_exact() {
 
     // A change while stopped is applied once at start.
     ns.set_configmap("cfg", json!({"v": "2"})).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(pod_template(&ns, "web").await, g0);
+    holds(Duration::from_secs(1), "no rollout while the controller is stopped", || async {
+        pod_template(&ns, "web").await == g0
+    })
+    .await;
     let _ctl = Controller::start(&ns, &[]).await;
     let g1 = await_reload(&ns, "web", &g0).await;
     assert_no_reload(&ns, "web", &g1).await;
@@ -369,16 +370,29 @@ async fn recreated_secret_reloads_only_with_different_content() {
     let ns = TestNs::new("recreate").await;
     ns.set_secret("sec", json!({"p": "1"})).await;
     let spec = json!({"containers": [app(json!({"envFrom": [{"secretRef": {"name": "sec"}}]}))]});
-    let (_ctl, g0) = setup(&ns, json!({"reloader.stakater.com/auto": "true"}), spec, &[]).await;
+    let (ctl, g0) = setup(&ns, json!({"reloader.stakater.com/auto": "true"}), spec, &[]).await;
     await_record(&ns, "web").await;
+    // The Secret stays deleted until the controller has seen it go, and for longer than the
+    // debounce window after that, so the workload is reconciled while the Secret is gone:
+    // without --reload-on-delete that rolls nothing.
+    let stays_deleted = || async {
+        eventually(Duration::from_secs(5), "the controller sees the Secret deleted", || async {
+            (!ctl.indexes(&ns, "secret", "sec")).then_some(())
+        })
+        .await;
+        holds(Duration::from_millis(700), "no rollout while the Secret is deleted", || async {
+            pod_template(&ns, "web").await == g0
+        })
+        .await;
+    };
 
     ns.delete::<Secret>("sec").await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    stays_deleted().await;
     ns.set_secret("sec", json!({"p": "1"})).await;
     assert_no_reload(&ns, "web", &g0).await;
 
     ns.delete::<Secret>("sec").await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    stays_deleted().await;
     ns.set_secret("sec", json!({"p": "2"})).await;
     await_reload(&ns, "web", &g0).await;
 }
@@ -422,12 +436,12 @@ async fn reload_on_create_and_delete_follow_the_flags() {
     ctl.stop().await;
 
     // On: both are changes.
-    let _ctl = Controller::start(&ns, &["--reload-on-create=true", "--reload-on-delete=true"]).await;
+    // (Not a test of debouncing: the re-creation below is reconciled at once.)
+    let _ctl = Controller::start(&ns, &["--reload-on-create=true", "--reload-on-delete=true", "--debounce=0"]).await;
     // The record still holds the deleted source's content; with the flag on, the deletion counts.
     let g1 = await_reload(&ns, "web", &g0).await;
     let lrf = template_annotation(&ns, "web", LAST_RELOADED_FROM).await.unwrap();
     assert!(lrf.contains("aae45badef99284e4dae01d6046154ea9d99532f"), "delete marker: {lrf}");
-    tokio::time::sleep(Duration::from_millis(600)).await;
     ns.set_configmap("late", json!({"v": "1"})).await;
     await_reload(&ns, "web", &g1).await;
 }

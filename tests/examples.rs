@@ -40,8 +40,8 @@ async fn run(dir: &str, flags: &[&str], kind: ApiResource, workload: &str, steps
                 (template(&api, workload).await != before).then_some(())
             })
             .await;
-            // Let the debounce window pass so the next step is its own change.
-            tokio::time::sleep(Duration::from_millis(600)).await;
+            // The rollout is written, so the controller is done with this step: the next
+            // step's change is reconciled on its own, whenever it comes.
         } else {
             holds(Duration::from_secs(5), &format!("{dir}: {} does not roll {workload}", s.patch.0), || async {
                 template(&api, workload).await == before

@@ -96,8 +96,8 @@ async fn excluded_and_ignored() {
     let ctl = Controller::start(&ns, &[]).await;
     await_record(&ns, "web").await;
     ctl.stop().await;
+    // Applied: explain reads the API, which serves the new content from now on.
     ns.set_configmap("excluded", json!({"v": "2"})).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
     golden("excluded", &explain(&ns, "deployment/web", &[]));
 }
 

@@ -65,7 +65,7 @@ async fn a_cronjob_change_creates_one_job_and_a_suspended_one_none() {
         (r != before_paused).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    holds(Duration::from_secs(3), "no second Job", || async { jobs(&ns).await.len() == 1 }).await;
     let all = jobs(&ns).await;
     assert_eq!(all.len(), 1, "exactly one Job: {:?}", all.iter().map(|j| j.metadata.name.clone()).collect::<Vec<_>>());
 }
@@ -197,9 +197,21 @@ async fn ignored_workload_types_are_not_touched() {
         "spec": {"template": pod_template("cfg")}}))
         .await;
     ns.apply_json::<CronJob>(cronjob("nightly", false)).await;
+    // The control: a Deployment using the same ConfigMap, which is not an ignored type.
+    ns.apply_json::<Deployment>(deployment(
+        "web",
+        json!({"reloader.stakater.com/auto": "true"}),
+        env_from_configmaps(&["cfg"]),
+    ))
+    .await;
     let _ctl = Controller::start(&ns, &["--ignored-workload-types=jobs,cronjobs"]).await;
+    await_record(&ns, "web").await;
+    let t0 = common::pod_template(&ns, "web").await;
     let uid = ns.api::<Job>().get("migrate").await.unwrap().metadata.uid;
     ns.set_configmap("cfg", json!({"v": "2"})).await;
+    // The controller runs and acted on the change...
+    await_reload(&ns, "web", &t0).await;
+    // ...and left the Job and the CronJob alone: no record, no re-creation, no Job spawned.
     holds(Duration::from_secs(4), "no Job touched or spawned", || async {
         let js = jobs(&ns).await;
         js.len() == 1
@@ -207,6 +219,8 @@ async fn ignored_workload_types_are_not_touched() {
             && !js[0].metadata.annotations.clone().unwrap_or_default().contains_key(RECORD)
     })
     .await;
+    let cj = ns.api::<CronJob>().get("nightly").await.unwrap();
+    assert!(!cj.metadata.annotations.unwrap_or_default().contains_key(RECORD), "the CronJob is not recorded");
 }
 
 #[tokio::test]
@@ -227,7 +241,10 @@ async fn a_paused_deployment_resumes_after_the_period_across_a_restart() {
     let paused = Instant::now();
     // The controller goes away mid-pause; its successor resumes from the recorded paused-at.
     ctl.stop().await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    holds(Duration::from_secs(1), "still paused while no controller runs", || async {
+        api.get("web").await.is_ok_and(|d| d.spec.and_then(|s| s.paused) == Some(true))
+    })
+    .await;
     let _ctl = Controller::start(&ns, &[]).await;
     let d = eventually(Duration::from_secs(12), "resumed", || async {
         let d = api.get("web").await.ok()?;
@@ -296,7 +313,10 @@ async fn a_flapping_secret_causes_a_bounded_number_of_rollouts() {
         (replica_sets(&ns, "web").await - 1 == during + 1).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    holds(Duration::from_secs(3), "no rollout after the final content", || async {
+        replica_sets(&ns, "web").await - 1 == during + 1
+    })
+    .await;
     let total = replica_sets(&ns, "web").await - 1;
     assert!(total <= 3, "{total} rollouts in all for 20 flips");
 }
@@ -308,7 +328,17 @@ async fn dry_run_changes_no_object() {
     let before = ns.api::<Deployment>().get("web").await.unwrap();
     let ctl = Controller::start(&ns, &["--dry-run"]).await;
     ns.set_configmap("cfg", json!({"v": "2"})).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The controller decided to reload (counted instead of written)...
+    eventually(Duration::from_secs(5), "the dry-run reload counted", || async {
+        ctl.ctx.metrics.encode().contains("reloader_dry_run_total{action=\"reload\"} 1").then_some(())
+    })
+    .await;
+    // ...and writes nothing, then or later.
+    holds(Duration::from_secs(2), "no record and no template change", || async {
+        let d = ns.api::<Deployment>().get("web").await.unwrap();
+        !d.metadata.annotations.unwrap_or_default().contains_key(RECORD) && d.spec == before.spec
+    })
+    .await;
     let after = ns.api::<Deployment>().get("web").await.unwrap();
     // (Its status moves as the Deployment controller works; its spec and metadata must not.)
     assert!(!after.metadata.annotations.clone().unwrap_or_default().contains_key(RECORD), "no record written");

@@ -166,52 +166,31 @@ async fn failed_reloads_and_invalid_annotations_are_warning_events() {
     let ns = TestNs::new("failures").await;
     // The API rejects any pod-template change of this namespace's Deployments, so the reload
     // patch fails while the record-only adoption succeeds.
-    let policy = format!("deny-template-{}", ns.name);
-    let vap: serde_json::Value = json!({
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": policy},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["deployments"]}]},
-            "validations": [{"expression": "object.spec.template == oldObject.spec.template", "message": "pod template changes are frozen here"}]
-        }
-    });
-    let binding = json!({
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": policy},
-        "spec": {"policyName": policy, "validationActions": ["Deny"],
-                 "matchResources": {"namespaceSelector": {"matchLabels": {"reloader-test": ns.name}}}}
-    });
-    for m in [&vap, &binding] {
-        let f = std::env::temp_dir().join(format!("{policy}-{}.json", m["kind"].as_str().unwrap()));
-        std::fs::write(&f, m.to_string()).unwrap();
-        let out = kubectl(&["apply", "-f", f.to_str().unwrap()]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
-    struct Cleanup(String);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = kubectl(&[
-                "delete",
-                "validatingadmissionpolicybinding,validatingadmissionpolicy",
-                &self.0,
-                "--ignore-not-found",
-            ]);
-        }
-    }
-    let _cleanup = Cleanup(policy.clone());
-
+    let policy = DenyPolicy::new(
+        &ns,
+        "deny-template",
+        json!([{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["deployments"]}]),
+        "object.spec.template == oldObject.spec.template",
+        "pod template changes are frozen here",
+    );
     ns.set_configmap("cfg", json!({"v": "1"})).await;
     let ann = json!({"reloader.stakater.com/auto": "true", "configmap.reloader.stakater.com/reload": "(unclosed"});
     ns.apply_json::<Deployment>(deployment("web", ann, env_from_configmaps(&["cfg"]))).await;
+    // The policy takes a moment to be enforced: wait until a (dry-run) template change is refused.
+    let deployments = ns.api::<Deployment>();
+    policy
+        .await_enforced(|| async {
+            let p = json!({"spec": {"template": {"metadata": {"annotations": {"example.com/probe": "1"}}}}});
+            let dry_run = kube::api::PatchParams { dry_run: true, ..Default::default() };
+            deployments.patch("web", &dry_run, &kube::api::Patch::Merge(&p)).await.is_err()
+        })
+        .await;
     let p = Proc::start(&ns, &[], &[]);
     p.await_ready().await;
     await_record(&ns, "web").await;
-    // The policy takes a moment to be enforced; keep changing until a reload attempt fails.
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
     let failed = "reloader_reload_executed_total{success=\"false\"}";
-    eventually(Duration::from_secs(20), "a rejected reload", || async {
-        ns.set_configmap("cfg", json!({"v": format!("{:?}", Instant::now())})).await;
-        tokio::time::sleep(Duration::from_millis(800)).await;
+    eventually(Duration::from_secs(10), "a rejected reload", || async {
         (p.metric(failed).await >= 1.0).then_some(())
     })
     .await;

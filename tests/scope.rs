@@ -51,7 +51,7 @@ async fn namespace_selector_is_followed_live() {
     let ns = TestNs::new("selector").await;
     let key = format!("join-{}", ns.name);
     let t0 = auto_workload(&ns).await;
-    let _ctl = Controller::start_with(settings(&[&format!("--namespace-selector={key}:yes")])).await;
+    let ctl = Controller::start_with(settings(&[&format!("--namespace-selector={key}:yes")])).await;
 
     // Not selected yet: nothing happens.
     ns.set_configmap("cfg", json!({"v": "2"})).await;
@@ -68,7 +68,10 @@ async fn namespace_selector_is_followed_live() {
 
     // Leaving: changes are not acted on.
     label_namespace(&ns, &key, None).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually(Duration::from_secs(5), "the namespace leaves the selection", || async {
+        (!ctl.ctx.namespace_selected(&ns.name)).then_some(())
+    })
+    .await;
     ns.set_configmap("cfg", json!({"v": "4"})).await;
     assert_no_reload(&ns, "web", &t1).await;
 }

@@ -450,254 +450,154 @@ mod tests {
             opts: Options,
             want: Plan,
         }
+        /// A row in the making: its name and options, then [`Named::given`] the record the
+        /// workload carries and the desired state, then [`Given::plans`] the expected plan.
+        struct Named {
+            name: &'static str,
+            opts: Options,
+        }
+        struct Given {
+            name: &'static str,
+            opts: Options,
+            record: Rec,
+            desired: Vec<(SourceRef, Applied)>,
+        }
+        fn row(name: &'static str, opts: Options) -> Named {
+            Named { name, opts }
+        }
+        impl Named {
+            fn given(self, record: Rec, desired: &[(SourceRef, Applied)]) -> Given {
+                Given { name: self.name, opts: self.opts, record, desired: desired.to_vec() }
+            }
+        }
+        impl Given {
+            fn plans(self, want: Plan) -> Case {
+                Case { name: self.name, record: self.record, desired: self.desired, opts: self.opts, want }
+            }
+        }
+        /// A record holding these entries.
+        fn rec(entries: &[(SourceRef, Applied)]) -> Rec {
+            Rec::Some(entries.to_vec())
+        }
         let cases = vec![
             // --- first sight ---
-            Case {
-                name: "no record, nothing governs: nothing to do",
-                record: Rec::None,
-                desired: vec![],
-                opts: no_opts(),
-                want: Plan::Nothing,
-            },
-            Case {
-                name: "no record, nothing governs, even with both flags",
-                record: Rec::None,
-                desired: vec![],
-                opts: both(),
-                want: Plan::Nothing,
-            },
-            Case {
-                name: "no record: adopt the current state without a rollout",
-                record: Rec::None,
-                desired: vec![(cm("a"), hash(1)), (sec("s"), hash(2))],
-                opts: no_opts(),
-                want: Plan::Adopt(mk_record(&[(cm("a"), hash(1)), (sec("s"), hash(2))])),
-            },
-            Case {
-                name: "no record: adopt even with reload-on-create",
-                record: Rec::None,
-                desired: vec![(cm("a"), hash(1))],
-                opts: both(),
-                want: Plan::Adopt(mk_record(&[(cm("a"), hash(1))])),
-            },
-            Case {
-                name: "no record: adopt records absent sources as Absent",
-                record: Rec::None,
-                desired: vec![(cm("a"), Applied::Absent)],
-                opts: no_opts(),
-                want: Plan::Adopt(mk_record(&[(cm("a"), Applied::Absent)])),
-            },
-            Case {
-                name: "malformed record: adopt",
-                record: Rec::Malformed,
-                desired: vec![(cm("a"), hash(1))],
-                opts: both(),
-                want: Plan::Adopt(mk_record(&[(cm("a"), hash(1))])),
-            },
-            Case {
-                name: "malformed record and nothing governs: adopt the empty record (overwrite it)",
-                record: Rec::Malformed,
-                desired: vec![],
-                opts: no_opts(),
-                want: Plan::Adopt(Record::new()),
-            },
+            row("no record, nothing governs: nothing to do", no_opts()).given(Rec::None, &[]).plans(Plan::Nothing),
+            row("no record, nothing governs, even with both flags", both()).given(Rec::None, &[]).plans(Plan::Nothing),
+            row("no record: adopt the current state without a rollout", no_opts())
+                .given(Rec::None, &[(cm("a"), hash(1)), (sec("s"), hash(2))])
+                .plans(Plan::Adopt(mk_record(&[(cm("a"), hash(1)), (sec("s"), hash(2))]))),
+            row("no record: adopt even with reload-on-create", both())
+                .given(Rec::None, &[(cm("a"), hash(1))])
+                .plans(Plan::Adopt(mk_record(&[(cm("a"), hash(1))]))),
+            row("no record: adopt records absent sources as Absent", no_opts())
+                .given(Rec::None, &[(cm("a"), Applied::Absent)])
+                .plans(Plan::Adopt(mk_record(&[(cm("a"), Applied::Absent)]))),
+            row("malformed record: adopt", both())
+                .given(Rec::Malformed, &[(cm("a"), hash(1))])
+                .plans(Plan::Adopt(mk_record(&[(cm("a"), hash(1))]))),
+            row("malformed record and nothing governs: adopt the empty record (overwrite it)", no_opts())
+                .given(Rec::Malformed, &[])
+                .plans(Plan::Adopt(Record::new())),
             // --- steady state ---
-            Case {
-                name: "empty record, nothing governs",
-                record: Rec::Some(vec![]),
-                desired: vec![],
-                opts: both(),
-                want: Plan::Nothing,
-            },
-            Case {
-                name: "equal: nothing",
-                record: Rec::Some(vec![(cm("a"), hash(1)), (sec("s"), hash(2))]),
-                desired: vec![(cm("a"), hash(1)), (sec("s"), hash(2))],
-                opts: both(),
-                want: Plan::Nothing,
-            },
-            Case {
-                name: "equal with an Absent entry: nothing",
-                record: Rec::Some(vec![(cm("a"), Applied::Absent)]),
-                desired: vec![(cm("a"), Applied::Absent)],
-                opts: both(),
-                want: Plan::Nothing,
-            },
+            row("empty record, nothing governs", both()).given(rec(&[]), &[]).plans(Plan::Nothing),
+            row("equal: nothing", both())
+                .given(rec(&[(cm("a"), hash(1)), (sec("s"), hash(2))]), &[(cm("a"), hash(1)), (sec("s"), hash(2))])
+                .plans(Plan::Nothing),
+            row("equal with an Absent entry: nothing", both())
+                .given(rec(&[(cm("a"), Applied::Absent)]), &[(cm("a"), Applied::Absent)])
+                .plans(Plan::Nothing),
             // --- updates ---
-            Case {
-                name: "hash changed: reload Updated",
-                record: Rec::Some(vec![(cm("a"), hash(1))]),
-                desired: vec![(cm("a"), hash(2))],
-                opts: no_opts(),
-                want: reload(vec![updated(cm("a"), 2)], &[(cm("a"), hash(2))]),
-            },
-            Case {
-                name: "hash changed: Updated regardless of the create/delete flags",
-                record: Rec::Some(vec![(sec("s"), hash(1))]),
-                desired: vec![(sec("s"), hash(9))],
-                opts: both(),
-                want: reload(vec![updated(sec("s"), 9)], &[(sec("s"), hash(9))]),
-            },
-            Case {
-                name: "one of two changed: one change, both recorded",
-                record: Rec::Some(vec![(cm("a"), hash(1)), (cm("b"), hash(1))]),
-                desired: vec![(cm("a"), hash(1)), (cm("b"), hash(2))],
-                opts: no_opts(),
-                want: reload(vec![updated(cm("b"), 2)], &[(cm("a"), hash(1)), (cm("b"), hash(2))]),
-            },
-            Case {
-                name: "two sources changed at once: one reload with two changes",
-                record: Rec::Some(vec![(cm("a"), hash(1)), (sec("s"), hash(1))]),
-                desired: vec![(cm("a"), hash(2)), (sec("s"), hash(3))],
-                opts: no_opts(),
-                want: reload(
+            row("hash changed: reload Updated", no_opts())
+                .given(rec(&[(cm("a"), hash(1))]), &[(cm("a"), hash(2))])
+                .plans(reload(vec![updated(cm("a"), 2)], &[(cm("a"), hash(2))])),
+            row("hash changed: Updated regardless of the create/delete flags", both())
+                .given(rec(&[(sec("s"), hash(1))]), &[(sec("s"), hash(9))])
+                .plans(reload(vec![updated(sec("s"), 9)], &[(sec("s"), hash(9))])),
+            row("one of two changed: one change, both recorded", no_opts())
+                .given(rec(&[(cm("a"), hash(1)), (cm("b"), hash(1))]), &[(cm("a"), hash(1)), (cm("b"), hash(2))])
+                .plans(reload(vec![updated(cm("b"), 2)], &[(cm("a"), hash(1)), (cm("b"), hash(2))])),
+            row("two sources changed at once: one reload with two changes", no_opts())
+                .given(rec(&[(cm("a"), hash(1)), (sec("s"), hash(1))]), &[(cm("a"), hash(2)), (sec("s"), hash(3))])
+                .plans(reload(
                     vec![updated(cm("a"), 2), updated(sec("s"), 3)],
                     &[(cm("a"), hash(2)), (sec("s"), hash(3))],
-                ),
-            },
+                )),
             // --- newly governed ---
-            Case {
-                name: "newly governed source: record only",
-                record: Rec::Some(vec![(cm("a"), hash(1))]),
-                desired: vec![(cm("a"), hash(1)), (cm("b"), hash(5))],
-                opts: no_opts(),
-                want: Plan::Record(mk_record(&[(cm("a"), hash(1)), (cm("b"), hash(5))])),
-            },
-            Case {
-                name: "newly governed source: record only, even with reload-on-create",
-                record: Rec::Some(vec![(cm("a"), hash(1))]),
-                desired: vec![(cm("a"), hash(1)), (sec("b"), hash(5))],
-                opts: both(),
-                want: Plan::Record(mk_record(&[(cm("a"), hash(1)), (sec("b"), hash(5))])),
-            },
-            Case {
-                name: "newly governed absent source: recorded as Absent",
-                record: Rec::Some(vec![]),
-                desired: vec![(cm("b"), Applied::Absent)],
-                opts: both(),
-                want: Plan::Record(mk_record(&[(cm("b"), Applied::Absent)])),
-            },
+            row("newly governed source: record only", no_opts())
+                .given(rec(&[(cm("a"), hash(1))]), &[(cm("a"), hash(1)), (cm("b"), hash(5))])
+                .plans(Plan::Record(mk_record(&[(cm("a"), hash(1)), (cm("b"), hash(5))]))),
+            row("newly governed source: record only, even with reload-on-create", both())
+                .given(rec(&[(cm("a"), hash(1))]), &[(cm("a"), hash(1)), (sec("b"), hash(5))])
+                .plans(Plan::Record(mk_record(&[(cm("a"), hash(1)), (sec("b"), hash(5))]))),
+            row("newly governed absent source: recorded as Absent", both())
+                .given(rec(&[]), &[(cm("b"), Applied::Absent)])
+                .plans(Plan::Record(mk_record(&[(cm("b"), Applied::Absent)]))),
             // --- created ---
-            Case {
-                name: "recorded Absent, now present, reload-on-create: reload Created",
-                record: Rec::Some(vec![(cm("a"), Applied::Absent)]),
-                desired: vec![(cm("a"), hash(4))],
-                opts: on_create(),
-                want: reload(vec![created(cm("a"), 4)], &[(cm("a"), hash(4))]),
-            },
-            Case {
-                name: "recorded Absent, now present, no reload-on-create: record only",
-                record: Rec::Some(vec![(cm("a"), Applied::Absent)]),
-                desired: vec![(cm("a"), hash(4))],
-                opts: no_opts(),
-                want: Plan::Record(mk_record(&[(cm("a"), hash(4))])),
-            },
-            Case {
-                name: "recorded Absent, now present, only reload-on-delete: record only",
-                record: Rec::Some(vec![(sec("a"), Applied::Absent)]),
-                desired: vec![(sec("a"), hash(4))],
-                opts: on_delete(),
-                want: Plan::Record(mk_record(&[(sec("a"), hash(4))])),
-            },
-            Case {
-                name: "recorded Absent, still absent: nothing",
-                record: Rec::Some(vec![(cm("a"), Applied::Absent)]),
-                desired: vec![(cm("a"), Applied::Absent)],
-                opts: both(),
-                want: Plan::Nothing,
-            },
+            row("recorded Absent, now present, reload-on-create: reload Created", on_create())
+                .given(rec(&[(cm("a"), Applied::Absent)]), &[(cm("a"), hash(4))])
+                .plans(reload(vec![created(cm("a"), 4)], &[(cm("a"), hash(4))])),
+            row("recorded Absent, now present, no reload-on-create: record only", no_opts())
+                .given(rec(&[(cm("a"), Applied::Absent)]), &[(cm("a"), hash(4))])
+                .plans(Plan::Record(mk_record(&[(cm("a"), hash(4))]))),
+            row("recorded Absent, now present, only reload-on-delete: record only", on_delete())
+                .given(rec(&[(sec("a"), Applied::Absent)]), &[(sec("a"), hash(4))])
+                .plans(Plan::Record(mk_record(&[(sec("a"), hash(4))]))),
+            row("recorded Absent, still absent: nothing", both())
+                .given(rec(&[(cm("a"), Applied::Absent)]), &[(cm("a"), Applied::Absent)])
+                .plans(Plan::Nothing),
             // --- deleted ---
-            Case {
-                name: "recorded hash, now absent, reload-on-delete: reload Deleted, record Absent",
-                record: Rec::Some(vec![(cm("a"), hash(1))]),
-                desired: vec![(cm("a"), Applied::Absent)],
-                opts: on_delete(),
-                want: reload(vec![deleted(cm("a"))], &[(cm("a"), Applied::Absent)]),
-            },
-            Case {
-                name: "recorded hash, now absent, no reload-on-delete: old hash kept, nothing",
-                record: Rec::Some(vec![(cm("a"), hash(1))]),
-                desired: vec![(cm("a"), Applied::Absent)],
-                opts: no_opts(),
-                want: Plan::Nothing,
-            },
-            Case {
-                name: "recorded hash, now absent, only reload-on-create: old hash kept, nothing",
-                record: Rec::Some(vec![(sec("a"), hash(1))]),
-                desired: vec![(sec("a"), Applied::Absent)],
-                opts: on_create(),
-                want: Plan::Nothing,
-            },
-            Case {
-                name: "kept hash, re-created with the same content: nothing",
-                record: Rec::Some(vec![(cm("a"), hash(1))]),
-                desired: vec![(cm("a"), hash(1))],
-                opts: on_create(),
-                want: Plan::Nothing,
-            },
-            Case {
-                name: "kept hash, re-created with other content: reload Updated",
-                record: Rec::Some(vec![(cm("a"), hash(1))]),
-                desired: vec![(cm("a"), hash(2))],
-                opts: on_create(),
-                want: reload(vec![updated(cm("a"), 2)], &[(cm("a"), hash(2))]),
-            },
-            Case {
-                name: "kept hash while absent, other source updated: kept hash stays in the new record",
-                record: Rec::Some(vec![(cm("a"), hash(1)), (cm("b"), hash(1))]),
-                desired: vec![(cm("a"), Applied::Absent), (cm("b"), hash(2))],
-                opts: no_opts(),
-                want: reload(vec![updated(cm("b"), 2)], &[(cm("a"), hash(1)), (cm("b"), hash(2))]),
-            },
-            Case {
-                name: "update and delete together with reload-on-delete: one reload, two changes",
-                record: Rec::Some(vec![(cm("a"), hash(1)), (sec("s"), hash(1))]),
-                desired: vec![(cm("a"), hash(2)), (sec("s"), Applied::Absent)],
-                opts: on_delete(),
-                want: reload(
+            row("recorded hash, now absent, reload-on-delete: reload Deleted, record Absent", on_delete())
+                .given(rec(&[(cm("a"), hash(1))]), &[(cm("a"), Applied::Absent)])
+                .plans(reload(vec![deleted(cm("a"))], &[(cm("a"), Applied::Absent)])),
+            row("recorded hash, now absent, no reload-on-delete: old hash kept, nothing", no_opts())
+                .given(rec(&[(cm("a"), hash(1))]), &[(cm("a"), Applied::Absent)])
+                .plans(Plan::Nothing),
+            row("recorded hash, now absent, only reload-on-create: old hash kept, nothing", on_create())
+                .given(rec(&[(sec("a"), hash(1))]), &[(sec("a"), Applied::Absent)])
+                .plans(Plan::Nothing),
+            row("kept hash, re-created with the same content: nothing", on_create())
+                .given(rec(&[(cm("a"), hash(1))]), &[(cm("a"), hash(1))])
+                .plans(Plan::Nothing),
+            row("kept hash, re-created with other content: reload Updated", on_create())
+                .given(rec(&[(cm("a"), hash(1))]), &[(cm("a"), hash(2))])
+                .plans(reload(vec![updated(cm("a"), 2)], &[(cm("a"), hash(2))])),
+            row("kept hash while absent, other source updated: kept hash stays in the new record", no_opts())
+                .given(
+                    rec(&[(cm("a"), hash(1)), (cm("b"), hash(1))]),
+                    &[(cm("a"), Applied::Absent), (cm("b"), hash(2))],
+                )
+                .plans(reload(vec![updated(cm("b"), 2)], &[(cm("a"), hash(1)), (cm("b"), hash(2))])),
+            row("update and delete together with reload-on-delete: one reload, two changes", on_delete())
+                .given(
+                    rec(&[(cm("a"), hash(1)), (sec("s"), hash(1))]),
+                    &[(cm("a"), hash(2)), (sec("s"), Applied::Absent)],
+                )
+                .plans(reload(
                     vec![updated(cm("a"), 2), deleted(sec("s"))],
                     &[(cm("a"), hash(2)), (sec("s"), Applied::Absent)],
-                ),
-            },
-            Case {
-                name: "create and delete together with both flags",
-                record: Rec::Some(vec![(cm("a"), Applied::Absent), (cm("b"), hash(1))]),
-                desired: vec![(cm("a"), hash(3)), (cm("b"), Applied::Absent)],
-                opts: both(),
-                want: reload(
+                )),
+            row("create and delete together with both flags", both())
+                .given(
+                    rec(&[(cm("a"), Applied::Absent), (cm("b"), hash(1))]),
+                    &[(cm("a"), hash(3)), (cm("b"), Applied::Absent)],
+                )
+                .plans(reload(
                     vec![created(cm("a"), 3), deleted(cm("b"))],
                     &[(cm("a"), hash(3)), (cm("b"), Applied::Absent)],
-                ),
-            },
+                )),
             // --- no longer governed ---
-            Case {
-                name: "source no longer governed: dropped from the record",
-                record: Rec::Some(vec![(cm("a"), hash(1)), (cm("b"), hash(1))]),
-                desired: vec![(cm("a"), hash(1))],
-                opts: no_opts(),
-                want: Plan::Record(mk_record(&[(cm("a"), hash(1))])),
-            },
-            Case {
-                name: "last source no longer governed: empty record",
-                record: Rec::Some(vec![(sec("s"), hash(1))]),
-                desired: vec![],
-                opts: both(),
-                want: Plan::Record(Record::new()),
-            },
-            Case {
-                name: "dropped Absent entry: record only",
-                record: Rec::Some(vec![(sec("s"), Applied::Absent)]),
-                desired: vec![],
-                opts: both(),
-                want: Plan::Record(Record::new()),
-            },
-            Case {
-                name: "update + dropped + newly governed: one change, record is exactly the desired set",
-                record: Rec::Some(vec![(cm("a"), hash(1)), (cm("gone"), hash(1))]),
-                desired: vec![(cm("a"), hash(2)), (sec("new"), hash(7))],
-                opts: both(),
-                want: reload(vec![updated(cm("a"), 2)], &[(cm("a"), hash(2)), (sec("new"), hash(7))]),
-            },
+            row("source no longer governed: dropped from the record", no_opts())
+                .given(rec(&[(cm("a"), hash(1)), (cm("b"), hash(1))]), &[(cm("a"), hash(1))])
+                .plans(Plan::Record(mk_record(&[(cm("a"), hash(1))]))),
+            row("last source no longer governed: empty record", both())
+                .given(rec(&[(sec("s"), hash(1))]), &[])
+                .plans(Plan::Record(Record::new())),
+            row("dropped Absent entry: record only", both())
+                .given(rec(&[(sec("s"), Applied::Absent)]), &[])
+                .plans(Plan::Record(Record::new())),
+            row("update + dropped + newly governed: one change, record is exactly the desired set", both())
+                .given(rec(&[(cm("a"), hash(1)), (cm("gone"), hash(1))]), &[(cm("a"), hash(2)), (sec("new"), hash(7))])
+                .plans(reload(vec![updated(cm("a"), 2)], &[(cm("a"), hash(2)), (sec("new"), hash(7))])),
         ];
         for c in &cases {
             let w = mk_workload(&mk_spec(&[], &[], &[]), c.record.annotation());
@@ -1372,8 +1272,11 @@ mod tests {
             run_scenario(name, steps);
         }
     }
-    /// Spec §8.3 with search mode: after a deletion reloads (reload-on-delete), the re-creation
-    /// of the same source reloads too (reload-on-create), as for auto and named workloads.
+
+    /// With `--reload-on-delete` the deletion of a governing source reloads the workload, and with
+    /// `--reload-on-create` so does the creation of one. In search mode too: after a deletion
+    /// reloads, the re-creation of the same source reloads as well, as for auto and named
+    /// workloads.
     #[test]
     fn search_deleted_then_recreated_with_both_flags() {
         use ChangeKind::{Created, Deleted};
@@ -1400,8 +1303,9 @@ mod tests {
         }
     }
 
-    /// Spec §8.3 ("a named annotation for a CM that did not exist yet matches" a create event)
-    /// and §2.3 (named reloads need no reference).
+    /// With `--reload-on-create`, creating a source that did not exist yet reloads a workload
+    /// whose named-reload annotation matches its name, as an update would; and a named reload
+    /// needs no reference to the source from the pod template.
     #[test]
     fn named_unreferenced_source_created_with_reload_on_create() {
         use ChangeKind::Created;
@@ -1409,8 +1313,8 @@ mod tests {
         let scenarios: Vec<(&str, Vec<Step>)> = vec![(
             "named, unreferenced: a source created after first sight with reload-on-create",
             vec![
-                // Spec §8.3: "a named annotation for a CM that did not exist yet matches"
-                // a create event; named reloads need no reference (§2.3).
+                // The named annotation already matches the name the source will be created
+                // with; the pod template does not use it, and a named reload needs no reference.
                 step("first sight, source missing: recorded as absent", &named_later, vec![], on_create(), Want::Adopt),
                 step(
                     "source created",

@@ -428,6 +428,7 @@ mod tests {
         Err(Skip::NotReferenced(r))
     }
 
+    /// One `decide` row: a workload's policy, one source, and the decision expected for it.
     struct DecideCase {
         name: &'static str,
         workload: &'static [(&'static str, &'static str)],
@@ -438,14 +439,78 @@ mod tests {
         state: Src,
         referenced: bool,
         want: Result<Rule, Skip>,
+        /// Where the policy must have been read from, when the row says.
+        origin: Option<Origin>,
     }
 
-    fn run_decide(cases: &[DecideCase]) {
+    impl DecideCase {
+        /// The policy must have been read from the workload or from its pod template.
+        fn read_from(self, origin: Origin) -> DecideCase {
+            DecideCase { origin: Some(origin), ..self }
+        }
+    }
+
+    /// A `decide` row in the making: its name, the source's kind and state, and the settings
+    /// that differ from the defaults (no pod-template annotations, no `--auto-reload-all`, the
+    /// source is named "app" and the pod template uses it). [`Row::is`] completes it.
+    struct Row {
+        name: &'static str,
+        kind: SourceKind,
+        state: Src,
+        template: &'static [(&'static str, &'static str)],
+        auto_reload_all: bool,
+        source: &'static str,
+        referenced: bool,
+    }
+
+    fn row(name: &'static str, kind: SourceKind, state: Src) -> Row {
+        Row { name, kind, state, template: &[], auto_reload_all: false, source: "app", referenced: true }
+    }
+
+    impl Row {
+        /// The pod template carries these annotations.
+        fn template(self, template: &'static [(&'static str, &'static str)]) -> Row {
+            Row { template, ..self }
+        }
+        /// The source has this name instead of "app".
+        fn source(self, source: &'static str) -> Row {
+            Row { source, ..self }
+        }
+        /// The controller runs with `--auto-reload-all`.
+        fn auto_reload_all(self) -> Row {
+            Row { auto_reload_all: true, ..self }
+        }
+        /// The pod template does not use the source.
+        fn unreferenced(self) -> Row {
+            Row { referenced: false, ..self }
+        }
+        /// The workload's own annotations, and the decision expected.
+        fn is(self, workload: &'static [(&'static str, &'static str)], want: Result<Rule, Skip>) -> DecideCase {
+            let Row { name, kind, state, template, auto_reload_all, source, referenced } = self;
+            DecideCase {
+                name,
+                workload,
+                template,
+                auto_reload_all,
+                kind,
+                source,
+                state,
+                referenced,
+                want,
+                origin: None,
+            }
+        }
+    }
+
+    fn run_decide(keys: &Keys, cases: &[DecideCase]) {
         for c in cases {
-            let p = mk_policy(c.workload, c.template, c.auto_reload_all);
+            let p = mk_policy_with(keys, c.workload, c.template, c.auto_reload_all);
             let info = c.state.info();
             let got = decide(p.for_kind(c.kind), c.source, info.as_ref(), c.referenced);
             assert_eq!(got, c.want, "row {:?}: policy {:?}", c.name, p.for_kind(c.kind));
+            if let Some(origin) = c.origin {
+                assert_eq!(p.for_kind(c.kind).origin, origin, "row {:?}: origin", c.name);
+            }
         }
     }
 
@@ -453,861 +518,185 @@ mod tests {
     fn decide_precedence_table() {
         let cases = [
             // --- resource ignore beats everything ---
-            DecideCase {
-                name: "ignore beats named",
-                workload: &[(CM_RELOAD, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Ignored,
-                referenced: true,
-                want: Err(Skip::Ignored),
-            },
-            DecideCase {
-                name: "ignore beats exclude",
-                workload: &[(CONFIGMAP_EXCLUDE, "app"), (AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Ignored,
-                referenced: true,
-                want: Err(Skip::Ignored),
-            },
-            DecideCase {
-                name: "ignore beats search with match",
-                workload: &[(SEARCH, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::MatchedIgnored,
-                referenced: true,
-                want: Err(Skip::Ignored),
-            },
-            DecideCase {
-                name: "ignore beats auto",
-                workload: &[(AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: SEC,
-                source: "app",
-                state: Src::Ignored,
-                referenced: true,
-                want: Err(Skip::Ignored),
-            },
-            DecideCase {
-                name: "ignore beats auto-reload-all",
-                workload: &[],
-                template: &[],
-                auto_reload_all: true,
-                kind: SEC,
-                source: "app",
-                state: Src::Ignored,
-                referenced: true,
-                want: Err(Skip::Ignored),
-            },
+            row("ignore beats named", CM, Src::Ignored).is(&[(CM_RELOAD, "app")], Err(Skip::Ignored)),
+            row("ignore beats exclude", CM, Src::Ignored)
+                .is(&[(CONFIGMAP_EXCLUDE, "app"), (AUTO, "true")], Err(Skip::Ignored)),
+            row("ignore beats search with match", CM, Src::MatchedIgnored).is(&[(SEARCH, "true")], Err(Skip::Ignored)),
+            row("ignore beats auto", SEC, Src::Ignored).is(&[(AUTO, "true")], Err(Skip::Ignored)),
+            row("ignore beats auto-reload-all", SEC, Src::Ignored).auto_reload_all().is(&[], Err(Skip::Ignored)),
             // --- exclude beats named, search, auto, typed auto, auto-all ---
-            DecideCase {
-                name: "exclude beats named",
-                workload: &[(CM_RELOAD, "app"), (CONFIGMAP_EXCLUDE, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::Excluded),
-            },
-            DecideCase {
-                name: "exclude beats search",
-                workload: &[(SEARCH, "true"), (CONFIGMAP_EXCLUDE, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Matched,
-                referenced: true,
-                want: Err(Skip::Excluded),
-            },
-            DecideCase {
-                name: "exclude beats auto",
-                workload: &[(AUTO, "true"), (SECRET_EXCLUDE, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::Excluded),
-            },
-            DecideCase {
-                name: "exclude beats typed auto",
-                workload: &[(CM_AUTO, "true"), (CONFIGMAP_EXCLUDE, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::Excluded),
-            },
-            DecideCase {
-                name: "exclude beats auto-reload-all",
-                workload: &[(CONFIGMAP_EXCLUDE, "app")],
-                template: &[],
-                auto_reload_all: true,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::Excluded),
-            },
-            DecideCase {
-                name: "exclude applies to a missing source too",
-                workload: &[(CM_RELOAD, "app"), (CONFIGMAP_EXCLUDE, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Missing,
-                referenced: false,
-                want: Err(Skip::Excluded),
-            },
-            DecideCase {
-                name: "exclude comma list is trimmed",
-                workload: &[(AUTO, "true"), (CONFIGMAP_EXCLUDE, " other ,  app , x")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::Excluded),
-            },
-            DecideCase {
-                name: "exclude is exact match, not a regex",
-                workload: &[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "ap.*")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            DecideCase {
-                name: "exclude is exact match, not a prefix",
-                workload: &[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app-2",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            DecideCase {
-                name: "exclude is exact match, not a substring",
-                workload: &[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "my-app-config")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            DecideCase {
-                name: "secrets exclude does not apply to ConfigMaps",
-                workload: &[(AUTO, "true"), (SECRET_EXCLUDE, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            DecideCase {
-                name: "configmaps exclude does not apply to Secrets",
-                workload: &[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            DecideCase {
-                name: "empty exclude excludes nothing",
-                workload: &[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            DecideCase {
-                name: "exclude with only commas and blanks excludes nothing",
-                workload: &[(AUTO, "true"), (CONFIGMAP_EXCLUDE, " , ,")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            DecideCase {
-                name: "exclude on the pod template is never read",
-                workload: &[],
-                template: &[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "app")],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            DecideCase {
-                name: "exclude on the workload applies to a policy read from the template",
-                workload: &[(CONFIGMAP_EXCLUDE, "app")],
-                template: &[(AUTO, "true")],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::Excluded),
-            },
+            row("exclude beats named", CM, Src::Plain)
+                .is(&[(CM_RELOAD, "app"), (CONFIGMAP_EXCLUDE, "app")], Err(Skip::Excluded)),
+            row("exclude beats search", CM, Src::Matched)
+                .is(&[(SEARCH, "true"), (CONFIGMAP_EXCLUDE, "app")], Err(Skip::Excluded)),
+            row("exclude beats auto", SEC, Src::Plain)
+                .is(&[(AUTO, "true"), (SECRET_EXCLUDE, "app")], Err(Skip::Excluded)),
+            row("exclude beats typed auto", CM, Src::Plain)
+                .is(&[(CM_AUTO, "true"), (CONFIGMAP_EXCLUDE, "app")], Err(Skip::Excluded)),
+            row("exclude beats auto-reload-all", CM, Src::Plain)
+                .auto_reload_all()
+                .is(&[(CONFIGMAP_EXCLUDE, "app")], Err(Skip::Excluded)),
+            row("exclude applies to a missing source too", CM, Src::Missing)
+                .unreferenced()
+                .is(&[(CM_RELOAD, "app"), (CONFIGMAP_EXCLUDE, "app")], Err(Skip::Excluded)),
+            row("exclude comma list is trimmed", CM, Src::Plain)
+                .is(&[(AUTO, "true"), (CONFIGMAP_EXCLUDE, " other ,  app , x")], Err(Skip::Excluded)),
+            row("exclude is exact match, not a regex", CM, Src::Plain)
+                .is(&[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "ap.*")], Ok(Rule::Auto)),
+            row("exclude is exact match, not a prefix", CM, Src::Plain)
+                .source("app-2")
+                .is(&[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "app")], Ok(Rule::Auto)),
+            row("exclude is exact match, not a substring", CM, Src::Plain)
+                .is(&[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "my-app-config")], Ok(Rule::Auto)),
+            row("secrets exclude does not apply to ConfigMaps", CM, Src::Plain)
+                .is(&[(AUTO, "true"), (SECRET_EXCLUDE, "app")], Ok(Rule::Auto)),
+            row("configmaps exclude does not apply to Secrets", SEC, Src::Plain)
+                .is(&[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "app")], Ok(Rule::Auto)),
+            row("empty exclude excludes nothing", CM, Src::Plain)
+                .is(&[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "")], Ok(Rule::Auto)),
+            row("exclude with only commas and blanks excludes nothing", CM, Src::Plain)
+                .is(&[(AUTO, "true"), (CONFIGMAP_EXCLUDE, " , ,")], Ok(Rule::Auto)),
+            row("exclude on the pod template is never read", CM, Src::Plain)
+                .template(&[(AUTO, "true"), (CONFIGMAP_EXCLUDE, "app")])
+                .is(&[], Ok(Rule::Auto)),
+            row("exclude on the workload applies to a policy read from the template", CM, Src::Plain)
+                .template(&[(AUTO, "true")])
+                .is(&[(CONFIGMAP_EXCLUDE, "app")], Err(Skip::Excluded)),
             // --- named ---
-            DecideCase {
-                name: "named wins over auto false",
-                workload: &[(AUTO, "false"), (CM_RELOAD, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: named("app"),
-            },
-            DecideCase {
-                name: "named wins over typed auto false",
-                workload: &[(SECRET_AUTO, "false"), (SECRET_RELOAD, "db")],
-                template: &[],
-                auto_reload_all: true,
-                kind: SEC,
-                source: "db",
-                state: Src::Plain,
-                referenced: true,
-                want: named("db"),
-            },
-            DecideCase {
-                name: "named does not need a reference",
-                workload: &[(CM_RELOAD, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: false,
-                want: named("app"),
-            },
-            DecideCase {
-                name: "named governs a source that does not exist",
-                workload: &[(CM_RELOAD, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Missing,
-                referenced: false,
-                want: named("app"),
-            },
-            DecideCase {
-                name: "named wins over search with match",
-                workload: &[(SEARCH, "true"), (CM_RELOAD, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Matched,
-                referenced: true,
-                want: named("app"),
-            },
-            DecideCase {
-                name: "named wins over auto true",
-                workload: &[(AUTO, "true"), (CM_RELOAD, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: named("app"),
-            },
-            DecideCase {
-                name: "named that does not match falls through to auto",
-                workload: &[(AUTO, "true"), (CM_RELOAD, "other")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            DecideCase {
-                name: "named that does not match and no other rule",
-                workload: &[(CM_RELOAD, "other")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "secret named key does not apply to ConfigMaps",
-                workload: &[(SECRET_RELOAD, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "configmap named key does not apply to Secrets",
-                workload: &[(CM_RELOAD, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
+            row("named wins over auto false", CM, Src::Plain).is(&[(AUTO, "false"), (CM_RELOAD, "app")], named("app")),
+            row("named wins over typed auto false", SEC, Src::Plain)
+                .source("db")
+                .auto_reload_all()
+                .is(&[(SECRET_AUTO, "false"), (SECRET_RELOAD, "db")], named("db")),
+            row("named does not need a reference", CM, Src::Plain)
+                .unreferenced()
+                .is(&[(CM_RELOAD, "app")], named("app")),
+            row("named governs a source that does not exist", CM, Src::Missing)
+                .unreferenced()
+                .is(&[(CM_RELOAD, "app")], named("app")),
+            row("named wins over search with match", CM, Src::Matched)
+                .is(&[(SEARCH, "true"), (CM_RELOAD, "app")], named("app")),
+            row("named wins over auto true", CM, Src::Plain).is(&[(AUTO, "true"), (CM_RELOAD, "app")], named("app")),
+            row("named that does not match falls through to auto", CM, Src::Plain)
+                .is(&[(AUTO, "true"), (CM_RELOAD, "other")], Ok(Rule::Auto)),
+            row("named that does not match and no other rule", CM, Src::Plain)
+                .is(&[(CM_RELOAD, "other")], Err(Skip::NoRule)),
+            row("secret named key does not apply to ConfigMaps", CM, Src::Plain)
+                .is(&[(SECRET_RELOAD, "app")], Err(Skip::NoRule)),
+            row("configmap named key does not apply to Secrets", SEC, Src::Plain)
+                .is(&[(CM_RELOAD, "app")], Err(Skip::NoRule)),
             // --- search ---
-            DecideCase {
-                name: "search with match and reference",
-                workload: &[(SEARCH, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Matched,
-                referenced: true,
-                want: Ok(Rule::Search),
-            },
-            DecideCase {
-                name: "search applies to Secrets too",
-                workload: &[(SEARCH, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: SEC,
-                source: "app",
-                state: Src::Matched,
-                referenced: true,
-                want: Ok(Rule::Search),
-            },
-            DecideCase {
-                name: "search with match but no reference",
-                workload: &[(SEARCH, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Matched,
-                referenced: false,
-                want: not_referenced(Rule::Search),
-            },
-            DecideCase {
-                name: "search without match, no auto",
-                workload: &[(SEARCH, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "search without match falls through to auto",
-                workload: &[(SEARCH, "true"), (AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            DecideCase {
-                name: "search without match falls through to typed auto",
-                workload: &[(SEARCH, "true"), (CM_AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::TypedAuto),
-            },
-            DecideCase {
-                name: "search without match falls through to auto-reload-all",
-                workload: &[(SEARCH, "true")],
-                template: &[],
-                auto_reload_all: true,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::AutoReloadAll),
-            },
-            DecideCase {
-                name: "search on a missing source (no annotations) has no match",
-                workload: &[(SEARCH, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Missing,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "search with match wins over auto",
-                workload: &[(SEARCH, "true"), (AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Matched,
-                referenced: true,
-                want: Ok(Rule::Search),
-            },
-            DecideCase {
-                name: "search must be exactly \"true\" (\"True\" is off)",
-                workload: &[(SEARCH, "True")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Matched,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "search must be exactly \"true\" (\"1\" is off)",
-                workload: &[(SEARCH, "1")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Matched,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "match on the source without search on the workload",
-                workload: &[],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Matched,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
+            row("search with match and reference", CM, Src::Matched).is(&[(SEARCH, "true")], Ok(Rule::Search)),
+            row("search applies to Secrets too", SEC, Src::Matched).is(&[(SEARCH, "true")], Ok(Rule::Search)),
+            row("search with match but no reference", CM, Src::Matched)
+                .unreferenced()
+                .is(&[(SEARCH, "true")], not_referenced(Rule::Search)),
+            row("search without match, no auto", CM, Src::Plain).is(&[(SEARCH, "true")], Err(Skip::NoRule)),
+            row("search without match falls through to auto", CM, Src::Plain)
+                .is(&[(SEARCH, "true"), (AUTO, "true")], Ok(Rule::Auto)),
+            row("search without match falls through to typed auto", CM, Src::Plain)
+                .is(&[(SEARCH, "true"), (CM_AUTO, "true")], Ok(Rule::TypedAuto)),
+            row("search without match falls through to auto-reload-all", CM, Src::Plain)
+                .auto_reload_all()
+                .is(&[(SEARCH, "true")], Ok(Rule::AutoReloadAll)),
+            row("search on a missing source (no annotations) has no match", CM, Src::Missing)
+                .is(&[(SEARCH, "true")], Err(Skip::NoRule)),
+            row("search with match wins over auto", CM, Src::Matched)
+                .is(&[(SEARCH, "true"), (AUTO, "true")], Ok(Rule::Search)),
+            row("search must be exactly \"true\" (\"True\" is off)", CM, Src::Matched)
+                .is(&[(SEARCH, "True")], Err(Skip::NoRule)),
+            row("search must be exactly \"true\" (\"1\" is off)", CM, Src::Matched)
+                .is(&[(SEARCH, "1")], Err(Skip::NoRule)),
+            row("match on the source without search on the workload", CM, Src::Matched).is(&[], Err(Skip::NoRule)),
             // --- auto ---
-            DecideCase {
-                name: "auto with reference",
-                workload: &[(AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            DecideCase {
-                name: "auto applies to Secrets",
-                workload: &[(AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            DecideCase {
-                name: "auto without reference",
-                workload: &[(AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: false,
-                want: not_referenced(Rule::Auto),
-            },
-            DecideCase {
-                name: "auto on a missing but referenced source",
-                workload: &[(AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Missing,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            DecideCase {
-                name: "auto beats typed auto",
-                workload: &[(AUTO, "true"), (CM_AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            DecideCase {
-                name: "auto false does not stop typed auto true (OR)",
-                workload: &[(AUTO, "false"), (CM_AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::TypedAuto),
-            },
-            DecideCase {
-                name: "typed auto false does not stop auto true (OR)",
-                workload: &[(AUTO, "true"), (CM_AUTO, "false")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            DecideCase {
-                name: "auto false alone",
-                workload: &[(AUTO, "false")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
+            row("auto with reference", CM, Src::Plain).is(&[(AUTO, "true")], Ok(Rule::Auto)),
+            row("auto applies to Secrets", SEC, Src::Plain).is(&[(AUTO, "true")], Ok(Rule::Auto)),
+            row("auto without reference", CM, Src::Plain)
+                .unreferenced()
+                .is(&[(AUTO, "true")], not_referenced(Rule::Auto)),
+            row("auto on a missing but referenced source", CM, Src::Missing).is(&[(AUTO, "true")], Ok(Rule::Auto)),
+            row("auto beats typed auto", CM, Src::Plain).is(&[(AUTO, "true"), (CM_AUTO, "true")], Ok(Rule::Auto)),
+            row("auto false does not stop typed auto true (OR)", CM, Src::Plain)
+                .is(&[(AUTO, "false"), (CM_AUTO, "true")], Ok(Rule::TypedAuto)),
+            row("typed auto false does not stop auto true (OR)", CM, Src::Plain)
+                .is(&[(AUTO, "true"), (CM_AUTO, "false")], Ok(Rule::Auto)),
+            row("auto false alone", CM, Src::Plain).is(&[(AUTO, "false")], Err(Skip::NoRule)),
             // --- typed auto ---
-            DecideCase {
-                name: "configmap typed auto for a ConfigMap",
-                workload: &[(CM_AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::TypedAuto),
-            },
-            DecideCase {
-                name: "configmap typed auto without reference",
-                workload: &[(CM_AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: false,
-                want: not_referenced(Rule::TypedAuto),
-            },
-            DecideCase {
-                name: "configmap typed auto does not apply to Secrets",
-                workload: &[(CM_AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "secret typed auto for a Secret",
-                workload: &[(SECRET_AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::TypedAuto),
-            },
-            DecideCase {
-                name: "secret typed auto does not apply to ConfigMaps",
-                workload: &[(SECRET_AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "typed auto beats auto-reload-all",
-                workload: &[(CM_AUTO, "true")],
-                template: &[],
-                auto_reload_all: true,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::TypedAuto),
-            },
+            row("configmap typed auto for a ConfigMap", CM, Src::Plain).is(&[(CM_AUTO, "true")], Ok(Rule::TypedAuto)),
+            row("configmap typed auto without reference", CM, Src::Plain)
+                .unreferenced()
+                .is(&[(CM_AUTO, "true")], not_referenced(Rule::TypedAuto)),
+            row("configmap typed auto does not apply to Secrets", SEC, Src::Plain)
+                .is(&[(CM_AUTO, "true")], Err(Skip::NoRule)),
+            row("secret typed auto for a Secret", SEC, Src::Plain).is(&[(SECRET_AUTO, "true")], Ok(Rule::TypedAuto)),
+            row("secret typed auto does not apply to ConfigMaps", CM, Src::Plain)
+                .is(&[(SECRET_AUTO, "true")], Err(Skip::NoRule)),
+            row("typed auto beats auto-reload-all", CM, Src::Plain)
+                .auto_reload_all()
+                .is(&[(CM_AUTO, "true")], Ok(Rule::TypedAuto)),
             // --- --auto-reload-all ---
-            DecideCase {
-                name: "auto-reload-all on an annotation-less workload",
-                workload: &[],
-                template: &[],
-                auto_reload_all: true,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::AutoReloadAll),
-            },
-            DecideCase {
-                name: "auto-reload-all for Secrets",
-                workload: &[],
-                template: &[],
-                auto_reload_all: true,
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::AutoReloadAll),
-            },
-            DecideCase {
-                name: "auto-reload-all requires a reference",
-                workload: &[],
-                template: &[],
-                auto_reload_all: true,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: false,
-                want: not_referenced(Rule::AutoReloadAll),
-            },
-            DecideCase {
-                name: "without the flag an annotation-less workload is not governed",
-                workload: &[],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "auto true with auto-reload-all reports auto",
-                workload: &[(AUTO, "true")],
-                template: &[],
-                auto_reload_all: true,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            DecideCase {
-                name: "auto-reload-all: auto false blocks ConfigMaps",
-                workload: &[(AUTO, "false")],
-                template: &[],
-                auto_reload_all: true,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "auto-reload-all: auto false blocks Secrets",
-                workload: &[(AUTO, "false")],
-                template: &[],
-                auto_reload_all: true,
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "auto-reload-all: configmap auto false blocks ConfigMaps",
-                workload: &[(CM_AUTO, "false")],
-                template: &[],
-                auto_reload_all: true,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "auto-reload-all: configmap auto false does not block Secrets",
-                workload: &[(CM_AUTO, "false")],
-                template: &[],
-                auto_reload_all: true,
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::AutoReloadAll),
-            },
-            DecideCase {
-                name: "auto-reload-all: secret auto false blocks Secrets",
-                workload: &[(SECRET_AUTO, "false")],
-                template: &[],
-                auto_reload_all: true,
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "auto-reload-all: secret auto false does not block ConfigMaps",
-                workload: &[(SECRET_AUTO, "false")],
-                template: &[],
-                auto_reload_all: true,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::AutoReloadAll),
-            },
-            DecideCase {
-                name: "auto-reload-all: auto \"yes\" blocks ConfigMaps",
-                workload: &[(AUTO, "yes")],
-                template: &[],
-                auto_reload_all: true,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "auto-reload-all: auto \"yes\" blocks Secrets",
-                workload: &[(AUTO, "yes")],
-                template: &[],
-                auto_reload_all: true,
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "auto-reload-all: configmap auto \"yes\" blocks only ConfigMaps",
-                workload: &[(CM_AUTO, "yes")],
-                template: &[],
-                auto_reload_all: true,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "auto-reload-all: configmap auto \"yes\" leaves Secrets",
-                workload: &[(CM_AUTO, "yes")],
-                template: &[],
-                auto_reload_all: true,
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::AutoReloadAll),
-            },
-            DecideCase {
-                name: "auto-reload-all: empty auto value does not block",
-                workload: &[(AUTO, "")],
-                template: &[],
-                auto_reload_all: true,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::AutoReloadAll),
-            },
-            DecideCase {
-                name: "auto-reload-all: empty typed auto value does not block",
-                workload: &[(SECRET_AUTO, "")],
-                template: &[],
-                auto_reload_all: true,
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::AutoReloadAll),
-            },
-            DecideCase {
-                name: "auto-reload-all: auto false on the pod template blocks (fallback)",
-                workload: &[],
-                template: &[(AUTO, "false")],
-                auto_reload_all: true,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            DecideCase {
-                name: "auto-reload-all: template auto false ignored when workload has a key of the four",
-                workload: &[(SEARCH, "")],
-                template: &[(AUTO, "false")],
-                auto_reload_all: true,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::AutoReloadAll),
-            },
-            DecideCase {
-                name: "auto-reload-all: non-policy annotations do not block",
-                workload: &[(PAUSE, "5m"), ("app.kubernetes.io/name", "web")],
-                template: &[],
-                auto_reload_all: true,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::AutoReloadAll),
-            },
+            row("auto-reload-all on an annotation-less workload", CM, Src::Plain)
+                .auto_reload_all()
+                .is(&[], Ok(Rule::AutoReloadAll)),
+            row("auto-reload-all for Secrets", SEC, Src::Plain).auto_reload_all().is(&[], Ok(Rule::AutoReloadAll)),
+            row("auto-reload-all requires a reference", CM, Src::Plain)
+                .auto_reload_all()
+                .unreferenced()
+                .is(&[], not_referenced(Rule::AutoReloadAll)),
+            row("without the flag an annotation-less workload is not governed", CM, Src::Plain)
+                .is(&[], Err(Skip::NoRule)),
+            row("auto true with auto-reload-all reports auto", CM, Src::Plain)
+                .auto_reload_all()
+                .is(&[(AUTO, "true")], Ok(Rule::Auto)),
+            row("auto-reload-all: auto false blocks ConfigMaps", CM, Src::Plain)
+                .auto_reload_all()
+                .is(&[(AUTO, "false")], Err(Skip::NoRule)),
+            row("auto-reload-all: auto false blocks Secrets", SEC, Src::Plain)
+                .auto_reload_all()
+                .is(&[(AUTO, "false")], Err(Skip::NoRule)),
+            row("auto-reload-all: configmap auto false blocks ConfigMaps", CM, Src::Plain)
+                .auto_reload_all()
+                .is(&[(CM_AUTO, "false")], Err(Skip::NoRule)),
+            row("auto-reload-all: configmap auto false does not block Secrets", SEC, Src::Plain)
+                .auto_reload_all()
+                .is(&[(CM_AUTO, "false")], Ok(Rule::AutoReloadAll)),
+            row("auto-reload-all: secret auto false blocks Secrets", SEC, Src::Plain)
+                .auto_reload_all()
+                .is(&[(SECRET_AUTO, "false")], Err(Skip::NoRule)),
+            row("auto-reload-all: secret auto false does not block ConfigMaps", CM, Src::Plain)
+                .auto_reload_all()
+                .is(&[(SECRET_AUTO, "false")], Ok(Rule::AutoReloadAll)),
+            row("auto-reload-all: auto \"yes\" blocks ConfigMaps", CM, Src::Plain)
+                .auto_reload_all()
+                .is(&[(AUTO, "yes")], Err(Skip::NoRule)),
+            row("auto-reload-all: auto \"yes\" blocks Secrets", SEC, Src::Plain)
+                .auto_reload_all()
+                .is(&[(AUTO, "yes")], Err(Skip::NoRule)),
+            row("auto-reload-all: configmap auto \"yes\" blocks only ConfigMaps", CM, Src::Plain)
+                .auto_reload_all()
+                .is(&[(CM_AUTO, "yes")], Err(Skip::NoRule)),
+            row("auto-reload-all: configmap auto \"yes\" leaves Secrets", SEC, Src::Plain)
+                .auto_reload_all()
+                .is(&[(CM_AUTO, "yes")], Ok(Rule::AutoReloadAll)),
+            row("auto-reload-all: empty auto value does not block", CM, Src::Plain)
+                .auto_reload_all()
+                .is(&[(AUTO, "")], Ok(Rule::AutoReloadAll)),
+            row("auto-reload-all: empty typed auto value does not block", SEC, Src::Plain)
+                .auto_reload_all()
+                .is(&[(SECRET_AUTO, "")], Ok(Rule::AutoReloadAll)),
+            row("auto-reload-all: auto false on the pod template blocks (fallback)", CM, Src::Plain)
+                .template(&[(AUTO, "false")])
+                .auto_reload_all()
+                .is(&[], Err(Skip::NoRule)),
+            row("auto-reload-all: template auto false ignored when workload has a key of the four", CM, Src::Plain)
+                .template(&[(AUTO, "false")])
+                .auto_reload_all()
+                .is(&[(SEARCH, "")], Ok(Rule::AutoReloadAll)),
+            row("auto-reload-all: non-policy annotations do not block", CM, Src::Plain)
+                .auto_reload_all()
+                .is(&[(PAUSE, "5m"), ("app.kubernetes.io/name", "web")], Ok(Rule::AutoReloadAll)),
         ];
-        run_decide(&cases);
+        run_decide(&Keys::default(), &cases);
     }
 
     #[test]
@@ -1372,6 +761,7 @@ mod tests {
 
     #[test]
     fn invalid_bool_annotation_error_table() {
+        /// Decided with `--auto-reload-all`, for a ConfigMap and a Secret both named "app".
         struct Case {
             name: &'static str,
             workload: &'static [(&'static str, &'static str)],
@@ -1381,63 +771,45 @@ mod tests {
             want_cm: Result<Rule, Skip>,
             want_secret: Result<Rule, Skip>,
         }
+        /// A row in the making: no pod-template annotations and no errors expected unless said.
+        struct Given(Case);
+        fn row(name: &'static str, workload: &'static [(&'static str, &'static str)]) -> Given {
+            let (template, want_errors, want) = (&[], &[], Err(Skip::NoRule));
+            Given(Case { name, workload, template, want_errors, want_cm: want.clone(), want_secret: want })
+        }
+        impl Given {
+            fn template(self, template: &'static [(&'static str, &'static str)]) -> Given {
+                Given(Case { template, ..self.0 })
+            }
+            fn errors(self, want_errors: &'static [(&'static str, &'static str)]) -> Given {
+                Given(Case { want_errors, ..self.0 })
+            }
+            /// The decisions expected for the ConfigMap and for the Secret.
+            fn is(self, want_cm: Result<Rule, Skip>, want_secret: Result<Rule, Skip>) -> Case {
+                Case { want_cm, want_secret, ..self.0 }
+            }
+        }
         let cases = [
-            Case {
-                name: "auto yes blocks both kinds, one error",
-                workload: &[(AUTO, "yes")],
-                template: &[],
-                want_errors: &[(AUTO, "yes")],
-                want_cm: Err(Skip::NoRule),
-                want_secret: Err(Skip::NoRule),
-            },
-            Case {
-                name: "configmap auto yes blocks ConfigMaps only",
-                workload: &[(CM_AUTO, "yes")],
-                template: &[],
-                want_errors: &[(CM_AUTO, "yes")],
-                want_cm: Err(Skip::NoRule),
-                want_secret: Ok(Rule::AutoReloadAll),
-            },
-            Case {
-                name: "secret auto enabled blocks Secrets only",
-                workload: &[(SECRET_AUTO, "enabled")],
-                template: &[],
-                want_errors: &[(SECRET_AUTO, "enabled")],
-                want_cm: Ok(Rule::AutoReloadAll),
-                want_secret: Err(Skip::NoRule),
-            },
-            Case {
-                name: "auto yes on the pod template (fallback) is reported too",
-                workload: &[],
-                template: &[(AUTO, "yes")],
-                want_errors: &[(AUTO, "yes")],
-                want_cm: Err(Skip::NoRule),
-                want_secret: Err(Skip::NoRule),
-            },
-            Case {
-                name: "a bad auto value does not stop a valid typed auto",
-                workload: &[(AUTO, "yes"), (SECRET_AUTO, "true")],
-                template: &[],
-                want_errors: &[(AUTO, "yes")],
-                want_cm: Err(Skip::NoRule),
-                want_secret: Ok(Rule::TypedAuto),
-            },
-            Case {
-                name: "valid values produce no error",
-                workload: &[(AUTO, "False"), (CM_AUTO, "T")],
-                template: &[],
-                want_errors: &[],
-                want_cm: Ok(Rule::TypedAuto),
-                want_secret: Err(Skip::NoRule),
-            },
-            Case {
-                name: "empty values produce no error",
-                workload: &[(AUTO, ""), (CM_AUTO, ""), (SECRET_AUTO, "")],
-                template: &[],
-                want_errors: &[],
-                want_cm: Ok(Rule::AutoReloadAll),
-                want_secret: Ok(Rule::AutoReloadAll),
-            },
+            row("auto yes blocks both kinds, one error", &[(AUTO, "yes")])
+                .errors(&[(AUTO, "yes")])
+                .is(Err(Skip::NoRule), Err(Skip::NoRule)),
+            row("configmap auto yes blocks ConfigMaps only", &[(CM_AUTO, "yes")])
+                .errors(&[(CM_AUTO, "yes")])
+                .is(Err(Skip::NoRule), Ok(Rule::AutoReloadAll)),
+            row("secret auto enabled blocks Secrets only", &[(SECRET_AUTO, "enabled")])
+                .errors(&[(SECRET_AUTO, "enabled")])
+                .is(Ok(Rule::AutoReloadAll), Err(Skip::NoRule)),
+            row("auto yes on the pod template (fallback) is reported too", &[])
+                .template(&[(AUTO, "yes")])
+                .errors(&[(AUTO, "yes")])
+                .is(Err(Skip::NoRule), Err(Skip::NoRule)),
+            row("a bad auto value does not stop a valid typed auto", &[(AUTO, "yes"), (SECRET_AUTO, "true")])
+                .errors(&[(AUTO, "yes")])
+                .is(Err(Skip::NoRule), Ok(Rule::TypedAuto)),
+            row("valid values produce no error", &[(AUTO, "False"), (CM_AUTO, "T")])
+                .is(Ok(Rule::TypedAuto), Err(Skip::NoRule)),
+            row("empty values produce no error", &[(AUTO, ""), (CM_AUTO, ""), (SECRET_AUTO, "")])
+                .is(Ok(Rule::AutoReloadAll), Ok(Rule::AutoReloadAll)),
         ];
         for c in &cases {
             let p = mk_policy(c.workload, c.template, true);
@@ -1459,254 +831,109 @@ mod tests {
 
     #[test]
     fn pod_template_fallback_table() {
-        struct Case {
-            name: &'static str,
-            workload: &'static [(&'static str, &'static str)],
-            template: &'static [(&'static str, &'static str)],
-            kind: SourceKind,
-            source: &'static str,
-            state: Src,
-            want_origin: Origin,
-            want: Result<Rule, Skip>,
-        }
         let cases = [
-            Case {
-                name: "nothing on the workload: auto read from the template",
-                workload: &[],
-                template: &[(AUTO, "true")],
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::PodTemplate,
-                want: Ok(Rule::Auto),
-            },
-            Case {
-                name: "nothing on the workload: named read from the template",
-                workload: &[],
-                template: &[(CM_RELOAD, "app")],
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::PodTemplate,
-                want: named("app"),
-            },
-            Case {
-                name: "nothing on the workload: typed auto read from the template",
-                workload: &[],
-                template: &[(SECRET_AUTO, "true")],
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::PodTemplate,
-                want: Ok(Rule::TypedAuto),
-            },
-            Case {
-                name: "nothing on the workload: search read from the template",
-                workload: &[],
-                template: &[(SEARCH, "true")],
-                kind: CM,
-                source: "app",
-                state: Src::Matched,
-                want_origin: Origin::PodTemplate,
-                want: Ok(Rule::Search),
-            },
-            Case {
-                name: "auto on the workload: template named key not read",
-                workload: &[(AUTO, "true")],
-                template: &[(CM_RELOAD, "other")],
-                kind: CM,
-                source: "other",
-                state: Src::Plain,
-                want_origin: Origin::Workload,
-                want: Ok(Rule::Auto),
-            },
-            Case {
-                name: "empty auto on the workload counts as present",
-                workload: &[(AUTO, "")],
-                template: &[(AUTO, "true")],
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::Workload,
-                want: Err(Skip::NoRule),
-            },
-            Case {
-                name: "empty search on the workload counts as present",
-                workload: &[(SEARCH, "")],
-                template: &[(AUTO, "true")],
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::Workload,
-                want: Err(Skip::NoRule),
-            },
-            Case {
-                name: "empty named key of this type on the workload counts as present",
-                workload: &[(CM_RELOAD, "")],
-                template: &[(AUTO, "true")],
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::Workload,
-                want: Err(Skip::NoRule),
-            },
-            Case {
-                name: "empty typed auto of this type on the workload counts as present",
-                workload: &[(CM_AUTO, "")],
-                template: &[(AUTO, "true")],
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::Workload,
-                want: Err(Skip::NoRule),
-            },
-            Case {
-                name: "all or nothing: workload named + template auto are not mixed",
-                workload: &[(CM_RELOAD, "other")],
-                template: &[(AUTO, "true")],
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::Workload,
-                want: Err(Skip::NoRule),
-            },
-            Case {
-                name: "all or nothing: workload auto false + template named are not mixed",
-                workload: &[(AUTO, "false")],
-                template: &[(CM_RELOAD, "app")],
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::Workload,
-                want: Err(Skip::NoRule),
-            },
-            Case {
-                name: "all or nothing: workload search + template auto are not mixed",
-                workload: &[(SEARCH, "true")],
-                template: &[(AUTO, "true")],
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::Workload,
-                want: Err(Skip::NoRule),
-            },
-            Case {
-                name: "per kind: secret named on the workload, ConfigMap named read from the template",
-                workload: &[(SECRET_RELOAD, "db")],
-                template: &[(CM_RELOAD, "app")],
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::PodTemplate,
-                want: named("app"),
-            },
-            Case {
-                name: "per kind: secret named on the workload, Secrets read from the workload",
-                workload: &[(SECRET_RELOAD, "db")],
-                template: &[(CM_RELOAD, "app"), (SECRET_RELOAD, "other")],
-                kind: SEC,
-                source: "db",
-                state: Src::Plain,
-                want_origin: Origin::Workload,
-                want: named("db"),
-            },
-            Case {
-                name: "per kind: template's secret named key is not mixed in",
-                workload: &[(SECRET_RELOAD, "db")],
-                template: &[(CM_RELOAD, "app"), (SECRET_RELOAD, "other")],
-                kind: SEC,
-                source: "other",
-                state: Src::Plain,
-                want_origin: Origin::Workload,
-                want: Err(Skip::NoRule),
-            },
-            Case {
-                name: "per kind: secret named on the workload, template auto applies to ConfigMaps",
-                workload: &[(SECRET_RELOAD, "db")],
-                template: &[(AUTO, "true")],
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::PodTemplate,
-                want: Ok(Rule::Auto),
-            },
-            Case {
-                name: "per kind: secret named on the workload, template auto not applied to Secrets",
-                workload: &[(SECRET_RELOAD, "db")],
-                template: &[(AUTO, "true")],
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::Workload,
-                want: Err(Skip::NoRule),
-            },
-            Case {
-                name: "per kind: configmap typed auto on the workload, Secrets read from the template",
-                workload: &[(CM_AUTO, "true")],
-                template: &[(SECRET_AUTO, "true")],
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::PodTemplate,
-                want: Ok(Rule::TypedAuto),
-            },
-            Case {
-                name: "generic auto on the workload stops fallback for both kinds",
-                workload: &[(AUTO, "false")],
-                template: &[(SECRET_AUTO, "true")],
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::Workload,
-                want: Err(Skip::NoRule),
-            },
-            Case {
-                name: "exclude on the workload does not stop fallback",
-                workload: &[(SECRET_EXCLUDE, "other")],
-                template: &[(AUTO, "true")],
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::PodTemplate,
-                want: Ok(Rule::Auto),
-            },
-            Case {
-                name: "pause-period and unrelated annotations do not stop fallback",
-                workload: &[(PAUSE, "5m"), ("team", "a")],
-                template: &[(CM_AUTO, "true")],
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::PodTemplate,
-                want: Ok(Rule::TypedAuto),
-            },
-            Case {
-                name: "match/ignore on the workload are not policy keys",
-                workload: &[(MATCH, "true"), (IGNORE, "true")],
-                template: &[(AUTO, "true")],
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::PodTemplate,
-                want: Ok(Rule::Auto),
-            },
-            Case {
-                name: "exclude on the template only is never read",
-                workload: &[],
-                template: &[(CM_RELOAD, "app"), (CONFIGMAP_EXCLUDE, "app")],
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                want_origin: Origin::PodTemplate,
-                want: named("app"),
-            },
+            row("nothing on the workload: auto read from the template", CM, Src::Plain)
+                .template(&[(AUTO, "true")])
+                .is(&[], Ok(Rule::Auto))
+                .read_from(Origin::PodTemplate),
+            row("nothing on the workload: named read from the template", CM, Src::Plain)
+                .template(&[(CM_RELOAD, "app")])
+                .is(&[], named("app"))
+                .read_from(Origin::PodTemplate),
+            row("nothing on the workload: typed auto read from the template", SEC, Src::Plain)
+                .template(&[(SECRET_AUTO, "true")])
+                .is(&[], Ok(Rule::TypedAuto))
+                .read_from(Origin::PodTemplate),
+            row("nothing on the workload: search read from the template", CM, Src::Matched)
+                .template(&[(SEARCH, "true")])
+                .is(&[], Ok(Rule::Search))
+                .read_from(Origin::PodTemplate),
+            row("auto on the workload: template named key not read", CM, Src::Plain)
+                .template(&[(CM_RELOAD, "other")])
+                .source("other")
+                .is(&[(AUTO, "true")], Ok(Rule::Auto))
+                .read_from(Origin::Workload),
+            row("empty auto on the workload counts as present", CM, Src::Plain)
+                .template(&[(AUTO, "true")])
+                .is(&[(AUTO, "")], Err(Skip::NoRule))
+                .read_from(Origin::Workload),
+            row("empty search on the workload counts as present", SEC, Src::Plain)
+                .template(&[(AUTO, "true")])
+                .is(&[(SEARCH, "")], Err(Skip::NoRule))
+                .read_from(Origin::Workload),
+            row("empty named key of this type on the workload counts as present", CM, Src::Plain)
+                .template(&[(AUTO, "true")])
+                .is(&[(CM_RELOAD, "")], Err(Skip::NoRule))
+                .read_from(Origin::Workload),
+            row("empty typed auto of this type on the workload counts as present", CM, Src::Plain)
+                .template(&[(AUTO, "true")])
+                .is(&[(CM_AUTO, "")], Err(Skip::NoRule))
+                .read_from(Origin::Workload),
+            row("all or nothing: workload named + template auto are not mixed", CM, Src::Plain)
+                .template(&[(AUTO, "true")])
+                .is(&[(CM_RELOAD, "other")], Err(Skip::NoRule))
+                .read_from(Origin::Workload),
+            row("all or nothing: workload auto false + template named are not mixed", CM, Src::Plain)
+                .template(&[(CM_RELOAD, "app")])
+                .is(&[(AUTO, "false")], Err(Skip::NoRule))
+                .read_from(Origin::Workload),
+            row("all or nothing: workload search + template auto are not mixed", CM, Src::Plain)
+                .template(&[(AUTO, "true")])
+                .is(&[(SEARCH, "true")], Err(Skip::NoRule))
+                .read_from(Origin::Workload),
+            row("per kind: secret named on the workload, ConfigMap named read from the template", CM, Src::Plain)
+                .template(&[(CM_RELOAD, "app")])
+                .is(&[(SECRET_RELOAD, "db")], named("app"))
+                .read_from(Origin::PodTemplate),
+            row("per kind: secret named on the workload, Secrets read from the workload", SEC, Src::Plain)
+                .template(&[(CM_RELOAD, "app"), (SECRET_RELOAD, "other")])
+                .source("db")
+                .is(&[(SECRET_RELOAD, "db")], named("db"))
+                .read_from(Origin::Workload),
+            row("per kind: template's secret named key is not mixed in", SEC, Src::Plain)
+                .template(&[(CM_RELOAD, "app"), (SECRET_RELOAD, "other")])
+                .source("other")
+                .is(&[(SECRET_RELOAD, "db")], Err(Skip::NoRule))
+                .read_from(Origin::Workload),
+            row("per kind: secret named on the workload, template auto applies to ConfigMaps", CM, Src::Plain)
+                .template(&[(AUTO, "true")])
+                .is(&[(SECRET_RELOAD, "db")], Ok(Rule::Auto))
+                .read_from(Origin::PodTemplate),
+            row("per kind: secret named on the workload, template auto not applied to Secrets", SEC, Src::Plain)
+                .template(&[(AUTO, "true")])
+                .is(&[(SECRET_RELOAD, "db")], Err(Skip::NoRule))
+                .read_from(Origin::Workload),
+            row("per kind: configmap typed auto on the workload, Secrets read from the template", SEC, Src::Plain)
+                .template(&[(SECRET_AUTO, "true")])
+                .is(&[(CM_AUTO, "true")], Ok(Rule::TypedAuto))
+                .read_from(Origin::PodTemplate),
+            row("generic auto on the workload stops fallback for both kinds", SEC, Src::Plain)
+                .template(&[(SECRET_AUTO, "true")])
+                .is(&[(AUTO, "false")], Err(Skip::NoRule))
+                .read_from(Origin::Workload),
+            row("exclude on the workload does not stop fallback", SEC, Src::Plain)
+                .template(&[(AUTO, "true")])
+                .is(&[(SECRET_EXCLUDE, "other")], Ok(Rule::Auto))
+                .read_from(Origin::PodTemplate),
+            row("pause-period and unrelated annotations do not stop fallback", CM, Src::Plain)
+                .template(&[(CM_AUTO, "true")])
+                .is(&[(PAUSE, "5m"), ("team", "a")], Ok(Rule::TypedAuto))
+                .read_from(Origin::PodTemplate),
+            row("match/ignore on the workload are not policy keys", CM, Src::Plain)
+                .template(&[(AUTO, "true")])
+                .is(&[(MATCH, "true"), (IGNORE, "true")], Ok(Rule::Auto))
+                .read_from(Origin::PodTemplate),
+            row("exclude on the template only is never read", CM, Src::Plain)
+                .template(&[(CM_RELOAD, "app"), (CONFIGMAP_EXCLUDE, "app")])
+                .is(&[], named("app"))
+                .read_from(Origin::PodTemplate),
         ];
         for c in &cases {
-            let p = mk_policy(c.workload, c.template, false);
+            let p = mk_policy(c.workload, c.template, c.auto_reload_all);
             let kp = p.for_kind(c.kind);
-            assert_eq!(kp.origin, c.want_origin, "row {:?}: origin", c.name);
+            assert_eq!(Some(kp.origin), c.origin, "row {:?}: origin", c.name);
             let info = c.state.info();
-            assert_eq!(decide(kp, c.source, info.as_ref(), true), c.want, "row {:?}: decide {kp:?}", c.name);
+            assert_eq!(decide(kp, c.source, info.as_ref(), c.referenced), c.want, "row {:?}: decide {kp:?}", c.name);
             if c.template.iter().all(|(k, _)| !k.contains("exclude")) {
                 continue;
             }
@@ -1766,159 +993,54 @@ mod tests {
             /// Values of the expected AnnotationErrors on the named key.
             want_errors: &'static [&'static str],
         }
+        fn row(
+            name: &'static str,
+            value: &'static str,
+            source: &'static str,
+            want: Option<&'static str>,
+            want_errors: &'static [&'static str],
+        ) -> Case {
+            Case { name, value, source, want, want_errors }
+        }
         let cases = [
-            Case { name: "single literal matches", value: "app", source: "app", want: Some("app"), want_errors: &[] },
-            Case { name: "anchored at the end", value: "app", source: "app-2", want: None, want_errors: &[] },
-            Case { name: "anchored at the start", value: "app", source: "my-app", want: None, want_errors: &[] },
-            Case { name: "case sensitive", value: "app", source: "App", want: None, want_errors: &[] },
-            Case { name: "comma list, first", value: "a,b,c", source: "a", want: Some("a"), want_errors: &[] },
-            Case { name: "comma list, middle", value: "a,b,c", source: "b", want: Some("b"), want_errors: &[] },
-            Case { name: "comma list, last", value: "a,b,c", source: "c", want: Some("c"), want_errors: &[] },
-            Case { name: "comma list, none", value: "a,b,c", source: "d", want: None, want_errors: &[] },
-            Case {
-                name: "whitespace trimmed around elements",
-                value: "  one ,\tapp  , two",
-                source: "app",
-                want: Some("app"),
-                want_errors: &[],
-            },
-            Case {
-                name: "whitespace trimmed, single",
-                value: " app ",
-                source: "app",
-                want: Some("app"),
-                want_errors: &[],
-            },
-            Case {
-                name: "whitespace is not part of the name",
-                value: "app, other",
-                source: " other",
-                want: None,
-                want_errors: &[],
-            },
-            Case { name: "alternation: a|b matches a", value: "a|b", source: "a", want: Some("a|b"), want_errors: &[] },
-            Case { name: "alternation: a|b matches b", value: "a|b", source: "b", want: Some("a|b"), want_errors: &[] },
-            Case {
-                name: "alternation grouped: a|b does not match abc (starts with a)",
-                value: "a|b",
-                source: "abc",
-                want: None,
-                want_errors: &[],
-            },
-            Case {
-                name: "alternation grouped: a|b does not match xb (ends with b)",
-                value: "a|b",
-                source: "xb",
-                want: None,
-                want_errors: &[],
-            },
-            Case {
-                name: "alternation grouped: a|b does not match ab",
-                value: "a|b",
-                source: "ab",
-                want: None,
-                want_errors: &[],
-            },
-            Case {
-                name: "alternation grouped: app|db does not match app-config",
-                value: "app|db",
-                source: "app-config",
-                want: None,
-                want_errors: &[],
-            },
-            Case {
-                name: "regex feature-.* matches feature-x",
-                value: "feature-.*",
-                source: "feature-x",
-                want: Some("feature-.*"),
-                want_errors: &[],
-            },
-            Case {
-                name: "regex feature-.* matches feature- (empty tail)",
-                value: "feature-.*",
-                source: "feature-",
-                want: Some("feature-.*"),
-                want_errors: &[],
-            },
-            Case {
-                name: "regex feature-.* is anchored at the start",
-                value: "feature-.*",
-                source: "my-feature-x",
-                want: None,
-                want_errors: &[],
-            },
-            Case {
-                name: "regex in a list with literals",
-                value: "app-config, feature-.*",
-                source: "feature-flags",
-                want: Some("feature-.*"),
-                want_errors: &[],
-            },
-            Case {
-                name: "regex character class",
-                value: "cfg-[0-9]+",
-                source: "cfg-42",
-                want: Some("cfg-[0-9]+"),
-                want_errors: &[],
-            },
-            Case {
-                name: "regex character class does not match letters",
-                value: "cfg-[0-9]+",
-                source: "cfg-x",
-                want: None,
-                want_errors: &[],
-            },
-            Case {
-                name: "a dot is a regex wildcard",
-                value: "app.config",
-                source: "app-config",
-                want: Some("app.config"),
-                want_errors: &[],
-            },
-            Case {
-                name: "the first matching element is reported",
-                value: "a.*, abc",
-                source: "abc",
-                want: Some("a.*"),
-                want_errors: &[],
-            },
-            Case {
-                name: "invalid regex alone is skipped with an error",
-                value: "(",
-                source: "(",
-                want: None,
-                want_errors: &["("],
-            },
-            Case {
-                name: "invalid regex skipped, valid element after it still works",
-                value: "(, app",
-                source: "app",
-                want: Some("app"),
-                want_errors: &["("],
-            },
-            Case {
-                name: "invalid regex skipped, valid element before it still works",
-                value: "app, [z-a]",
-                source: "app",
-                want: Some("app"),
-                want_errors: &["[z-a]"],
-            },
-            Case {
-                name: "two invalid elements, two errors",
-                value: "(, app, *",
-                source: "app",
-                want: Some("app"),
-                want_errors: &["(", "*"],
-            },
-            Case {
-                name: "empty elements ignored",
-                value: ",, app,,",
-                source: "app",
-                want: Some("app"),
-                want_errors: &[],
-            },
-            Case { name: "only commas and blanks", value: " , ,", source: "app", want: None, want_errors: &[] },
-            Case { name: "empty value", value: "", source: "app", want: None, want_errors: &[] },
+            row("single literal matches", "app", "app", Some("app"), &[]),
+            row("anchored at the end", "app", "app-2", None, &[]),
+            row("anchored at the start", "app", "my-app", None, &[]),
+            row("case sensitive", "app", "App", None, &[]),
+            row("comma list, first", "a,b,c", "a", Some("a"), &[]),
+            row("comma list, middle", "a,b,c", "b", Some("b"), &[]),
+            row("comma list, last", "a,b,c", "c", Some("c"), &[]),
+            row("comma list, none", "a,b,c", "d", None, &[]),
+            row("whitespace trimmed around elements", "  one ,\tapp  , two", "app", Some("app"), &[]),
+            row("whitespace trimmed, single", " app ", "app", Some("app"), &[]),
+            row("whitespace is not part of the name", "app, other", " other", None, &[]),
+            row("alternation: a|b matches a", "a|b", "a", Some("a|b"), &[]),
+            row("alternation: a|b matches b", "a|b", "b", Some("a|b"), &[]),
+            row("alternation grouped: a|b does not match abc (starts with a)", "a|b", "abc", None, &[]),
+            row("alternation grouped: a|b does not match xb (ends with b)", "a|b", "xb", None, &[]),
+            row("alternation grouped: a|b does not match ab", "a|b", "ab", None, &[]),
+            row("alternation grouped: app|db does not match app-config", "app|db", "app-config", None, &[]),
+            row("regex feature-.* matches feature-x", "feature-.*", "feature-x", Some("feature-.*"), &[]),
+            row("regex feature-.* matches feature- (empty tail)", "feature-.*", "feature-", Some("feature-.*"), &[]),
+            row("regex feature-.* is anchored at the start", "feature-.*", "my-feature-x", None, &[]),
+            row("regex in a list with literals", "app-config, feature-.*", "feature-flags", Some("feature-.*"), &[]),
+            row("regex character class", "cfg-[0-9]+", "cfg-42", Some("cfg-[0-9]+"), &[]),
+            row("regex character class does not match letters", "cfg-[0-9]+", "cfg-x", None, &[]),
+            row("a dot is a regex wildcard", "app.config", "app-config", Some("app.config"), &[]),
+            row("the first matching element is reported", "a.*, abc", "abc", Some("a.*"), &[]),
+            row("invalid regex alone is skipped with an error", "(", "(", None, &["("]),
+            row("invalid regex skipped, valid element after it still works", "(, app", "app", Some("app"), &["("]),
+            row(
+                "invalid regex skipped, valid element before it still works",
+                "app, [z-a]",
+                "app",
+                Some("app"),
+                &["[z-a]"],
+            ),
+            row("two invalid elements, two errors", "(, app, *", "app", Some("app"), &["(", "*"]),
+            row("empty elements ignored", ",, app,,", "app", Some("app"), &[]),
+            row("only commas and blanks", " , ,", "app", None, &[]),
+            row("empty value", "", "app", None, &[]),
         ];
         for c in &cases {
             for (kind, key) in [(CM, CM_RELOAD), (SEC, SECRET_RELOAD)] {
@@ -1947,9 +1069,10 @@ mod tests {
     }
 
     /// Each comma element must be a valid regex on its own: wrapping it as `^(?:element)$` must
-    /// not turn an invalid element into a valid one (spec §2.2 step 6: an invalid pattern is
-    /// skipped and reported), nor re-open the ungrouped "starts with / ends with" reading the
-    /// project rejects (deliberate difference for `a|b`).
+    /// not turn an invalid element into a valid one (an invalid element of a named-reload list
+    /// is skipped and reported as an error, never a panic, while the list's other elements still
+    /// apply), nor re-open the ungrouped "starts with / ends with" reading the project rejects
+    /// (deliberate difference for `a|b`).
     #[test]
     fn named_pattern_invalid_unless_wrapped_table() {
         struct Case {
@@ -1996,146 +1119,36 @@ mod tests {
             ignore: "example.com/ignore".into(),
             ..Keys::default()
         };
-        struct Case {
-            name: &'static str,
-            workload: &'static [(&'static str, &'static str)],
-            template: &'static [(&'static str, &'static str)],
-            auto_reload_all: bool,
-            kind: SourceKind,
-            source: &'static str,
-            state: Src,
-            referenced: bool,
-            want: Result<Rule, Skip>,
-        }
         let cases = [
-            Case {
-                name: "custom configmap named key",
-                workload: &[("example.com/cm-reload", "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: false,
-                want: named("app"),
-            },
-            Case {
-                name: "default configmap named key is ignored once overridden",
-                workload: &[(CM_RELOAD, "app")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: false,
-                want: Err(Skip::NoRule),
-            },
-            Case {
-                name: "custom secret named key",
-                workload: &[("example.com/secret-reload", "db-.*")],
-                template: &[],
-                auto_reload_all: false,
-                kind: SEC,
-                source: "db-main",
-                state: Src::Plain,
-                referenced: false,
-                want: named("db-.*"),
-            },
-            Case {
-                name: "custom auto key",
-                workload: &[("example.com/auto", "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            Case {
-                name: "default auto key ignored once overridden",
-                workload: &[(AUTO, "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: SEC,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            Case {
-                name: "default auto key false does not block auto-reload-all once overridden",
-                workload: &[(AUTO, "false")],
-                template: &[],
-                auto_reload_all: true,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::AutoReloadAll),
-            },
-            Case {
-                name: "custom typed auto key",
-                workload: &[("example.com/cm-auto", "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::TypedAuto),
-            },
-            Case {
-                name: "custom search key",
-                workload: &[("example.com/search", "true")],
-                template: &[],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Matched,
-                referenced: true,
-                want: Ok(Rule::Search),
-            },
-            Case {
-                name: "custom named key on the workload blocks the template fallback",
-                workload: &[("example.com/cm-reload", "")],
-                template: &[("example.com/auto", "true")],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Err(Skip::NoRule),
-            },
-            Case {
-                name: "default named key on the workload no longer blocks the fallback",
-                workload: &[(CM_RELOAD, "")],
-                template: &[("example.com/auto", "true")],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: true,
-                want: Ok(Rule::Auto),
-            },
-            Case {
-                name: "custom named key read from the template",
-                workload: &[],
-                template: &[("example.com/cm-reload", "app")],
-                auto_reload_all: false,
-                kind: CM,
-                source: "app",
-                state: Src::Plain,
-                referenced: false,
-                want: named("app"),
-            },
+            row("custom configmap named key", CM, Src::Plain)
+                .unreferenced()
+                .is(&[("example.com/cm-reload", "app")], named("app")),
+            row("default configmap named key is ignored once overridden", CM, Src::Plain)
+                .unreferenced()
+                .is(&[(CM_RELOAD, "app")], Err(Skip::NoRule)),
+            row("custom secret named key", SEC, Src::Plain)
+                .source("db-main")
+                .unreferenced()
+                .is(&[("example.com/secret-reload", "db-.*")], named("db-.*")),
+            row("custom auto key", SEC, Src::Plain).is(&[("example.com/auto", "true")], Ok(Rule::Auto)),
+            row("default auto key ignored once overridden", SEC, Src::Plain).is(&[(AUTO, "true")], Err(Skip::NoRule)),
+            row("default auto key false does not block auto-reload-all once overridden", CM, Src::Plain)
+                .auto_reload_all()
+                .is(&[(AUTO, "false")], Ok(Rule::AutoReloadAll)),
+            row("custom typed auto key", CM, Src::Plain).is(&[("example.com/cm-auto", "true")], Ok(Rule::TypedAuto)),
+            row("custom search key", CM, Src::Matched).is(&[("example.com/search", "true")], Ok(Rule::Search)),
+            row("custom named key on the workload blocks the template fallback", CM, Src::Plain)
+                .template(&[("example.com/auto", "true")])
+                .is(&[("example.com/cm-reload", "")], Err(Skip::NoRule)),
+            row("default named key on the workload no longer blocks the fallback", CM, Src::Plain)
+                .template(&[("example.com/auto", "true")])
+                .is(&[(CM_RELOAD, "")], Ok(Rule::Auto)),
+            row("custom named key read from the template", CM, Src::Plain)
+                .template(&[("example.com/cm-reload", "app")])
+                .unreferenced()
+                .is(&[], named("app")),
         ];
-        for c in &cases {
-            let p = mk_policy_with(&keys, c.workload, c.template, c.auto_reload_all);
-            let info = c.state.info();
-            let got = decide(p.for_kind(c.kind), c.source, info.as_ref(), c.referenced);
-            assert_eq!(got, c.want, "row {:?}", c.name);
-        }
+        run_decide(&keys, &cases);
     }
 
     #[test]

@@ -140,6 +140,13 @@ impl Ctx {
         self.readiness.subscribe()
     }
 
+    /// Whether the index holds a source: `kind` is `configmap` or `secret` (as in the record).
+    pub fn tracks_source(&self, namespace: &str, kind: &str, name: &str) -> bool {
+        let Some(r) = crate::core::source::SourceRef::parse(&format!("{kind}/{name}")) else { return false };
+        let st = self.state.lock().expect("state lock");
+        st.sources(namespace).is_some_and(|s| s.get(&r).is_some())
+    }
+
     /// Workloads held in the index.
     pub fn tracked_workloads(&self) -> usize {
         self.state.lock().expect("state lock").workload_count()
@@ -265,7 +272,7 @@ impl Ctx {
         self.brakes.lock().expect("lock").entry(key.clone()).or_default().reloaded(Instant::now());
     }
 
-    pub(crate) fn namespace_selected(&self, ns: &str) -> bool {
+    pub fn namespace_selected(&self, ns: &str) -> bool {
         self.selected.lock().expect("ns lock").as_ref().is_none_or(|s| s.contains(ns))
     }
 

@@ -229,6 +229,12 @@ impl Controller {
         Controller { ctx, token, handle: Some(handle) }
     }
 
+    /// Whether the controller's index holds the ConfigMap or Secret `name` of `ns` (`kind`:
+    /// configmap or secret): it has seen the source, and not yet its deletion.
+    pub fn indexes(&self, ns: &TestNs, kind: &str, name: &str) -> bool {
+        self.ctx.tracks_source(&ns.name, kind, name)
+    }
+
     pub async fn stop(mut self) {
         self.token.cancel();
         if let Some(h) = self.handle.take() {
