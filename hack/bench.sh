@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark: a dedicated local control plane (.cluster-bench/, API audit log on, separate
-# from the one tests use), then every scenario of benches/cluster.rs against each controller.
+# from the one tests use), then every scenario of benches/cluster/ against each controller.
 #
 #   hack/bench.sh [--quick] [--repeat N] [--out DIR] [--reloader-bin PATH] [--only churn]
 #

@@ -1,6 +1,7 @@
-//! Watches that feed the in-memory state. Each is a kube-runtime watcher with backoff; a
-//! relist (start-up, or after `410 Gone`) is diffed against the state so that objects deleted
-//! while the watch was down are noticed too.
+//! Watches that feed the index. Each is a kube-runtime watcher with backoff; a relist
+//! (start-up, or after `410 Gone`) is diffed against the index so that objects deleted while the
+//! watch was down are noticed too. Handlers update the index and return what follows (the
+//! affected workloads, webhooks, forgotten slots); the driver carries that out.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -14,6 +15,9 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
+use crate::core::decide::{Options, SourceAction, source_action};
+use crate::core::index::State;
+use crate::core::policy::Keys;
 use crate::core::record::Applied;
 use crate::core::source::{SourceInfo, SourceKind, SourceObject, SourceRef};
 use crate::core::workload::{self, WorkloadKey, WorkloadObject};
@@ -27,16 +31,48 @@ fn in_scope(scope: Option<&str>, namespace: &str) -> bool {
 /// `(namespace, name)` of every object a (re)list returned.
 type Listed = HashSet<(String, String)>;
 
-/// What one watch does with its objects. The driver handles relists, health and readiness.
+/// What the handlers need to know of the settings and the moment.
+pub(crate) struct Intake<'a> {
+    pub(crate) keys: &'a Keys,
+    pub(crate) auto_reload_all: bool,
+    pub(crate) webhook: bool,
+    pub(crate) options: Options,
+    /// The initial lists are done (a creation seen before that is not news).
+    pub(crate) synced: bool,
+}
+
+/// What the runtime does once a handler has updated the index.
+#[derive(Debug, Default)]
+pub(crate) struct Handled {
+    /// Look at these workloads now.
+    pub(crate) now: Vec<WorkloadKey>,
+    /// A source's content changed: these workloads, after the debounce.
+    pub(crate) debounced: Vec<WorkloadKey>,
+    /// Webhook mode: notify about these sources (namespace, source) instead.
+    pub(crate) webhooks: Vec<(String, SourceRef)>,
+    /// These workloads are gone: drop their per-workload slots.
+    pub(crate) forget: Vec<WorkloadKey>,
+    /// Namespaces joining (`true`) or leaving `--namespace-selector`.
+    pub(crate) select: Vec<(String, bool)>,
+    /// With a relist of namespaces: every namespace that matches now (the others leave).
+    pub(crate) selected_only: Option<Listed>,
+    /// `reloader_events_received_total{event_type}`, for sources.
+    pub(crate) received: Option<&'static str>,
+    /// `reloader_skipped_total{reason}`.
+    pub(crate) skipped: Option<&'static str>,
+}
+
+/// What one watch does with its objects: it updates the index and says what follows; it never
+/// sees the runtime. The driver handles relists, health, readiness and the effects.
 trait Handler<K> {
-    fn apply(&mut self, ctx: &Ctx, obj: K);
-    fn delete(&mut self, ctx: &Ctx, obj: K);
+    fn apply(&mut self, idx: &mut State, intake: &Intake, obj: K) -> Handled;
+    fn delete(&mut self, idx: &mut State, intake: &Intake, obj: K) -> Handled;
     /// A (re)list finished: forget whatever in this watch's scope it did not return.
-    fn relisted(&mut self, ctx: &Ctx, listed: &Listed);
+    fn relisted(&mut self, idx: &mut State, intake: &Intake, listed: &Listed) -> Handled;
 }
 
 /// Runs one watch: kube-runtime's watcher with backoff, its events fed to `handler`. `what`
-/// names it in logs and in `/ready`; `resource` labels its restart metric.
+/// names it in logs and in `/ready`; `resource` labels its metrics.
 async fn drive<K, H>(
     ctx: Arc<Ctx>,
     api: Api<K>,
@@ -56,26 +92,77 @@ async fn drive<K, H>(
         if event.is_ok() {
             ctx.watch_ok(&what);
         }
-        match event {
-            Ok(Event::Init) => listing = Some(Listed::new()),
-            Ok(Event::InitApply(obj)) => {
-                if let Some(l) = listing.as_mut() {
-                    l.insert((obj.namespace().unwrap_or_default(), obj.name_any()));
+        let s = &ctx.settings;
+        let intake = Intake {
+            keys: &s.keys,
+            auto_reload_all: s.auto_reload_all,
+            webhook: ctx.notifier.webhook_mode(),
+            options: s.options,
+            synced: ctx.readiness.is_ready(),
+        };
+        let handled = {
+            let mut st = ctx.state.lock().expect("state lock");
+            match event {
+                Ok(Event::Init) => {
+                    listing = Some(Listed::new());
+                    continue;
                 }
-                handler.apply(&ctx, obj);
+                Ok(Event::InitApply(obj)) => {
+                    if let Some(l) = listing.as_mut() {
+                        l.insert((obj.namespace().unwrap_or_default(), obj.name_any()));
+                    }
+                    handler.apply(&mut st, &intake, obj)
+                }
+                Ok(Event::Apply(obj)) => handler.apply(&mut st, &intake, obj),
+                Ok(Event::Delete(obj)) => handler.delete(&mut st, &intake, obj),
+                Ok(Event::InitDone) => {
+                    let h = handler.relisted(&mut st, &intake, &listing.take().unwrap_or_default());
+                    drop(st);
+                    info!(watch = %what, "watch synced");
+                    synced.done();
+                    h
+                }
+                Err(e) => {
+                    drop(st);
+                    warn!(watch = %what, error = %e, "watch failed; retrying with backoff");
+                    ctx.watch_failed(&what, resource);
+                    continue;
+                }
             }
-            Ok(Event::Apply(obj)) => handler.apply(&ctx, obj),
-            Ok(Event::Delete(obj)) => handler.delete(&ctx, obj),
-            Ok(Event::InitDone) => {
-                handler.relisted(&ctx, &listing.take().unwrap_or_default());
-                info!(watch = %what, "watch synced");
-                synced.done();
-            }
-            Err(e) => {
-                warn!(watch = %what, error = %e, "watch failed; retrying with backoff");
-                ctx.watch_failed(&what, resource);
+        };
+        act(&ctx, resource, handled);
+    }
+}
+
+/// Carries out what a handler asked for.
+fn act(ctx: &Ctx, resource: &'static str, h: Handled) {
+    if let Some(t) = h.received {
+        ctx.metrics.event(t, resource);
+    }
+    if let Some(reason) = h.skipped {
+        ctx.metrics.skip(reason);
+    }
+    for k in &h.forget {
+        ctx.forget(k);
+    }
+    for k in h.now {
+        ctx.enqueue(k, Duration::ZERO);
+    }
+    for k in h.debounced {
+        ctx.enqueue_debounced(k);
+    }
+    for (ns, r) in h.webhooks {
+        notify_webhook(ctx, &r.name, r.kind, &ns);
+    }
+    if let Some(listed) = h.selected_only {
+        for ns in ctx.selected_namespaces() {
+            if !listed.contains(&(String::new(), ns.clone())) {
+                ctx.select_namespace(&ns, false);
             }
         }
+    }
+    for (ns, selected) in h.select {
+        ctx.select_namespace(&ns, selected);
     }
 }
 
@@ -96,75 +183,70 @@ struct Sources {
 }
 
 impl<K: SourceObject> Handler<K> for Sources {
-    fn apply(&mut self, ctx: &Ctx, obj: K) {
-        apply_source(ctx, obj);
-    }
-    fn delete(&mut self, ctx: &Ctx, obj: K) {
-        ctx.metrics.event("delete", K::KIND.resource());
+    fn apply(&mut self, idx: &mut State, intake: &Intake, obj: K) -> Handled {
+        let ns = obj.namespace().unwrap_or_default();
+        let r = SourceRef::new(K::KIND, obj.name_any());
+        let info = SourceInfo::of(&obj, intake.keys);
         let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
-        delete_source(ctx, K::KIND, &obj.namespace().unwrap_or_default(), &obj.name_any(), rv);
-    }
-    fn relisted(&mut self, ctx: &Ctx, listed: &Listed) {
-        let gone: Vec<(String, String)> = {
-            let st = ctx.state.lock().expect("state lock");
-            st.source_names(K::KIND)
-                .into_iter()
-                .filter(|(ns, n)| in_scope(self.scope.as_deref(), ns) && !listed.contains(&(ns.clone(), n.clone())))
-                .collect()
-        };
-        for (ns, name) in gone {
-            delete_source(ctx, K::KIND, &ns, &name, None);
+        // The object (and any secret bytes in it) is dropped here; only the hash is kept.
+        drop(obj);
+        idx.observe_rv(rv);
+        let old = idx.sources(&ns).and_then(|s| s.get(&r)).cloned();
+        let (before, after) = (old.as_ref().map(|i| i.hash), Some(info.hash));
+        let flags_changed = old.as_ref().is_some_and(|o| (o.matched, o.ignored) != (info.matched, info.ignored));
+        let hash = info.hash;
+        idx.upsert_source(&ns, K::KIND, &r.name, info);
+        let mut h = Handled { received: Some(if old.is_some() { "update" } else { "add" }), ..Default::default() };
+        if before == after {
+            h.skipped = Some("no_data_change");
+        } else {
+            idx.note_change(&ns, &r, rv, before.map_or(Applied::Absent, Applied::Hash), std::time::Instant::now());
+            debug!(source = %r, namespace = %ns, hash = %hash.short(), "source changed");
         }
+        let action = source_action(before, after, flags_changed, intake.webhook, intake.options, intake.synced);
+        effects(idx, &ns, r, action, h)
+    }
+    fn delete(&mut self, idx: &mut State, intake: &Intake, obj: K) -> Handled {
+        let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
+        let h = Handled { received: Some("delete"), ..Default::default() };
+        forget_source(idx, intake, &obj.namespace().unwrap_or_default(), SourceRef::new(K::KIND, obj.name_any()), rv, h)
+    }
+    fn relisted(&mut self, idx: &mut State, intake: &Intake, listed: &Listed) -> Handled {
+        let gone: Vec<(String, String)> = idx
+            .source_names(K::KIND)
+            .into_iter()
+            .filter(|(ns, n)| in_scope(self.scope.as_deref(), ns) && !listed.contains(&(ns.clone(), n.clone())))
+            .collect();
+        let mut all = Handled::default();
+        for (ns, name) in gone {
+            let h = forget_source(idx, intake, &ns, SourceRef::new(K::KIND, name), None, Handled::default());
+            all.debounced.extend(h.debounced);
+            all.webhooks.extend(h.webhooks);
+        }
+        all
     }
 }
 
-fn apply_source<K: SourceObject>(ctx: &Ctx, obj: K) {
-    let kind = K::KIND;
-    let ns = obj.namespace().unwrap_or_default();
-    let name = obj.name_any();
-    let info = SourceInfo::of(&obj, &ctx.settings.keys);
-    let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
-    // The object (and any secret bytes in it) is dropped here; only the hash is kept.
-    drop(obj);
-    let hash = info.hash;
-    let (existed, affected) = {
-        let mut st = ctx.state.lock().expect("state lock");
-        st.observe_rv(rv);
-        let r = SourceRef::new(kind, name.as_str());
-        let old = st.sources(&ns).and_then(|s| s.get(&r)).map(|i| i.hash);
-        ctx.metrics.event(if old.is_some() { "update" } else { "add" }, kind.resource());
-        let changed = st.upsert_source(&ns, kind, &name, info);
-        if old == Some(hash) {
-            // Metadata only (labels, annotations): nothing a pod sees.
-            ctx.metrics.skip("no_data_change");
-        } else {
-            st.note_change(&ns, &r, rv, old.map_or(Applied::Absent, Applied::Hash), std::time::Instant::now());
-        }
-        if !changed {
-            return;
-        }
-        (old, st.affected(&ns, &r))
-    };
-    if existed == Some(hash) {
-        // Its match/ignore annotations changed: which workloads it governs may have, so they
-        // record it now (no rollout), and its next content change is compared with the record.
-        for w in affected {
-            ctx.enqueue(w, std::time::Duration::ZERO);
-        }
-        return;
+/// A source is gone. `rv`: the resourceVersion of the deletion (`None` when a relist found
+/// it gone).
+fn forget_source(idx: &mut State, intake: &Intake, ns: &str, r: SourceRef, rv: Option<u64>, h: Handled) -> Handled {
+    idx.observe_rv(rv);
+    let Some(old) = idx.remove_source(ns, r.kind, &r.name) else { return h };
+    idx.note_change(ns, &r, rv, Applied::Hash(old.hash), std::time::Instant::now());
+    debug!(source = %r, namespace = %ns, "source deleted");
+    let action = source_action(Some(old.hash), None, false, intake.webhook, intake.options, intake.synced);
+    effects(idx, ns, r, action, h)
+}
+
+/// The workloads a source event concerns, by what it asks for.
+fn effects(idx: &State, ns: &str, r: SourceRef, action: SourceAction, mut h: Handled) -> Handled {
+    match action {
+        SourceAction::Nothing => {}
+        SourceAction::Regovern => h.now = idx.affected(ns, &r),
+        SourceAction::Reload => h.debounced = idx.affected(ns, &r),
+        SourceAction::Webhook => h.webhooks.push((ns.to_string(), r)),
     }
-    debug!(resource = kind.resource(), namespace = %ns, name = %name, hash = %hash.short(), workloads = affected.len(), "source changed");
-    if ctx.notifier.webhook_mode() {
-        // Reloader's webhook mode: every data change of a watched source (a creation only with
-        // --reload-on-create), no workload matching.
-        if existed.is_some() || (ctx.settings.options.reload_on_create && ctx.readiness.is_ready()) {
-            notify_webhook(ctx, &name, kind, &ns);
-        }
-        return;
-    }
-    for w in affected {
-        ctx.enqueue_debounced(w);
-    }
+    h
 }
 
 fn notify_webhook(ctx: &Ctx, name: &str, kind: SourceKind, ns: &str) {
@@ -177,28 +259,6 @@ fn notify_webhook(ctx: &Ctx, name: &str, kind: SourceKind, ns: &str) {
             counter.get_or_create(&crate::runtime::metrics::ResultLabel { result }).inc();
         }
     });
-}
-
-/// `rv`: the resourceVersion of the deletion (`None` when a relist found it gone).
-fn delete_source(ctx: &Ctx, kind: SourceKind, ns: &str, name: &str, rv: Option<u64>) {
-    let affected = {
-        let mut st = ctx.state.lock().expect("state lock");
-        st.observe_rv(rv);
-        let Some(old) = st.remove_source(ns, kind, name) else { return };
-        let r = SourceRef::new(kind, name);
-        st.note_change(ns, &r, rv, Applied::Hash(old.hash), std::time::Instant::now());
-        st.affected(ns, &r)
-    };
-    debug!(resource = kind.resource(), namespace = %ns, name = %name, workloads = affected.len(), "source deleted");
-    if ctx.notifier.webhook_mode() {
-        if ctx.settings.options.reload_on_delete {
-            notify_webhook(ctx, name, kind, ns);
-        }
-        return;
-    }
-    for w in affected {
-        ctx.enqueue_debounced(w);
-    }
 }
 
 /// Watches one workload kind in one scope.
@@ -218,49 +278,33 @@ struct Workloads {
 }
 
 impl<K: WorkloadObject> Handler<K> for Workloads {
-    fn apply(&mut self, ctx: &Ctx, obj: K) {
-        apply_workload(ctx, &obj);
+    fn apply(&mut self, idx: &mut State, intake: &Intake, obj: K) -> Handled {
+        let w = workload::project_object(&obj, intake.keys, intake.auto_reload_all);
+        let key = w.key.clone();
+        idx.observe_rv(w.anchor);
+        let changed = idx.workload(&key).is_none_or(|old| old.fingerprint != w.fingerprint);
+        idx.upsert_workload(w);
+        // Status-only updates (the rollout itself) change nothing we decide on.
+        Handled { now: if changed { vec![key] } else { vec![] }, ..Default::default() }
     }
-    fn delete(&mut self, ctx: &Ctx, obj: K) {
+    fn delete(&mut self, idx: &mut State, _: &Intake, obj: K) -> Handled {
         let key = WorkloadKey { kind: K::KIND, namespace: obj.namespace().unwrap_or_default(), name: obj.name_any() };
-        ctx.state.lock().expect("state lock").remove_workload(&key);
-        ctx.forget(&key);
+        idx.remove_workload(&key);
+        Handled { forget: vec![key], ..Default::default() }
     }
-    fn relisted(&mut self, ctx: &Ctx, listed: &Listed) {
-        let gone: Vec<WorkloadKey> = {
-            let mut st = ctx.state.lock().expect("state lock");
-            let gone: Vec<WorkloadKey> = st
-                .workload_keys_of(K::KIND)
-                .into_iter()
-                .filter(|k| {
-                    in_scope(self.scope.as_deref(), &k.namespace)
-                        && !listed.contains(&(k.namespace.clone(), k.name.clone()))
-                })
-                .collect();
-            for k in &gone {
-                st.remove_workload(k);
-            }
-            gone
-        };
+    fn relisted(&mut self, idx: &mut State, _: &Intake, listed: &Listed) -> Handled {
+        let gone: Vec<WorkloadKey> = idx
+            .workload_keys_of(K::KIND)
+            .into_iter()
+            .filter(|k| {
+                in_scope(self.scope.as_deref(), &k.namespace)
+                    && !listed.contains(&(k.namespace.clone(), k.name.clone()))
+            })
+            .collect();
         for k in &gone {
-            ctx.forget(k);
+            idx.remove_workload(k);
         }
-    }
-}
-
-fn apply_workload<K: WorkloadObject>(ctx: &Ctx, obj: &K) {
-    let w = workload::project_object(obj, &ctx.settings.keys, ctx.settings.auto_reload_all);
-    let key = w.key.clone();
-    let changed = {
-        let mut st = ctx.state.lock().expect("state lock");
-        st.observe_rv(w.anchor);
-        let changed = st.workload(&key).is_none_or(|old| old.fingerprint != w.fingerprint);
-        st.upsert_workload(w);
-        changed
-    };
-    // Status-only updates (the rollout itself) change nothing we decide on.
-    if changed {
-        ctx.enqueue(key, Duration::ZERO);
+        Handled { forget: gone, ..Default::default() }
     }
 }
 
@@ -273,18 +317,14 @@ pub(crate) async fn namespaces(ctx: Arc<Ctx>, api: Api<Namespace>, cfg: watcher:
 struct Namespaces;
 
 impl Handler<Namespace> for Namespaces {
-    fn apply(&mut self, ctx: &Ctx, ns: Namespace) {
-        ctx.select_namespace(&ns.name_any(), true);
+    fn apply(&mut self, _: &mut State, _: &Intake, ns: Namespace) -> Handled {
+        Handled { select: vec![(ns.name_any(), true)], ..Default::default() }
     }
-    fn delete(&mut self, ctx: &Ctx, ns: Namespace) {
+    fn delete(&mut self, _: &mut State, _: &Intake, ns: Namespace) -> Handled {
         // The API server sends a deletion when a namespace stops matching the selector, too.
-        ctx.select_namespace(&ns.name_any(), false);
+        Handled { select: vec![(ns.name_any(), false)], ..Default::default() }
     }
-    fn relisted(&mut self, ctx: &Ctx, listed: &Listed) {
-        for ns in ctx.selected_namespaces() {
-            if !listed.contains(&(String::new(), ns.clone())) {
-                ctx.select_namespace(&ns, false);
-            }
-        }
+    fn relisted(&mut self, _: &mut State, _: &Intake, listed: &Listed) -> Handled {
+        Handled { selected_only: Some(listed.clone()), ..Default::default() }
     }
 }

@@ -45,6 +45,11 @@ impl Brake {
         self.held
     }
 
+    /// Nothing to remember: no reload within the window (as last checked), not held.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.reloads.is_empty() && !self.held
+    }
+
     /// May the workload reload now?
     pub(crate) fn check(&mut self, s: &BrakeSettings, now: Instant) -> Verdict {
         while self.reloads.front().is_some_and(|t| now.duration_since(*t) > s.flap_window) {

@@ -211,6 +211,49 @@ pub(crate) fn plan(w: &Workload, desired: &Record, seen: &Record, opts: Options)
     }
 }
 
+/// What a ConfigMap/Secret event asks for, once the index has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SourceAction {
+    /// Nothing a pod sees changed (labels, annotations other than match/ignore).
+    Nothing,
+    /// Its match/ignore flags changed: which workloads it governs may have, so they are looked
+    /// at now and record it (no rollout); its next content change is compared with that.
+    Regovern,
+    /// Its content changed (or it appeared or disappeared): the workloads that use it, after
+    /// the debounce.
+    Reload,
+    /// Webhook mode (`--webhook-url`): notify instead of reloading.
+    Webhook,
+}
+
+/// Decides what a source event asks for, from its content before and after (`None`: absent),
+/// whether its match/ignore flags changed, and the mode. In webhook mode, as Reloader does,
+/// every content change of an existing source notifies; a creation only with
+/// `--reload-on-create` once the initial list is done; a deletion only with
+/// `--reload-on-delete`.
+pub(crate) fn source_action(
+    before: Option<ContentHash>,
+    after: Option<ContentHash>,
+    flags_changed: bool,
+    webhook: bool,
+    opts: Options,
+    synced: bool,
+) -> SourceAction {
+    if before == after {
+        return if flags_changed && !webhook { SourceAction::Regovern } else { SourceAction::Nothing };
+    }
+    if !webhook {
+        return SourceAction::Reload;
+    }
+    let notify = match (before, after) {
+        (Some(_), Some(_)) => true,
+        (None, Some(_)) => opts.reload_on_create && synced,
+        (Some(_), None) => opts.reload_on_delete,
+        (None, None) => false,
+    };
+    if notify { SourceAction::Webhook } else { SourceAction::Nothing }
+}
+
 /// A Deployment this controller paused: when to resume it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Resume {
@@ -1327,6 +1370,31 @@ mod tests {
         )];
         for (name, steps) in &scenarios {
             run_scenario(name, steps);
+        }
+    }
+
+    #[test]
+    fn source_action_table() {
+        use SourceAction::*;
+        let (a, b) = (Some(h(1)), Some(h(2)));
+        type Hashes = (Option<ContentHash>, Option<ContentHash>);
+        // (name, (before, after), flags changed, webhook mode, options, synced, action)
+        let rows: Vec<(&str, Hashes, bool, bool, Options, bool, SourceAction)> = vec![
+            ("label edit", (a, a), false, false, no_opts(), true, Nothing),
+            ("match flag added", (a, a), true, false, no_opts(), true, Regovern),
+            ("match flag added, webhook mode", (a, a), true, true, no_opts(), true, Nothing),
+            ("content changed", (a, b), false, false, no_opts(), true, Reload),
+            ("created", (None, a), false, false, no_opts(), true, Reload),
+            ("deleted", (a, None), false, false, no_opts(), true, Reload),
+            ("webhook: content changed", (a, b), false, true, no_opts(), true, Webhook),
+            ("webhook: created without the flag", (None, a), false, true, no_opts(), true, Nothing),
+            ("webhook: created with the flag", (None, a), false, true, on_create(), true, Webhook),
+            ("webhook: created during the initial list", (None, a), false, true, on_create(), false, Nothing),
+            ("webhook: deleted without the flag", (a, None), false, true, on_create(), true, Nothing),
+            ("webhook: deleted with the flag", (a, None), false, true, on_delete(), true, Webhook),
+        ];
+        for (name, (before, after), flags, webhook, opts, synced, want) in rows {
+            assert_eq!(source_action(before, after, flags, webhook, opts, synced), want, "{name}");
         }
     }
 }

@@ -3,7 +3,7 @@
 //! (retry counts, pending-change times, storm brakes, dry-run records), which are dropped when
 //! a workload is deleted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::config::{Scope, Settings};
-use crate::core::brake::{Brake, Verdict};
+use crate::core::brake::Verdict;
 use crate::core::index::State;
 use crate::core::record::Record;
 use crate::core::workload::{Workload, WorkloadKey};
@@ -23,6 +23,7 @@ use crate::runtime::leader;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::readiness::Readiness;
+use crate::runtime::slots::Slots;
 
 /// Shared by watches, workers and the HTTP server.
 pub struct Ctx {
@@ -45,15 +46,8 @@ pub struct Ctx {
     failing: Mutex<HashSet<String>>,
     /// With `--namespace-selector`: the namespaces that currently match.
     selected: Mutex<Option<HashSet<String>>>,
-    failures: Mutex<HashMap<WorkloadKey, u32>>,
-    /// 409s in a row per workload, for a prompt retry that backs off.
-    conflicts: Mutex<HashMap<WorkloadKey, u32>>,
-    /// When the oldest not-yet-applied source change of a workload was seen.
-    first_change: Mutex<HashMap<WorkloadKey, Instant>>,
-    /// Storm-brake history per workload.
-    brakes: Mutex<HashMap<WorkloadKey, Brake>>,
-    /// `--dry-run`: the records that would have been written.
-    dry_records: Mutex<HashMap<WorkloadKey, Record>>,
+    /// Per-workload state that lives only in memory, dropped with the workload.
+    slots: Slots,
 }
 
 impl Ctx {
@@ -81,11 +75,7 @@ impl Ctx {
             shutting_down: AtomicBool::new(false),
             failing: Mutex::new(HashSet::new()),
             selected: Mutex::new(selected),
-            failures: Mutex::new(HashMap::new()),
-            conflicts: Mutex::new(HashMap::new()),
-            first_change: Mutex::new(HashMap::new()),
-            brakes: Mutex::new(HashMap::new()),
-            dry_records: Mutex::new(HashMap::new()),
+            slots: Slots::default(),
             settings,
         })
     }
@@ -94,8 +84,7 @@ impl Ctx {
     /// into one reconcile.
     pub(crate) fn enqueue_debounced(&self, key: WorkloadKey) {
         let now = Instant::now();
-        self.first_change.lock().expect("lock").entry(key.clone()).or_insert(now);
-        self.brakes.lock().expect("lock").entry(key.clone()).or_default().changed(now);
+        self.slots.changed(&key, now);
         self.enqueue(key, self.settings.debounce);
     }
 
@@ -106,24 +95,17 @@ impl Ctx {
 
     /// A reconcile of `key` finished: its retry counts start over.
     pub(crate) fn settled(&self, key: &WorkloadKey) {
-        self.failures.lock().expect("lock").remove(key);
-        self.conflicts.lock().expect("lock").remove(key);
+        self.slots.settled(key);
     }
 
     /// A write of `key` met a 409: how long until it is looked at again.
     pub(crate) fn conflicted(&self, key: &WorkloadKey) -> Duration {
-        let mut c = self.conflicts.lock().expect("lock");
-        let n = c.entry(key.clone()).or_insert(0);
-        *n += 1;
-        crate::runtime::queue::conflict_backoff(*n)
+        self.slots.conflicted(key)
     }
 
     /// A reconcile of `key` failed: how long until it is retried.
     pub(crate) fn failed(&self, key: &WorkloadKey) -> Duration {
-        let mut f = self.failures.lock().expect("lock");
-        let n = f.entry(key.clone()).or_insert(0);
-        *n += 1;
-        crate::runtime::queue::backoff(*n)
+        self.slots.failed(key)
     }
 
     pub(crate) fn begin_shutdown(&self) {
@@ -155,27 +137,17 @@ impl Ctx {
     /// Drops every per-workload slot of a workload that is gone, so that churn leaves nothing
     /// behind (the index itself is pruned by the watch).
     pub(crate) fn forget(&self, key: &WorkloadKey) {
-        self.failures.lock().expect("lock").remove(key);
-        self.conflicts.lock().expect("lock").remove(key);
-        self.first_change.lock().expect("lock").remove(key);
-        self.brakes.lock().expect("lock").remove(key);
-        self.dry_records.lock().expect("lock").remove(key);
+        self.slots.forget(key);
     }
 
-    /// How many per-workload slots are held, by kind of slot (for tests and the churn check).
-    pub fn slot_counts(&self) -> [usize; 5] {
-        [
-            self.failures.lock().expect("lock").len(),
-            self.conflicts.lock().expect("lock").len(),
-            self.first_change.lock().expect("lock").len(),
-            self.brakes.lock().expect("lock").len(),
-            self.dry_records.lock().expect("lock").len(),
-        ]
+    /// Workloads with per-workload state held (something pending, or a recent reload).
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
     /// The time since the oldest pending source change of `key`, consumed.
     pub(crate) fn take_change_age(&self, key: &WorkloadKey) -> Option<Duration> {
-        self.first_change.lock().expect("lock").remove(key).map(|t| t.elapsed())
+        self.slots.take_change_age(key)
     }
 
     pub(crate) fn watch_failed(&self, what: &str, resource: &'static str) {
@@ -223,7 +195,7 @@ impl Ctx {
         self.metrics.tracked_workloads.set(w as i64);
         self.metrics.queue_depth.set(self.queue.len() as i64);
         self.metrics.leader.set(i64::from(self.is_leader()));
-        let held = self.brakes.lock().expect("lock").values().filter(|b| b.is_held()).count();
+        let held = self.slots.held();
         self.metrics.held_workloads.set(held as i64);
     }
 
@@ -250,7 +222,7 @@ impl Ctx {
     pub(crate) fn with_dry_run_record(&self, w: &Workload) -> Workload {
         let mut w = w.clone();
         if self.settings.dry_run
-            && let Some(r) = self.dry_records.lock().expect("lock").get(&w.key)
+            && let Some(r) = self.slots.dry_record(&w.key)
         {
             w.record = Ok(Some(r.clone()));
             w.record_foreign = None;
@@ -260,16 +232,16 @@ impl Ctx {
 
     pub(crate) fn set_dry_run_record(&self, key: &WorkloadKey, record: &Record) {
         if self.settings.dry_run {
-            self.dry_records.lock().expect("lock").insert(key.clone(), record.clone());
+            self.slots.set_dry_record(key, record);
         }
     }
 
     pub(crate) fn brake_check(&self, key: &WorkloadKey) -> Verdict {
-        self.brakes.lock().expect("lock").entry(key.clone()).or_default().check(&self.settings.brake, Instant::now())
+        self.slots.brake_check(key, &self.settings.brake, Instant::now())
     }
 
     pub(crate) fn brake_reloaded(&self, key: &WorkloadKey) {
-        self.brakes.lock().expect("lock").entry(key.clone()).or_default().reloaded(Instant::now());
+        self.slots.brake_reloaded(key, Instant::now());
     }
 
     pub fn namespace_selected(&self, ns: &str) -> bool {

@@ -9,4 +9,5 @@ pub mod metrics;
 pub(crate) mod queue;
 pub(crate) mod readiness;
 pub(crate) mod server;
+pub(crate) mod slots;
 pub mod telemetry;

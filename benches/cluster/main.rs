@@ -1,0 +1,214 @@
+//! The cluster benchmark. Runs every scenario against each controller, one after the other, on
+//! the local control plane that `hack/bench.sh` starts with the API audit log on, and measures
+//! from outside the controller:
+//! - memory and CPU from `/proc/<pid>` (RSS sampled every 100 ms, peak from `VmHWM`);
+//! - reload latency and rollouts with an independent watch on Deployments and ReplicaSets;
+//! - API requests from the audit log, by the controller's user agent.
+//!
+//! Files: `subjects` (the controllers and their processes), `audit` (the audit-log reader),
+//! `templates` (the independent watch), `objects` (what the scenarios create), `scenarios`,
+//! `report` (RESULTS.md and the plot).
+//!
+//! Writes `results.json`, `RESULTS.md` and `plot.svg` into `--out`. Usage (via `hack/bench.sh`):
+//!   cargo bench --bench cluster -- --audit-log PATH [--quick] [--repeat N] [--out DIR] [--only churn]
+//!                                  [--reloader-bin PATH]
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Client, Config};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+const BENCH_AGENT: &str = "kube-reloader-bench";
+const WORKLOAD_RESOURCES: [&str; 6] = ["deployments", "statefulsets", "daemonsets", "jobs", "cronjobs", "rollouts"];
+/// ConfigMaps the churned Deployments share.
+const CHURN_SOURCES: usize = 10;
+/// How long one expected reload may take before the run counts it as missed.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Copy, Serialize)]
+struct Sizes {
+    secrets: usize,
+    configmaps: usize,
+    deployments: usize,
+    latency_updates: usize,
+    fanout: usize,
+    bursts: usize,
+    noop_edits: usize,
+    churn_workloads: usize,
+    churn_rounds: usize,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Sizes {
+        if quick {
+            Sizes {
+                secrets: 400,
+                configmaps: 400,
+                deployments: 40,
+                latency_updates: 20,
+                fanout: 20,
+                bursts: 3,
+                noop_edits: 20,
+                churn_workloads: 50,
+                churn_rounds: 2,
+            }
+        } else {
+            Sizes {
+                secrets: 10_000,
+                configmaps: 10_000,
+                deployments: 1_000,
+                latency_updates: 200,
+                fanout: 500,
+                bursts: 5,
+                noop_edits: 200,
+                churn_workloads: 1_000,
+                churn_rounds: 4,
+            }
+        }
+    }
+}
+
+struct Args {
+    quick: bool,
+    repeat: usize,
+    out: PathBuf,
+    audit_log: PathBuf,
+    reloader_bin: Option<PathBuf>,
+    /// Run one scenario only (`churn`), print its figures and write no results files.
+    only: Option<String>,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        quick: false,
+        repeat: 0,
+        out: PathBuf::from("bench"),
+        audit_log: PathBuf::new(),
+        reloader_bin: None,
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--quick" => a.quick = true,
+            "--repeat" => a.repeat = value("--repeat")?.parse().context("--repeat: a number")?,
+            "--out" => a.out = value("--out")?.into(),
+            "--audit-log" => a.audit_log = value("--audit-log")?.into(),
+            "--reloader-bin" => a.reloader_bin = Some(value("--reloader-bin")?.into()),
+            "--only" => match value("--only")?.as_str() {
+                "churn" => a.only = Some("churn".into()),
+                other => bail!("--only: {other:?} is not a scenario that runs alone; use churn"),
+            },
+            // cargo bench passes --bench to harness-less targets.
+            "--bench" => {}
+            other => bail!("unknown argument {other:?}; see the top of benches/cluster.rs"),
+        }
+    }
+    if a.audit_log.as_os_str().is_empty() {
+        bail!("--audit-log is required: run the benchmark with hack/bench.sh (make bench)");
+    }
+    if a.repeat == 0 {
+        a.repeat = if a.quick { 1 } else { 3 };
+    }
+    Ok(a)
+}
+
+mod audit;
+mod objects;
+mod report;
+mod scenarios;
+mod subjects;
+mod templates;
+
+use audit::*;
+use objects::*;
+use report::*;
+use scenarios::*;
+use subjects::*;
+use templates::*;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let a = args()?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = Config::infer().await.context("a kubeconfig (run through hack/bench.sh)")?;
+    let client = reloader::client::named(config, BENCH_AGENT)?;
+    let version = client.apiserver_version().await.context("reach the API server")?;
+    let sizes = Sizes::new(a.quick);
+    let logs = a.out.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("create {}", logs.display()))?;
+
+    let mut subjects = vec![ours()];
+    if let Some(bin) = &a.reloader_bin {
+        subjects.push(stakater(bin.clone()));
+    }
+    let templates = Templates::start(client.clone());
+    templates.wait_synced().await;
+    let bench = Bench {
+        client,
+        audit: Audit { path: a.audit_log.clone() },
+        templates,
+        sizes,
+        repeat: a.repeat,
+        logs,
+        only: a.only.clone(),
+    };
+    if a.only.is_none() {
+        bench.setup_scale().await?;
+    }
+    let mut results = Vec::new();
+    for s in &subjects {
+        eprintln!(">> {}: running the scenarios", s.name);
+        results.push(bench.run_subject(s).await.with_context(|| s.name.clone())?);
+    }
+    if a.only.is_some() {
+        for r in &results {
+            let rounds: Vec<String> = r.churn_rss_mib.iter().map(|v| format!("{v:.1}")).collect();
+            println!(
+                "{}: churn RSS per round (MiB): {}; missed reloads: {}",
+                r.name,
+                rounds.join(" → "),
+                r.missed.len()
+            );
+        }
+        return Ok(());
+    }
+
+    let command = format!("make bench{}", if a.quick { " QUICK=1" } else { "" });
+    let meta = json!({
+        "command": command,
+        "machine": machine(),
+        "kubernetes": version.git_version,
+        "sizes": sizes,
+        "repeat": a.repeat,
+    });
+    let md = markdown(&results, &meta);
+    let json = serde_json::to_string_pretty(&json!({"meta": meta, "results": results}))?;
+    std::fs::write(a.out.join("results.json"), json)?;
+    std::fs::write(a.out.join("RESULTS.md"), &md)?;
+    std::fs::write(a.out.join("plot.svg"), svg(&results))?;
+    println!("{md}");
+    let missed: usize = results.iter().map(|r| r.missed.len()).sum();
+    if missed > 0 {
+        bail!(
+            "{missed} expected reloads never happened within {RELOAD_TIMEOUT:?}; see {}",
+            a.out.join("logs").display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! The scenarios, and what each records.
+
+use super::*;
+
+#[derive(Serialize, Default)]
+pub(crate) struct ScaleRun {
+    pub(crate) ready_s: f64,
+    pub(crate) cpu_at_ready_s: f64,
+    pub(crate) rss_steady_mib: f64,
+    pub(crate) rss_peak_mib: f64,
+    pub(crate) requests_during_sync: Requests,
+}
+
+#[derive(Serialize, Default)]
+pub(crate) struct SubjectResult {
+    pub(crate) name: String,
+    pub(crate) scale: Vec<ScaleRun>,
+    /// variant → latencies in milliseconds (a missed reload is not included; see `missed`)
+    pub(crate) latency_ms: BTreeMap<String, Vec<f64>>,
+    pub(crate) fanout_s: Vec<f64>,
+    pub(crate) fanout_patches: Vec<usize>,
+    pub(crate) burst_spread_ms: Vec<f64>,
+    pub(crate) burst_rollouts: Vec<usize>,
+    pub(crate) noop_workload_writes: usize,
+    pub(crate) noop_template_changes: usize,
+    pub(crate) restart_rollouts: usize,
+    pub(crate) restart_workload_writes: usize,
+    pub(crate) lists_after_sync: usize,
+    pub(crate) requests_after_sync: Requests,
+    /// Workload churn: RSS after each round of create, reload, delete.
+    pub(crate) churn_rss_mib: Vec<f64>,
+    pub(crate) missed: Vec<String>,
+}
+
+pub(crate) fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios.
+
+pub(crate) struct Bench {
+    pub(crate) client: Client,
+    pub(crate) audit: Audit,
+    pub(crate) templates: Templates,
+    pub(crate) sizes: Sizes,
+    pub(crate) repeat: usize,
+    pub(crate) logs: PathBuf,
+    pub(crate) only: Option<String>,
+}
+
+impl Bench {
+    pub(crate) async fn setup_scale(&self) -> anyhow::Result<()> {
+        let sz = &self.sizes;
+        let ns = "bench-scale";
+        namespace(&self.client, ns).await?;
+        let t = Instant::now();
+        let secrets = Api::<Secret>::namespaced(self.client.clone(), ns);
+        create_all(&secrets, (0..sz.secrets).map(scale_secret).collect()).await?;
+        let cms = Api::<ConfigMap>::namespaced(self.client.clone(), ns);
+        let filler_cm = |i: usize| {
+            let v = String::from_utf8(filler(i as u64 + 7, 1024 + (i * 53) % 3072)).unwrap();
+            configmap(&format!("c-{i}"), &v)
+        };
+        create_all(&cms, (0..sz.configmaps).map(filler_cm).collect()).await?;
+        let ds = (0..sz.deployments)
+            .map(|i| {
+                let s = format!("s-{}", (i * 7) % sz.secrets);
+                deployment(&format!("d-{i}"), &[format!("c-{}", (i * 13) % sz.configmaps)], Some(&s))
+            })
+            .collect();
+        create_all(&Api::<Deployment>::namespaced(self.client.clone(), ns), ds).await?;
+        eprintln!(
+            ">> scale set: {} Secrets, {} ConfigMaps, {} Deployments created in {:.0} s",
+            sz.secrets,
+            sz.configmaps,
+            sz.deployments,
+            t.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    pub(crate) async fn run_subject(&self, s: &Subject) -> anyhow::Result<SubjectResult> {
+        let mut r = SubjectResult { name: s.name.clone(), ..Default::default() };
+        let tag = s.name.to_lowercase().replace(' ', "-");
+        let layout = Layout::new(&tag);
+        layout.create(&self.client, &self.sizes).await?;
+        if self.only.as_deref() == Some("churn") {
+            self.churn(s, &layout, &tag, &mut r).await?;
+            return Ok(r);
+        }
+
+        // 1. Scale: time to ready, memory and CPU, requests during the initial sync.
+        for rep in 0..self.repeat {
+            let from = self.audit.offset();
+            let mut p = Running::start(s, &[], &self.logs.join(format!("{tag}-scale-{rep}.log")))?;
+            let ready = p.wait_ready(&s.ready_url).await?;
+            let cpu = p.cpu_secs();
+            self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let run = ScaleRun {
+                ready_s: ready.as_secs_f64(),
+                cpu_at_ready_s: cpu,
+                rss_steady_mib: mib(p.rss_kib()),
+                rss_peak_mib: mib(p.peak_kib()),
+                requests_during_sync: self.audit.since(from, &s.agent)?,
+            };
+            // Every count below filters the audit log by user agent; zero lists means the filter
+            // is wrong, and a "0 writes" would then prove nothing.
+            if run.requests_during_sync.count("list") == 0 {
+                bail!("no LIST by user agent {:?} in the audit log; is it the controller's?", s.agent);
+            }
+            eprintln!(
+                ">> {}: scale run {}: ready in {:.2} s, RSS {:.1} MiB (peak {:.1} MiB)",
+                s.name,
+                rep + 1,
+                run.ready_s,
+                run.rss_steady_mib,
+                run.rss_peak_mib
+            );
+            r.scale.push(run);
+            p.stop();
+        }
+
+        // 2–5 run against one process; its start-up writes (adoption) are over before they begin.
+        let mut p = Running::start(s, &[], &self.logs.join(format!("{tag}-main.log")))?;
+        p.wait_ready(&s.ready_url).await?;
+        self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
+        let after_sync = self.audit.offset();
+
+        // 2. Latency (first variant: the default settings).
+        let (label, _) = &s.latency_variants[0];
+        let lat = self.latency(&layout.lat[0], &mut r).await?;
+        r.latency_ms.insert(label.clone(), lat);
+
+        // 3. Fan-out: one ConfigMap used by many Deployments.
+        for rep in 0..self.repeat {
+            if rep > 0 {
+                // Past our --min-reload-interval default (10 s), so each repeat is a plain reload.
+                tokio::time::sleep(Duration::from_secs(11)).await;
+            }
+            let from = self.audit.offset();
+            let t0 = Instant::now();
+            set_data(&self.client, &layout.fan, "shared", &format!("{rep}-{}", uniq())).await?;
+            let mut last = t0;
+            for i in 0..self.sizes.fanout {
+                match self.templates.change_after(&format!("{}/d-{i}", layout.fan), t0).await {
+                    Some(t) => last = last.max(t),
+                    None => r.missed.push(format!("fan-out {rep}: d-{i}")),
+                }
+            }
+            r.fanout_s.push((last - t0).as_secs_f64());
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            r.fanout_patches.push(self.audit.since(from, &s.agent)?.workload_writes());
+        }
+
+        // 4. Burst: five sources of one workload changed within ~100 ms → rollouts.
+        let rs_api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &layout.burst);
+        for b in 0..self.sizes.bursts {
+            let d = format!("d-{b}");
+            let before = owned_replicasets(&rs_api, &d).await?;
+            let t0 = Instant::now();
+            let updates = (0..5).map(|k| {
+                let name = format!("b{b}-{k}");
+                let c = self.client.clone();
+                let ns = layout.burst.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(20 * k)).await;
+                    set_data(&c, &ns, &name, &uniq()).await
+                }
+            });
+            futures::future::try_join_all(updates).await?;
+            r.burst_spread_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+            if self.templates.change_after(&format!("{}/{d}", layout.burst), t0).await.is_none() {
+                r.missed.push(format!("burst {b}"));
+            }
+            // Long enough for a second rollout to show if the changes were not coalesced.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            r.burst_rollouts.push(owned_replicasets(&rs_api, &d).await?.saturating_sub(before));
+        }
+
+        // 5. No-op: label- and annotation-only edits of used sources.
+        let from = self.audit.offset();
+        let t0 = Instant::now();
+        let cms: Api<ConfigMap> = Api::namespaced(self.client.clone(), &layout.noop);
+        let used = self.sizes.noop_edits.min(50);
+        for i in 0..self.sizes.noop_edits {
+            let field = if i % 2 == 0 { "labels" } else { "annotations" };
+            let patch = json!({"metadata": {field: {"bench/edit": format!("{i}")}}});
+            cms.patch(&format!("c-{}", i % used), &PatchParams::default(), &Patch::Merge(patch)).await?;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        r.noop_workload_writes = self.audit.since(from, &s.agent)?.workload_writes();
+        r.noop_template_changes = self.templates.changes_since(&[&layout.noop], t0);
+
+        r.requests_after_sync = self.audit.since(after_sync, &s.agent)?;
+        r.lists_after_sync = r.requests_after_sync.count("list");
+        p.stop();
+
+        // 6. Restart with nothing changed: rollouts and workload writes.
+        let from = self.audit.offset();
+        let t0 = Instant::now();
+        let mut p = Running::start(s, &[], &self.logs.join(format!("{tag}-restart.log")))?;
+        p.wait_ready(&s.ready_url).await?;
+        self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut all = layout.namespaces();
+        all.push("bench-scale");
+        r.restart_rollouts = self.templates.changes_since(&all, t0);
+        r.restart_workload_writes = self.audit.since(from, &s.agent)?.workload_writes();
+        p.stop();
+
+        // 7. Workload churn.
+        self.churn(s, &layout, &tag, &mut r).await?;
+
+        // Further latency variants, each on its own set of workloads.
+        for (i, (label, extra)) in s.latency_variants.iter().enumerate().skip(1) {
+            let Some(ns) = layout.lat.get(i) else { break };
+            let mut p = Running::start(s, extra, &self.logs.join(format!("{tag}-latency-{i}.log")))?;
+            p.wait_ready(&s.ready_url).await?;
+            self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
+            let lat = self.latency(ns, &mut r).await?;
+            r.latency_ms.insert(label.clone(), lat);
+            p.stop();
+        }
+        Ok(r)
+    }
+
+    /// Scenario 7, workload churn: rounds of creating annotated Deployments, changing their
+    /// sources and deleting them; the RSS after each round must not grow round over round.
+    pub(crate) async fn churn(
+        &self,
+        s: &Subject,
+        layout: &Layout,
+        tag: &str,
+        r: &mut SubjectResult,
+    ) -> anyhow::Result<()> {
+        let mut p = Running::start(s, &[], &self.logs.join(format!("{tag}-churn.log")))?;
+        p.wait_ready(&s.ready_url).await?;
+        self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), &layout.churn);
+        for round in 0..self.sizes.churn_rounds {
+            let ds = (0..self.sizes.churn_workloads)
+                .map(|i| deployment(&format!("d-{i}"), &[format!("c-{}", i % CHURN_SOURCES)], None))
+                .collect();
+            create_all(&deployments, ds).await?;
+            // Let the controller take them in (ours records each) before their sources change.
+            self.audit.quiesce(&s.agent, Duration::from_secs(2)).await?;
+            let t0 = Instant::now();
+            for c in 0..CHURN_SOURCES {
+                set_data(&self.client, &layout.churn, &format!("c-{c}"), &format!("{round}-{}", uniq())).await?;
+            }
+            for i in 0..self.sizes.churn_workloads {
+                if self.templates.change_after(&format!("{}/d-{i}", layout.churn), t0).await.is_none() {
+                    r.missed.push(format!("churn {round}: d-{i}"));
+                }
+            }
+            deployments.delete_collection(&Default::default(), &Default::default()).await?;
+            while !deployments.list(&ListParams::default().limit(1)).await?.items.is_empty() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            self.templates.forget(&layout.churn);
+            self.audit.quiesce(&s.agent, Duration::from_secs(2)).await?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let rss = mib(p.rss_kib());
+            eprintln!(">> {}: churn round {}: RSS {rss:.1} MiB", s.name, round + 1);
+            r.churn_rss_mib.push(rss);
+        }
+        p.stop();
+        Ok(())
+    }
+
+    /// One update at a time, each to a different workload's ConfigMap: from the update's API
+    /// response to the template change seen by the independent watch.
+    pub(crate) async fn latency(&self, ns: &str, r: &mut SubjectResult) -> anyhow::Result<Vec<f64>> {
+        let mut out = Vec::new();
+        for i in 0..self.sizes.latency_updates {
+            // The reload can be seen before this process gets round to the update's response,
+            // so a change counts from the moment the request left; latency from the response.
+            let sent = Instant::now();
+            set_data(&self.client, ns, &format!("c-{i}"), &uniq()).await?;
+            let t0 = Instant::now();
+            match self.templates.change_after(&format!("{ns}/d-{i}"), sent).await {
+                Some(t) => out.push(t.saturating_duration_since(t0).as_secs_f64() * 1000.0),
+                None => r.missed.push(format!("latency {ns}/d-{i}")),
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn uniq() -> String {
+    format!("{:?}", std::time::SystemTime::now())
+}
+
+pub(crate) async fn owned_replicasets(api: &Api<ReplicaSet>, deployment: &str) -> anyhow::Result<usize> {
+    let list = api.list(&ListParams::default()).await?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|rs| {
+            rs.metadata.owner_references.iter().flatten().any(|o| o.kind == "Deployment" && o.name == deployment)
+        })
+        .count())
+}

@@ -1,0 +1,138 @@
+//! The controllers under test: how each is started, and its process measured from /proc.
+
+use super::*;
+
+/// A controller binary and how to run it equivalently: annotations strategy, all namespaces,
+/// out-of-cluster with the bench's kubeconfig.
+#[derive(Clone)]
+pub(crate) struct Subject {
+    pub(crate) name: String,
+    pub(crate) bin: PathBuf,
+    pub(crate) args: Vec<String>,
+    pub(crate) ready_url: String,
+    /// Prefix of the `User-Agent` its requests carry in the audit log.
+    pub(crate) agent: String,
+    /// Variants for the latency scenario: (label, extra args).
+    pub(crate) latency_variants: Vec<(String, Vec<String>)>,
+}
+
+pub(crate) fn ours() -> Subject {
+    let port = free_port();
+    Subject {
+        name: "kube-reloader".into(),
+        bin: PathBuf::from(env!("CARGO_BIN_EXE_reloader")),
+        args: vec![format!("--metrics-addr=127.0.0.1:{port}"), "--reload-strategy=annotations".into()],
+        ready_url: format!("http://127.0.0.1:{port}/ready"),
+        agent: reloader::client::USER_AGENT.split('/').next().unwrap_or_default().to_string() + "/",
+        latency_variants: vec![
+            ("debounce default".into(), vec![]),
+            ("debounce off".into(), vec!["--debounce=0".into()]),
+        ],
+    }
+}
+
+/// Stakater Reloader: client-go names requests after the binary; metrics are on a fixed :9090.
+pub(crate) fn stakater(bin: PathBuf) -> Subject {
+    let base = bin.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+    Subject {
+        name: "Stakater Reloader".into(),
+        bin,
+        args: vec!["--reload-strategy=annotations".into()],
+        ready_url: "http://127.0.0.1:9090/metrics".into(),
+        agent: format!("{base}/"),
+        latency_variants: vec![("no debounce".into(), vec![])],
+    }
+}
+
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(18080)
+}
+
+/// A running controller process, sampled.
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) started: Instant,
+    pub(crate) peak_sampled_kib: Arc<Mutex<u64>>,
+    pub(crate) stop_sampling: Arc<AtomicBool>,
+}
+
+impl Running {
+    pub(crate) fn start(s: &Subject, extra: &[String], log: &Path) -> anyhow::Result<Running> {
+        let out = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
+        let child = Command::new(&s.bin)
+            .args(&s.args)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("start {}", s.bin.display()))?;
+        let (peak, stop) = (Arc::new(Mutex::new(0)), Arc::new(AtomicBool::new(false)));
+        let (p, st, pid) = (peak.clone(), stop.clone(), child.id());
+        std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                if let Some(kib) = proc_status(pid, "VmRSS") {
+                    let mut m = p.lock().unwrap();
+                    *m = (*m).max(kib);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Ok(Running { child, started: Instant::now(), peak_sampled_kib: peak, stop_sampling: stop })
+    }
+
+    pub(crate) async fn wait_ready(&mut self, url: &str) -> anyhow::Result<Duration> {
+        let http = reqwest::Client::new();
+        while self.started.elapsed() < Duration::from_secs(600) {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("the controller exited before it was ready: {status}");
+            }
+            if matches!(http.get(url).send().await, Ok(r) if r.status().is_success()) {
+                return Ok(self.started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("not ready within 600 s ({url})")
+    }
+
+    pub(crate) fn rss_kib(&self) -> u64 {
+        proc_status(self.child.id(), "VmRSS").unwrap_or(0)
+    }
+
+    /// The kernel's high-water mark and the highest sample, whichever is larger.
+    pub(crate) fn peak_kib(&self) -> u64 {
+        proc_status(self.child.id(), "VmHWM").unwrap_or(0).max(*self.peak_sampled_kib.lock().unwrap())
+    }
+
+    /// User + system CPU seconds so far (`/proc/<pid>/stat`, USER_HZ = 100).
+    pub(crate) fn cpu_secs(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    /// SIGTERM, then SIGKILL after 15 s.
+    pub(crate) fn stop(mut self) {
+        self.stop_sampling.store(true, Ordering::Relaxed);
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn proc_status(pid: u32, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

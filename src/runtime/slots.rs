@@ -1,0 +1,148 @@
+//! Per-workload state that lives only in memory: retry counts, when the oldest change not yet
+//! applied was seen, the storm brake, and in dry-run the record that would have been written.
+//! One map under one lock; an entry is dropped when its workload is deleted, and as soon as it
+//! holds nothing, so the map is never larger than the set of workloads with something pending.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::core::brake::{Brake, BrakeSettings, Verdict};
+use crate::core::record::Record;
+use crate::core::workload::WorkloadKey;
+use crate::runtime::queue;
+
+#[derive(Debug, Default)]
+struct Slot {
+    failures: u32,
+    conflicts: u32,
+    first_change: Option<Instant>,
+    brake: Brake,
+    dry_record: Option<Record>,
+}
+
+impl Slot {
+    fn is_empty(&self) -> bool {
+        self.failures == 0
+            && self.conflicts == 0
+            && self.first_change.is_none()
+            && self.brake.is_idle()
+            && self.dry_record.is_none()
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Slots {
+    map: Mutex<HashMap<WorkloadKey, Slot>>,
+}
+
+impl Slots {
+    /// Runs `f` on the slot of `key` (created empty), and drops the slot if it is left empty.
+    fn with<R>(&self, key: &WorkloadKey, f: impl FnOnce(&mut Slot) -> R) -> R {
+        let mut map = self.map.lock().expect("slots lock");
+        let slot = map.entry(key.clone()).or_default();
+        let r = f(slot);
+        if slot.is_empty() {
+            map.remove(key);
+        }
+        r
+    }
+
+    /// A source of `key` changed at `now`.
+    pub(crate) fn changed(&self, key: &WorkloadKey, now: Instant) {
+        self.with(key, |s| {
+            s.first_change.get_or_insert(now);
+            s.brake.changed(now);
+        });
+    }
+
+    /// The time since the oldest change not yet applied, consumed.
+    pub(crate) fn take_change_age(&self, key: &WorkloadKey) -> Option<Duration> {
+        self.with(key, |s| s.first_change.take().map(|t| t.elapsed()))
+    }
+
+    /// A reconcile finished: retry counts start over.
+    pub(crate) fn settled(&self, key: &WorkloadKey) {
+        self.with(key, |s| {
+            s.failures = 0;
+            s.conflicts = 0;
+        });
+    }
+
+    /// A write met a 409: how long until the workload is looked at again.
+    pub(crate) fn conflicted(&self, key: &WorkloadKey) -> Duration {
+        self.with(key, |s| {
+            s.conflicts += 1;
+            queue::conflict_backoff(s.conflicts)
+        })
+    }
+
+    /// A reconcile failed: how long until it is retried.
+    pub(crate) fn failed(&self, key: &WorkloadKey) -> Duration {
+        self.with(key, |s| {
+            s.failures += 1;
+            queue::backoff(s.failures)
+        })
+    }
+
+    pub(crate) fn brake_check(&self, key: &WorkloadKey, settings: &BrakeSettings, now: Instant) -> Verdict {
+        self.with(key, |s| s.brake.check(settings, now))
+    }
+
+    pub(crate) fn brake_reloaded(&self, key: &WorkloadKey, now: Instant) {
+        self.with(key, |s| s.brake.reloaded(now));
+    }
+
+    pub(crate) fn dry_record(&self, key: &WorkloadKey) -> Option<Record> {
+        self.map.lock().expect("slots lock").get(key).and_then(|s| s.dry_record.clone())
+    }
+
+    pub(crate) fn set_dry_record(&self, key: &WorkloadKey, record: &Record) {
+        self.with(key, |s| s.dry_record = Some(record.clone()));
+    }
+
+    /// The workload is gone.
+    pub(crate) fn forget(&self, key: &WorkloadKey) {
+        self.map.lock().expect("slots lock").remove(key);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.lock().expect("slots lock").len()
+    }
+
+    /// Workloads the storm brake holds.
+    pub(crate) fn held(&self) -> usize {
+        self.map.lock().expect("slots lock").values().filter(|s| s.brake.is_held()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::workload::WorkloadKind;
+
+    fn key(n: &str) -> WorkloadKey {
+        WorkloadKey { kind: WorkloadKind::Deployment, namespace: "ns".into(), name: n.into() }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_hold_only_what_is_pending() {
+        let slots = Slots::default();
+        let (a, b) = (key("a"), key("b"));
+        let now = Instant::now();
+        slots.changed(&a, now);
+        assert_eq!(slots.len(), 1);
+        assert!(slots.take_change_age(&a).is_some());
+        assert_eq!(slots.len(), 0, "nothing pending: dropped");
+        assert_eq!(slots.conflicted(&b), Duration::from_millis(50));
+        assert_eq!(slots.conflicted(&b), Duration::from_millis(100));
+        slots.settled(&b);
+        assert_eq!(slots.len(), 0, "settled: dropped");
+        slots.brake_reloaded(&a, now);
+        assert_eq!(slots.len(), 1, "a recent reload is kept for the brake");
+        slots.forget(&a);
+        assert_eq!(slots.len(), 0, "a deleted workload leaves nothing");
+    }
+}
