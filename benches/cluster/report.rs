@@ -111,6 +111,9 @@ pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
     row("7 churn", "RSS after each round (MiB)", &|r| {
         r.churn_rss_mib.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(" → ")
     });
+    row("7 churn", "heap in use after each round (MiB)", &|r| {
+        r.churn_heap_mib.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(" → ")
+    });
     row("–", "LIST requests after the initial sync", &|r| r.lists_after_sync.to_string());
     row("–", "missed reloads (30 s timeout)", &|r| r.missed.len().to_string());
     if results.len() == 1 {

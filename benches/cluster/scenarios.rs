@@ -29,6 +29,9 @@ pub(crate) struct SubjectResult {
     pub(crate) requests_after_sync: Requests,
     /// Workload churn: RSS after each round of create, reload, delete.
     pub(crate) churn_rss_mib: Vec<f64>,
+    /// Workload churn: heap in use after each round, as the controller's allocator counts it
+    /// (ours: `reloader_heap_bytes`; Go: `go_memstats_heap_inuse_bytes`), when it reports it.
+    pub(crate) churn_heap_mib: Vec<f64>,
     pub(crate) missed: Vec<String>,
 }
 
@@ -263,8 +266,12 @@ impl Bench {
             self.audit.quiesce(&s.agent, Duration::from_secs(2)).await?;
             tokio::time::sleep(Duration::from_secs(2)).await;
             let rss = mib(p.rss_kib());
-            eprintln!(">> {}: churn round {}: RSS {rss:.1} MiB", s.name, round + 1);
+            let heap = heap_mib(&s.ready_url).await;
+            eprintln!(">> {}: churn round {}: RSS {rss:.1} MiB, heap {heap:?} MiB", s.name, round + 1);
             r.churn_rss_mib.push(rss);
+            if let Some(h) = heap {
+                r.churn_heap_mib.push(h);
+            }
         }
         p.stop();
         Ok(())
@@ -302,4 +309,16 @@ pub(crate) async fn owned_replicasets(api: &Api<ReplicaSet>, deployment: &str) -
             rs.metadata.owner_references.iter().flatten().any(|o| o.kind == "Deployment" && o.name == deployment)
         })
         .count())
+}
+
+/// The heap in use the controller reports on its metrics endpoint, if it does.
+pub(crate) async fn heap_mib(ready_url: &str) -> Option<f64> {
+    let base = ready_url.rsplit_once('/').map(|(b, _)| b)?;
+    let text = reqwest::get(format!("{base}/metrics")).await.ok()?.text().await.ok()?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("reloader_heap_bytes ").or_else(|| l.strip_prefix("go_memstats_heap_inuse_bytes "))
+        })
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|b| b / (1024.0 * 1024.0))
 }

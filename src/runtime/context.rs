@@ -195,6 +195,9 @@ impl Ctx {
         self.metrics.tracked_workloads.set(w as i64);
         self.metrics.queue_depth.set(self.queue.len() as i64);
         self.metrics.leader.set(i64::from(self.is_leader()));
+        if let Some(b) = crate::runtime::memory::heap_in_use() {
+            self.metrics.heap_bytes.set(b as i64);
+        }
         let held = self.slots.held();
         self.metrics.held_workloads.set(held as i64);
     }

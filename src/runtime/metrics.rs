@@ -124,6 +124,7 @@ pub struct Metrics {
     pub dry_run: Family<ActionLabel, Counter>,
     pub write_conflicts: Family<WorkloadKindLabel, Counter>,
     pub failures: Family<Reason, Counter>,
+    pub heap_bytes: Gauge,
 }
 
 impl Metrics {
@@ -238,7 +239,17 @@ impl Metrics {
             failures.clone(),
         );
 
+        let heap_bytes = Gauge::default();
+        if crate::runtime::memory::heap_in_use().is_some() {
+            r.register(
+                "reloader_heap_bytes",
+                "Heap bytes allocated and not freed, as the allocator counts them (RSS also counts what it keeps after frees).",
+                heap_bytes.clone(),
+            );
+        }
+
         Metrics {
+            heap_bytes,
             failures,
             dry_run,
             write_conflicts,

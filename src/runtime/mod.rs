@@ -5,6 +5,7 @@ pub(crate) mod alerts;
 pub mod client;
 pub(crate) mod context;
 pub(crate) mod leader;
+pub(crate) mod memory;
 pub mod metrics;
 pub(crate) mod queue;
 pub(crate) mod readiness;
