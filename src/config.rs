@@ -102,13 +102,103 @@ pub fn normalise_selector(elements: &[String]) -> Option<String> {
 }
 
 fn validate_selector(flag: &'static str, sel: &str) -> Result<(), Error> {
-    // A light syntax check; the API server is the judge and rejects the watch otherwise.
-    let ok = sel.split(',').all(|t| {
-        let t = t.trim();
-        !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=!() ,".contains(c) || c == ' ')
-    }) || sel.contains(" in ")
-        || sel.contains(" notin ");
-    if ok { Ok(()) } else { Err(flag_err(flag, format!("{sel:?} is not a valid label selector"))) }
+    check_selector(sel).map_err(|why| flag_err(flag, format!("{sel:?} is not a valid label selector: {why}")))
+}
+
+/// Checks a label selector as the API server parses it: requirements separated by commas, each
+/// `key`, `!key`, `key=value`, `key==value`, `key!=value`, `key in (v,…)` or `key notin (v,…)`.
+/// Caught here, at start, a bad one names its flag; otherwise every list would be refused.
+fn check_selector(sel: &str) -> Result<(), String> {
+    let mut rest = sel.trim();
+    loop {
+        let (req, tail) = split_requirement(rest)?;
+        check_requirement(req.trim())?;
+        match tail {
+            Some(t) => rest = t,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// The first requirement and what follows its comma (commas inside `( )` belong to it).
+fn split_requirement(s: &str) -> Result<(&str, Option<&str>), String> {
+    let mut depth = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth == 0 => return Err("a ')' without '('".into()),
+            ')' => depth -= 1,
+            ',' if depth == 0 => return Ok((&s[..i], Some(&s[i + 1..]))),
+            _ => {}
+        }
+    }
+    if depth > 0 { Err("a '(' without ')'".into()) } else { Ok((s, None)) }
+}
+
+fn check_requirement(r: &str) -> Result<(), String> {
+    if r.is_empty() {
+        return Err("an empty requirement".into());
+    }
+    if let Some(key) = r.strip_prefix('!') {
+        return check_key(key.trim());
+    }
+    for op in [" notin ", " in "] {
+        if let Some((key, set)) = r.split_once(op) {
+            check_key(key.trim())?;
+            let set = set.trim();
+            let inner = set
+                .strip_prefix('(')
+                .and_then(|x| x.strip_suffix(')'))
+                .ok_or_else(|| format!("{set:?} is not a list of values in parentheses"))?;
+            return inner.split(',').try_for_each(|v| check_value(v.trim()));
+        }
+    }
+    for op in ["==", "!=", "="] {
+        if let Some((key, value)) = r.split_once(op) {
+            check_key(key.trim())?;
+            return check_value(value.trim());
+        }
+    }
+    check_key(r)
+}
+
+/// A label key: an optional DNS-subdomain prefix and `/`, then a name of at most 63 characters.
+fn check_key(k: &str) -> Result<(), String> {
+    let (prefix, name) = match k.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    if let Some(p) = prefix
+        && !crate::core::policy::is_object_name(p)
+    {
+        return Err(format!("{p:?} is not a DNS subdomain (a label key prefix)"));
+    }
+    if name.is_empty() || check_value(name).is_err() {
+        return Err(format!("{k:?} is not a label key"));
+    }
+    Ok(())
+}
+
+/// A label value: empty, or at most 63 characters of `[A-Za-z0-9._-]` starting and ending
+/// with a letter or digit.
+fn check_value(v: &str) -> Result<(), String> {
+    let b = v.as_bytes();
+    let ok = v.is_empty()
+        || (b.len() <= 63
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c)));
+    if ok { Ok(()) } else { Err(format!("{v:?} is not a label value")) }
+}
+
+/// A namespace name: a DNS-1123 label (at most 63 of `[a-z0-9-]`, alphanumeric at both ends).
+fn is_namespace_name(n: &str) -> bool {
+    let b = n.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 impl RunArgs {
@@ -154,6 +244,29 @@ impl RunArgs {
         }
 
         let namespaces: Vec<String> = self.namespaces.iter().filter(|n| !n.is_empty()).cloned().collect();
+        for n in namespaces.iter().chain(&self.namespaces_to_ignore).chain(&self.kubernetes_namespace) {
+            if !n.is_empty() && !is_namespace_name(n) {
+                let flag = if self.namespaces.contains(n) {
+                    "namespaces"
+                } else if self.namespaces_to_ignore.contains(n) {
+                    "namespaces-to-ignore"
+                } else {
+                    "kubernetes-namespace"
+                };
+                return Err(flag_err(
+                    flag,
+                    format!("{n:?} is not a namespace name (lower-case letters, digits and '-', at most 63)"),
+                ));
+            }
+        }
+        let scoped = !namespaces.is_empty() || self.kubernetes_namespace.as_ref().is_some_and(|n| !n.is_empty());
+        let mut ignored_in_scoped_mode = Vec::new();
+        if scoped && self.namespace_selector.iter().any(|x| !x.is_empty()) {
+            ignored_in_scoped_mode.push("--namespace-selector");
+        }
+        if scoped && self.namespaces_to_ignore.iter().any(|x| !x.is_empty()) {
+            ignored_in_scoped_mode.push("--namespaces-to-ignore");
+        }
         let scope = if !namespaces.is_empty() {
             let mut n = namespaces;
             n.sort();
@@ -204,6 +317,10 @@ impl RunArgs {
             return Err(flag_err("workers", "must be at least 1"));
         }
         let mut notices = Vec::new();
+        for flag in ignored_in_scoped_mode {
+            // As in Reloader, a namespace list or KUBERNETES_NAMESPACE wins; say so.
+            notices.push(format!("{flag} is ignored: --namespaces or KUBERNETES_NAMESPACE limits the scope"));
+        }
         if self.enable_pprof {
             notices.push("--enable-pprof is accepted for compatibility and has no effect".to_string());
         }
@@ -349,6 +466,32 @@ mod tests {
     }
 
     #[test]
+    fn valid_selectors_pass() {
+        for ok in [
+            "team",
+            "!team",
+            "team=a",
+            "team==a",
+            "team!=a",
+            "team in (a,b)",
+            "team notin (a, b)",
+            "example.com/team=a,env",
+            "env=,tier in (web)",
+            "a.b-c_d=E.f-g_h",
+        ] {
+            assert_eq!(check_selector(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn scoped_mode_says_which_flags_it_ignores() {
+        let s = parse(&["--namespaces=a", "--namespace-selector=team=x", "--namespaces-to-ignore=b"]).unwrap();
+        assert_eq!(s.scope, Scope::Namespaces(vec!["a".into()]));
+        assert!(s.notices.iter().any(|n| n.starts_with("--namespace-selector is ignored")), "{:?}", s.notices);
+        assert!(s.notices.iter().any(|n| n.starts_with("--namespaces-to-ignore is ignored")), "{:?}", s.notices);
+    }
+
+    #[test]
     fn invalid_values_name_the_flag() {
         let cases = [
             (vec!["--reload-strategy=rolling"], "reload-strategy"),
@@ -364,6 +507,14 @@ mod tests {
             (vec!["--enable-ha", "--pod-name=p"], "POD_NAMESPACE"),
             (vec!["--webhook-url=ftp://x"], "webhook-url"),
             (vec!["--metrics-addr=nowhere"], "metrics-addr"),
+            (vec!["--namespace-selector=a==b==c"], "namespace-selector"),
+            (vec!["--namespace-selector=team in (a"], "namespace-selector"),
+            (vec!["--namespace-selector=!!bad"], "namespace-selector"),
+            (vec!["--resource-label-selector=reload=yes!"], "resource-label-selector"),
+            (vec!["--resource-label-selector=a b"], "resource-label-selector"),
+            (vec!["--namespaces=Bad_NS"], "namespaces"),
+            (vec!["--namespaces=ok,-lead"], "namespaces"),
+            (vec!["--namespaces-to-ignore=kube_system"], "namespaces-to-ignore"),
         ];
         for (args, flag) in cases {
             let err = parse(&args).expect_err(flag);

@@ -1,5 +1,5 @@
 //! A workload's reload policy, parsed from its annotations, and the decision whether one source
-//! governs it. This is Reloader's `ShouldReload` (spec §2), as pure functions.
+//! governs it, as pure functions: the same rules, in the same order, as Reloader's `ShouldReload`.
 //!
 //! Precedence: resource `ignore` > exclude > named > search > auto > `--auto-reload-all`.
 
