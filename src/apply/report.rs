@@ -31,12 +31,12 @@ pub(crate) fn event(type_: EventType, reason: &str, message: String, related: Op
     Event { type_, reason: reason.into(), note: Some(note), action: "Reload".into(), secondary: related }
 }
 
-/// Publishes an Event off the reload path; the recorder aggregates repeats into a series.
+/// Publishes an Event off the reload path; repeats join a series.
 pub(crate) fn publish(ctx: &Arc<Ctx>, w: &Workload, ev: Event) {
     let ctx = ctx.clone();
     let reference = w.object_ref();
     tokio::spawn(async move {
-        if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
+        if let Err(e) = ctx.events.publish(&ev, &reference).await {
             warn!(reason = %ev.reason, "could not publish an Event: {}", crate::error::api_message(&e));
             ctx.metrics.error("event_publish");
         }

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -19,6 +18,7 @@ use crate::core::index::State;
 use crate::core::record::Record;
 use crate::core::workload::{Workload, WorkloadKey};
 use crate::runtime::alerts::Notifier;
+use crate::runtime::events::Events;
 use crate::runtime::leader;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::queue::WorkQueue;
@@ -32,7 +32,7 @@ pub struct Ctx {
     pub(crate) state: Mutex<State>,
     pub(crate) queue: WorkQueue<WorkloadKey>,
     pub metrics: Metrics,
-    pub(crate) recorder: Recorder,
+    pub(crate) events: Events,
     pub(crate) notifier: Notifier,
     /// Whether every watch has finished its first list.
     pub(crate) readiness: Arc<Readiness>,
@@ -56,14 +56,12 @@ impl Ctx {
             Scope::All { selector: Some(_), .. } => Some(HashSet::new()),
             _ => None,
         };
-        let reporter =
-            Reporter { controller: "kube-reloader".into(), instance: settings.ha.as_ref().map(|h| h.identity.clone()) };
         let notifier = Notifier::new(settings.alert.clone(), settings.webhook_url.clone()).unwrap_or_else(|e| {
             warn!("alerts disabled: {e}");
             Notifier::new(None, settings.webhook_url.clone()).expect("plain client")
         });
         Arc::new(Ctx {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: Events::new(client.clone(), "kube-reloader", settings.ha.as_ref().map(|h| h.identity.as_str())),
             client,
             metrics: Metrics::new(settings.count_by_namespace),
             notifier,

@@ -4,6 +4,7 @@
 pub(crate) mod alerts;
 pub mod client;
 pub(crate) mod context;
+pub(crate) mod events;
 pub(crate) mod leader;
 pub(crate) mod memory;
 pub mod metrics;
