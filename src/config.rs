@@ -203,116 +203,17 @@ fn is_namespace_name(n: &str) -> bool {
 
 impl RunArgs {
     pub fn settings(&self) -> Result<Settings, Error> {
-        let keys = Keys {
-            auto: self.auto_annotation.clone(),
-            configmap_auto: self.configmap_auto_annotation.clone(),
-            secret_auto: self.secret_auto_annotation.clone(),
-            configmap_reload: self.configmap_annotation.clone(),
-            secret_reload: self.secret_annotation.clone(),
-            search: self.auto_search_annotation.clone(),
-            match_: self.search_match_annotation.clone(),
-            ignore: self.ignore_annotation.clone(),
-            pause_period: self.pause_deployment_annotation.clone(),
-            paused_at: self.pause_deployment_time_annotation.clone(),
-        };
+        let keys = self.keys();
 
-        let mut watch_configmaps = true;
-        let mut watch_secrets = true;
-        let ignored: Vec<String> =
-            self.resources_to_ignore.iter().filter(|r| !r.is_empty()).map(|r| r.to_ascii_lowercase()).collect();
-        if ignored.len() > 1 {
-            return Err(flag_err("resources-to-ignore", "accepts 'configmaps' or 'secrets', not both"));
-        }
-        match ignored.first().map(String::as_str) {
-            None => {}
-            Some("configmaps") => watch_configmaps = false,
-            Some("secrets") => watch_secrets = false,
-            Some(other) => {
-                return Err(flag_err(
-                    "resources-to-ignore",
-                    format!("accepts 'configmaps' or 'secrets', not '{other}'"),
-                ));
-            }
-        }
-        for t in &self.ignored_workload_types {
-            if !matches!(t.as_str(), "jobs" | "cronjobs") {
-                return Err(flag_err(
-                    "ignored-workload-types",
-                    format!("accepts 'jobs', 'cronjobs', or both, not '{t}'"),
-                ));
-            }
-        }
+        let (watch_configmaps, watch_secrets) = self.watched_kinds()?;
 
-        let namespaces: Vec<String> = self.namespaces.iter().filter(|n| !n.is_empty()).cloned().collect();
-        for n in namespaces.iter().chain(&self.namespaces_to_ignore).chain(&self.kubernetes_namespace) {
-            if !n.is_empty() && !is_namespace_name(n) {
-                let flag = if self.namespaces.contains(n) {
-                    "namespaces"
-                } else if self.namespaces_to_ignore.contains(n) {
-                    "namespaces-to-ignore"
-                } else {
-                    "kubernetes-namespace"
-                };
-                return Err(flag_err(
-                    flag,
-                    format!("{n:?} is not a namespace name (lower-case letters, digits and '-', at most 63)"),
-                ));
-            }
-        }
-        let scoped = !namespaces.is_empty() || self.kubernetes_namespace.as_ref().is_some_and(|n| !n.is_empty());
-        let mut ignored_in_scoped_mode = Vec::new();
-        if scoped && self.namespace_selector.iter().any(|x| !x.is_empty()) {
-            ignored_in_scoped_mode.push("--namespace-selector");
-        }
-        if scoped && self.namespaces_to_ignore.iter().any(|x| !x.is_empty()) {
-            ignored_in_scoped_mode.push("--namespaces-to-ignore");
-        }
-        let scope = if !namespaces.is_empty() {
-            let mut n = namespaces;
-            n.sort();
-            n.dedup();
-            Scope::Namespaces(n)
-        } else if let Some(ns) = self.kubernetes_namespace.as_ref().filter(|n| !n.is_empty()) {
-            Scope::Namespaces(vec![ns.clone()])
-        } else {
-            let selector = normalise_selector(&self.namespace_selector);
-            if let Some(s) = &selector {
-                validate_selector("namespace-selector", s)?;
-            }
-            Scope::All {
-                ignore: self.namespaces_to_ignore.iter().filter(|n| !n.is_empty()).cloned().collect(),
-                selector,
-            }
-        };
+        let (scope, ignored_in_scoped_mode) = self.scope()?;
         let resource_label_selector = normalise_selector(&self.resource_label_selector);
         if let Some(s) = &resource_label_selector {
             validate_selector("resource-label-selector", s)?;
         }
 
-        let log_format = match self.log_format.as_str() {
-            "" | "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(flag_err(
-                    "log-format",
-                    format!("{other:?} is not supported; use \"json\" or leave it empty for text"),
-                ));
-            }
-        };
-        let log_level = match self.log_level.to_ascii_lowercase().as_str() {
-            "trace" => "trace",
-            "debug" => "debug",
-            "info" => "info",
-            "warn" | "warning" => "warn",
-            "error" | "fatal" | "panic" => "error",
-            other => {
-                return Err(flag_err(
-                    "log-level",
-                    format!("{other:?} is not a level; use trace, debug, info, warn or error"),
-                ));
-            }
-        }
-        .to_string();
+        let (log_format, log_level) = self.logging()?;
         if self.workers == 0 {
             return Err(flag_err("workers", "must be at least 1"));
         }
@@ -335,28 +236,7 @@ impl RunArgs {
                     .to_string(),
             );
         }
-        let ha = if self.enable_ha {
-            let Some(identity) = self.pod_name.clone().filter(|p| !p.is_empty()) else {
-                return Err(flag_err("enable-ha", "POD_NAME not set, cannot run in HA mode without POD_NAME set"));
-            };
-            let Some(namespace) = self.pod_namespace.clone().filter(|p| !p.is_empty()) else {
-                return Err(flag_err(
-                    "enable-ha",
-                    "POD_NAMESPACE not set, cannot run in HA mode without POD_NAMESPACE set",
-                ));
-            };
-            if self.lease_duration < Duration::from_secs(2) {
-                return Err(flag_err("lease-duration", "must be at least 2s"));
-            }
-            Some(HaSettings {
-                identity,
-                namespace,
-                lease_name: self.lease_name.clone(),
-                lease_duration: self.lease_duration,
-            })
-        } else {
-            None
-        };
+        let ha = self.ha()?;
         let webhook_url = (!self.webhook_url.trim().is_empty()).then(|| self.webhook_url.trim().to_string());
         if let Some(u) = &webhook_url
             && !(u.starts_with("http://") || u.starts_with("https://"))
@@ -401,6 +281,154 @@ impl RunArgs {
             log_format,
             log_level,
             notices,
+        })
+    }
+
+    /// The annotation keys, as configured.
+    fn keys(&self) -> Keys {
+        Keys {
+            auto: self.auto_annotation.clone(),
+            configmap_auto: self.configmap_auto_annotation.clone(),
+            secret_auto: self.secret_auto_annotation.clone(),
+            configmap_reload: self.configmap_annotation.clone(),
+            secret_reload: self.secret_annotation.clone(),
+            search: self.auto_search_annotation.clone(),
+            match_: self.search_match_annotation.clone(),
+            ignore: self.ignore_annotation.clone(),
+            pause_period: self.pause_deployment_annotation.clone(),
+            paused_at: self.pause_deployment_time_annotation.clone(),
+        }
+    }
+
+    /// `--resources-to-ignore`: which of ConfigMaps and Secrets are watched; and the workload
+    /// types `--ignored-workload-types` accepts.
+    fn watched_kinds(&self) -> Result<(bool, bool), Error> {
+        for t in &self.ignored_workload_types {
+            if !matches!(t.as_str(), "jobs" | "cronjobs") {
+                return Err(flag_err(
+                    "ignored-workload-types",
+                    format!("accepts 'jobs', 'cronjobs', or both, not '{t}'"),
+                ));
+            }
+        }
+        let mut watch_configmaps = true;
+        let mut watch_secrets = true;
+        let ignored: Vec<String> =
+            self.resources_to_ignore.iter().filter(|r| !r.is_empty()).map(|r| r.to_ascii_lowercase()).collect();
+        if ignored.len() > 1 {
+            return Err(flag_err("resources-to-ignore", "accepts 'configmaps' or 'secrets', not both"));
+        }
+        match ignored.first().map(String::as_str) {
+            None => {}
+            Some("configmaps") => watch_configmaps = false,
+            Some("secrets") => watch_secrets = false,
+            Some(other) => {
+                return Err(flag_err(
+                    "resources-to-ignore",
+                    format!("accepts 'configmaps' or 'secrets', not '{other}'"),
+                ));
+            }
+        }
+        Ok((watch_configmaps, watch_secrets))
+    }
+
+    /// The namespaces watched, and the flags that scoped mode ignores.
+    fn scope(&self) -> Result<(Scope, Vec<&'static str>), Error> {
+        let namespaces: Vec<String> = self.namespaces.iter().filter(|n| !n.is_empty()).cloned().collect();
+        for n in namespaces.iter().chain(&self.namespaces_to_ignore).chain(&self.kubernetes_namespace) {
+            if !n.is_empty() && !is_namespace_name(n) {
+                let flag = if self.namespaces.contains(n) {
+                    "namespaces"
+                } else if self.namespaces_to_ignore.contains(n) {
+                    "namespaces-to-ignore"
+                } else {
+                    "kubernetes-namespace"
+                };
+                return Err(flag_err(
+                    flag,
+                    format!("{n:?} is not a namespace name (lower-case letters, digits and '-', at most 63)"),
+                ));
+            }
+        }
+        let scoped = !namespaces.is_empty() || self.kubernetes_namespace.as_ref().is_some_and(|n| !n.is_empty());
+        let mut ignored_in_scoped_mode = Vec::new();
+        if scoped && self.namespace_selector.iter().any(|x| !x.is_empty()) {
+            ignored_in_scoped_mode.push("--namespace-selector");
+        }
+        if scoped && self.namespaces_to_ignore.iter().any(|x| !x.is_empty()) {
+            ignored_in_scoped_mode.push("--namespaces-to-ignore");
+        }
+        let scope = if !namespaces.is_empty() {
+            let mut n = namespaces;
+            n.sort();
+            n.dedup();
+            Scope::Namespaces(n)
+        } else if let Some(ns) = self.kubernetes_namespace.as_ref().filter(|n| !n.is_empty()) {
+            Scope::Namespaces(vec![ns.clone()])
+        } else {
+            let selector = normalise_selector(&self.namespace_selector);
+            if let Some(s) = &selector {
+                validate_selector("namespace-selector", s)?;
+            }
+            Scope::All {
+                ignore: self.namespaces_to_ignore.iter().filter(|n| !n.is_empty()).cloned().collect(),
+                selector,
+            }
+        };
+        Ok((scope, ignored_in_scoped_mode))
+    }
+
+    fn logging(&self) -> Result<(LogFormat, String), Error> {
+        let log_format = match self.log_format.as_str() {
+            "" | "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(flag_err(
+                    "log-format",
+                    format!("{other:?} is not supported; use \"json\" or leave it empty for text"),
+                ));
+            }
+        };
+        let log_level = match self.log_level.to_ascii_lowercase().as_str() {
+            "trace" => "trace",
+            "debug" => "debug",
+            "info" => "info",
+            "warn" | "warning" => "warn",
+            "error" | "fatal" | "panic" => "error",
+            other => {
+                return Err(flag_err(
+                    "log-level",
+                    format!("{other:?} is not a level; use trace, debug, info, warn or error"),
+                ));
+            }
+        }
+        .to_string();
+        Ok((log_format, log_level))
+    }
+
+    /// `--enable-ha` and its lease.
+    fn ha(&self) -> Result<Option<HaSettings>, Error> {
+        Ok(if self.enable_ha {
+            let Some(identity) = self.pod_name.clone().filter(|p| !p.is_empty()) else {
+                return Err(flag_err("enable-ha", "POD_NAME not set, cannot run in HA mode without POD_NAME set"));
+            };
+            let Some(namespace) = self.pod_namespace.clone().filter(|p| !p.is_empty()) else {
+                return Err(flag_err(
+                    "enable-ha",
+                    "POD_NAMESPACE not set, cannot run in HA mode without POD_NAMESPACE set",
+                ));
+            };
+            if self.lease_duration < Duration::from_secs(2) {
+                return Err(flag_err("lease-duration", "must be at least 2s"));
+            }
+            Some(HaSettings {
+                identity,
+                namespace,
+                lease_name: self.lease_name.clone(),
+                lease_duration: self.lease_duration,
+            })
+        } else {
+            None
         })
     }
 }
