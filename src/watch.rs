@@ -85,7 +85,7 @@ async fn drive<K, H>(
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
     H: Handler<K>,
 {
-    let stream = watcher::watcher(api, cfg).default_backoff();
+    let stream = watcher::watcher(api, cfg).backoff(WatchBackoff::default());
     futures::pin_mut!(stream);
     let mut listing: Option<Listed> = None;
     while let Some(event) = stream.next().await {
@@ -131,6 +131,40 @@ async fn drive<K, H>(
             }
         };
         act(&ctx, resource, handled);
+    }
+}
+
+/// The wait between retries of a failing watch: 250 ms doubling to 5 s, and back to 250 ms
+/// after any event that succeeded. kube-runtime's default (0.8 s doubling to 30 s, reset only
+/// once 120 s passed without an error) kept a watch that failed during an API-server outage
+/// waiting up to 30 s more after the server answered again, so a change made right after it
+/// came back was applied a minute late.
+#[derive(Debug)]
+struct WatchBackoff {
+    next: Duration,
+}
+
+const WATCH_RETRY_MIN: Duration = Duration::from_millis(250);
+const WATCH_RETRY_MAX: Duration = Duration::from_secs(5);
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        WatchBackoff { next: WATCH_RETRY_MIN }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        let d = self.next;
+        self.next = (d * 2).min(WATCH_RETRY_MAX);
+        Some(d)
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = WATCH_RETRY_MIN;
     }
 }
 
@@ -326,5 +360,20 @@ impl Handler<Namespace> for Namespaces {
     }
     fn relisted(&mut self, _: &mut State, _: &Intake, listed: &Listed) -> Handled {
         Handled { selected_only: Some(listed.clone()), ..Default::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::utils::Backoff;
+
+    #[test]
+    fn watch_retries_back_off_to_five_seconds_and_start_over_after_a_success() {
+        let mut b = WatchBackoff::default();
+        let waits: Vec<u64> = (0..7).map(|_| b.next().unwrap().as_millis() as u64).collect();
+        assert_eq!(waits, [250, 500, 1000, 2000, 4000, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.next(), Some(Duration::from_millis(250)));
     }
 }
