@@ -10,6 +10,7 @@ use crate::core::brake::BrakeSettings;
 use crate::core::decide::Options;
 use crate::core::patch::Strategy;
 use crate::core::policy::Keys;
+use crate::core::workload::WorkloadKind;
 use crate::error::Error;
 use crate::runtime::alerts::AlertConfig;
 
@@ -75,6 +76,21 @@ fn flag_err(flag: &'static str, message: impl Into<String>) -> Error {
 }
 
 impl Settings {
+    /// The workload kinds watched: all but those `--ignored-workload-types` names, and Argo
+    /// Rollouts only with `--is-Argo-Rollouts`.
+    pub(crate) fn workload_kinds(&self) -> Vec<WorkloadKind> {
+        use WorkloadKind::*;
+        [Deployment, StatefulSet, DaemonSet, CronJob, Job, Rollout]
+            .into_iter()
+            .filter(|k| match k {
+                CronJob => !self.ignore_cronjobs,
+                Job => !self.ignore_jobs,
+                Rollout => self.is_argo_rollouts,
+                _ => true,
+            })
+            .collect()
+    }
+
     /// The field selector that keeps Helm release Secrets out of the Secret watch (they are
     /// large, one per release revision, and never mounted), unless they are wanted.
     pub(crate) fn secret_field_selector(&self) -> Option<&'static str> {

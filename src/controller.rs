@@ -10,8 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::Client;
 use kube::api::Api;
@@ -22,8 +20,7 @@ use tracing::{info, warn};
 
 use crate::apply::reconcile::{self, Outcome};
 use crate::config::{Scope, Settings};
-use crate::core::rollout::Rollout;
-use crate::core::workload::WorkloadObject;
+use crate::core::workload::{WorkloadKind, WorkloadObject, with_workload_type};
 use crate::error::Error;
 pub use crate::runtime::context::Ctx;
 use crate::runtime::{leader, server};
@@ -155,24 +152,17 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
             tasks.spawn(watch::sources(ctx.clone(), api, mk_cfg(extra), scope.clone(), synced));
         }
     }
-    spawn_workloads::<Deployment>(&mut tasks, &ctx, &scopes, &ignore);
-    spawn_workloads::<StatefulSet>(&mut tasks, &ctx, &scopes, &ignore);
-    spawn_workloads::<DaemonSet>(&mut tasks, &ctx, &scopes, &ignore);
-    if !s.ignore_cronjobs {
-        spawn_workloads::<CronJob>(&mut tasks, &ctx, &scopes, &ignore);
-    }
-    if !s.ignore_jobs {
-        spawn_workloads::<Job>(&mut tasks, &ctx, &scopes, &ignore);
-    }
-    if s.is_argo_rollouts {
-        if rollouts_installed(&ctx.client).await {
+    for kind in s.workload_kinds() {
+        if kind == WorkloadKind::Rollout {
+            if !rollouts_installed(&ctx.client).await {
+                warn!(
+                    "--is-Argo-Rollouts is true but the argoproj.io/v1alpha1 Rollout API is not installed; Rollouts are not watched"
+                );
+                continue;
+            }
             info!("Argo Rollouts found; watching rollouts.argoproj.io");
-            spawn_workloads::<Rollout>(&mut tasks, &ctx, &scopes, &ignore);
-        } else {
-            warn!(
-                "--is-Argo-Rollouts is true but the argoproj.io/v1alpha1 Rollout API is not installed; Rollouts are not watched"
-            );
         }
+        with_workload_type!(kind, K => spawn_workloads::<K>(&mut tasks, &ctx, &scopes, &ignore));
     }
     if let Scope::All { selector: Some(sel), .. } = &s.scope {
         let cfg = watcher::Config::default().labels(sel).page_size(LIST_PAGE_SIZE);

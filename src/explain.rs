@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
@@ -18,9 +16,8 @@ use crate::config::Settings;
 use crate::core::decide::{self, ChangeKind, Considered, Plan, Reason, Resume};
 use crate::core::policy::{KindPolicy, Origin};
 use crate::core::record::Applied;
-use crate::core::rollout::Rollout;
 use crate::core::source::{NamespaceSources, SourceInfo, SourceKind, SourceRef};
-use crate::core::workload::{self, Workload, WorkloadKind, WorkloadObject};
+use crate::core::workload::{self, Workload, WorkloadKind, WorkloadObject, with_workload_type};
 use crate::error::Error;
 
 /// The answer, as printed with `-o json`.
@@ -329,14 +326,7 @@ pub async fn run(client: Client, args: &ExplainArgs) -> Result<String, Error> {
     let s = run.settings()?;
     let (kind, name) = parse_target(&args.target)?;
     let ns = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
-    let w = match kind {
-        WorkloadKind::Deployment => get::<Deployment>(&client, &ns, &name, &s).await?,
-        WorkloadKind::StatefulSet => get::<StatefulSet>(&client, &ns, &name, &s).await?,
-        WorkloadKind::DaemonSet => get::<DaemonSet>(&client, &ns, &name, &s).await?,
-        WorkloadKind::CronJob => get::<CronJob>(&client, &ns, &name, &s).await?,
-        WorkloadKind::Job => get::<Job>(&client, &ns, &name, &s).await?,
-        WorkloadKind::Rollout => get::<Rollout>(&client, &ns, &name, &s).await?,
-    };
+    let w = with_workload_type!(kind, K => get::<K>(&client, &ns, &name, &s).await?);
     let sources = sources(&client, &ns, &s).await?;
     let mut e = explain(&w, &sources, &s);
     // What the controller would act on besides the objects: a hold of the storm brake (from its

@@ -268,6 +268,40 @@ fn foreign_writer(meta: &ObjectMeta) -> Option<String> {
     Some(entries.iter().find(|e| owns(e)).and_then(|e| e.manager.clone()).unwrap_or_else(|| "unknown".into()))
 }
 
+/// Runs `$body` with `$K` naming the Kubernetes type of the workload kind `$kind`: the one
+/// place that maps a kind to its type, for the watches and `reloader explain`.
+macro_rules! with_workload_type {
+    ($kind:expr, $K:ident => $body:expr) => {
+        match $kind {
+            $crate::core::workload::WorkloadKind::Deployment => {
+                type $K = k8s_openapi::api::apps::v1::Deployment;
+                $body
+            }
+            $crate::core::workload::WorkloadKind::StatefulSet => {
+                type $K = k8s_openapi::api::apps::v1::StatefulSet;
+                $body
+            }
+            $crate::core::workload::WorkloadKind::DaemonSet => {
+                type $K = k8s_openapi::api::apps::v1::DaemonSet;
+                $body
+            }
+            $crate::core::workload::WorkloadKind::CronJob => {
+                type $K = k8s_openapi::api::batch::v1::CronJob;
+                $body
+            }
+            $crate::core::workload::WorkloadKind::Job => {
+                type $K = k8s_openapi::api::batch::v1::Job;
+                $body
+            }
+            $crate::core::workload::WorkloadKind::Rollout => {
+                type $K = $crate::core::rollout::Rollout;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_workload_type;
+
 /// The Kubernetes types this controller rolls.
 pub(crate) trait WorkloadObject:
     kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
