@@ -62,7 +62,7 @@ fn spawn_workloads<K: WorkloadObject>(
             page_size: Some(LIST_PAGE_SIZE),
             ..Default::default()
         };
-        let synced = ctx.readiness.handle();
+        let synced = ctx.health.readiness.handle();
         set.spawn(watch::workloads::<K>(ctx.clone(), scoped_api(&ctx.client, scope), cfg, scope.clone(), synced));
     }
 }
@@ -118,7 +118,7 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
     };
 
     // Held until every watch below has been started with a readiness handle of its own.
-    let mut wiring = ctx.readiness.handle();
+    let mut wiring = ctx.health.readiness.handle();
     let mut tasks = JoinSet::new();
     let server_stop = CancellationToken::new();
     if let Some(l) = listener {
@@ -140,7 +140,7 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
         };
         if s.watch_configmaps {
             let api: Api<ConfigMap> = scoped_api(&ctx.client, scope);
-            let synced = ctx.readiness.handle();
+            let synced = ctx.health.readiness.handle();
             tasks.spawn(watch::sources(ctx.clone(), api, mk_cfg(&[]), scope.clone(), synced));
         }
         if s.watch_secrets {
@@ -148,7 +148,7 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
             // Helm keeps every release revision in a Secret; they are large and never mounted.
             let helm = s.secret_field_selector();
             let extra: &[&str] = helm.as_slice();
-            let synced = ctx.readiness.handle();
+            let synced = ctx.health.readiness.handle();
             tasks.spawn(watch::sources(ctx.clone(), api, mk_cfg(extra), scope.clone(), synced));
         }
     }
@@ -166,7 +166,7 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
     }
     if let Scope::All { selector: Some(sel), .. } = &s.scope {
         let cfg = watcher::Config::default().labels(sel).page_size(LIST_PAGE_SIZE);
-        let synced = ctx.readiness.handle();
+        let synced = ctx.health.readiness.handle();
         tasks.spawn(watch::namespaces(ctx.clone(), Api::<Namespace>::all(ctx.client.clone()), cfg, synced));
     }
 
@@ -174,12 +174,12 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
 
     // Standbys keep their watches warm; only the lease holder writes.
     let lease_stop = CancellationToken::new();
-    let lease = match (&s.ha, ctx.gate()) {
+    let lease = match (&s.ha, &ctx.leadership.gate) {
         (Some(ha), Some(gate)) => Some(tokio::spawn(leader::run(
             ctx.client.clone(),
             ha.clone(),
             gate.clone(),
-            ctx.leader.clone(),
+            ctx.leadership.leading.clone(),
             lease_stop.clone(),
         ))),
         _ => None,
@@ -187,7 +187,7 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
 
     // Decisions need the whole picture: a workload evaluated before the sources are listed
     // would see them as missing.
-    let mut synced = ctx.readiness.subscribe();
+    let mut synced = ctx.health.readiness.subscribe();
     tokio::select! {
         _ = synced.wait_for(|s| *s) => {}
         _ = shutdown.cancelled() => {}
@@ -203,7 +203,7 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
     } else if !shutdown.is_cancelled() {
         // Every time this replica (again) may write, look at every workload: level-triggered,
         // so nothing rolls unless a source changed since it was recorded.
-        let mut leader_rx = ctx.leader.subscribe();
+        let mut leader_rx = ctx.leadership.leading.subscribe();
         let ctx2 = ctx.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {

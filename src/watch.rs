@@ -98,7 +98,7 @@ async fn drive<K, H>(
             auto_reload_all: s.auto_reload_all,
             webhook: ctx.notifier.webhook_mode(),
             options: s.options,
-            synced: ctx.readiness.is_ready(),
+            synced: ctx.health.readiness.is_ready(),
         };
         let handled = {
             let mut st = ctx.state.lock().expect("state lock");

@@ -4,7 +4,6 @@
 //! a workload is deleted.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,10 +18,10 @@ use crate::core::record::Record;
 use crate::core::workload::{Workload, WorkloadKey};
 use crate::runtime::alerts::Notifier;
 use crate::runtime::events::Events;
-use crate::runtime::leader;
+use crate::runtime::leader::Leadership;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::queue::WorkQueue;
-use crate::runtime::readiness::Readiness;
+use crate::runtime::readiness::Health;
 use crate::runtime::slots::Slots;
 
 /// Shared by watches, workers and the HTTP server.
@@ -34,16 +33,10 @@ pub struct Ctx {
     pub metrics: Metrics,
     pub(crate) events: Events,
     pub(crate) notifier: Notifier,
-    /// Whether every watch has finished its first list.
-    pub(crate) readiness: Arc<Readiness>,
-    /// True while this replica may write: always without HA, while holding the lease with it.
-    /// Follows `gate` (for transitions: a new leader looks at every workload).
-    pub(crate) leader: tokio::sync::watch::Sender<bool>,
-    /// With HA: the write gate, closed at the renew deadline by the monotonic clock.
-    gate: Option<Arc<leader::Gate>>,
-    shutting_down: AtomicBool,
-    /// Watches currently failing (by description), for readiness.
-    failing: Mutex<HashSet<String>>,
+    /// Readiness of the watches, failing watches, shutdown.
+    pub(crate) health: Health,
+    /// Who may write (the lease and its write gate, with HA).
+    pub(crate) leadership: Leadership,
     /// With `--namespace-selector`: the namespaces that currently match.
     selected: Mutex<Option<HashSet<String>>>,
     /// Per-workload state that lives only in memory, dropped with the workload.
@@ -67,11 +60,8 @@ impl Ctx {
             notifier,
             state: Mutex::new(State::default()),
             queue: WorkQueue::new(),
-            readiness: Readiness::new(),
-            leader: tokio::sync::watch::channel(settings.ha.is_none()).0,
-            gate: settings.ha.as_ref().map(|_| Arc::new(leader::Gate::default())),
-            shutting_down: AtomicBool::new(false),
-            failing: Mutex::new(HashSet::new()),
+            health: Health::new(),
+            leadership: Leadership::new(settings.ha.is_some()),
             selected: Mutex::new(selected),
             slots: Slots::default(),
             settings,
@@ -107,17 +97,12 @@ impl Ctx {
     }
 
     pub(crate) fn begin_shutdown(&self) {
-        self.shutting_down.store(true, Ordering::SeqCst);
-    }
-
-    /// The gate of leader election, with HA.
-    pub(crate) fn gate(&self) -> Option<&Arc<leader::Gate>> {
-        self.gate.as_ref()
+        self.health.begin_shutdown();
     }
 
     /// Turns true once every watch has finished its first list.
     pub fn subscribe_ready(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.readiness.subscribe()
+        self.health.readiness.subscribe()
     }
 
     /// Whether the index holds a source: `kind` is `configmap` or `secret` (as in the record).
@@ -150,37 +135,22 @@ impl Ctx {
 
     pub(crate) fn watch_failed(&self, what: &str, resource: &'static str) {
         self.metrics.watch_restarts.get_or_create(&crate::runtime::metrics::ResourceLabel { resource }).inc();
-        self.failing.lock().expect("lock").insert(what.to_string());
+        self.health.watch_failed(what);
     }
 
     pub(crate) fn watch_ok(&self, what: &str) {
-        let mut f = self.failing.lock().expect("lock");
-        if !f.is_empty() {
-            f.remove(what);
-        }
+        self.health.watch_ok(what);
     }
 
     /// Why `/ready` is false, or `None` when ready.
     pub fn not_ready_reason(&self) -> Option<String> {
-        if self.shutting_down.load(Ordering::SeqCst) {
-            return Some("shutting down".into());
+        let not_ready = self.health.not_ready();
+        if not_ready.is_some() {
+            return not_ready;
         }
-        if !self.readiness.is_ready() {
-            return Some("initial list of the watches not complete".into());
-        }
-        if let (Some(g), Some(ha)) = (&self.gate, &self.settings.ha)
-            && let Some(why) = g.failing_for(ha.lease_duration)
-        {
-            // No replica may be able to write: say so rather than look healthy.
-            return Some(why);
-        }
-        let failing = self.failing.lock().expect("lock");
-        if !failing.is_empty() {
-            let mut v: Vec<&String> = failing.iter().collect();
-            v.sort();
-            return Some(format!("watches failing: {}", v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
-        }
-        None
+        // No replica may be able to write: say so rather than look healthy.
+        let (g, ha) = (self.leadership.gate.as_ref()?, self.settings.ha.as_ref()?);
+        g.failing_for(ha.lease_duration)
     }
 
     /// Updates the gauges that are read off the state (at scrape time).
@@ -202,7 +172,7 @@ impl Ctx {
 
     /// Whether this replica may write now: checked at each write, against the renew deadline.
     pub fn is_leader(&self) -> bool {
-        self.gate.as_ref().is_none_or(|g| g.open())
+        self.leadership.may_write()
     }
 
     /// The write gate: not in dry-run (counted and logged instead), and only while leading.

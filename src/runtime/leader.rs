@@ -109,6 +109,24 @@ impl Gate {
     }
 }
 
+/// Who may write: always this replica without HA; with it, the lease holder within its renew
+/// deadline. `leading` follows the gate for transitions (a new leader looks at everything).
+pub(crate) struct Leadership {
+    pub(crate) leading: tokio::sync::watch::Sender<bool>,
+    pub(crate) gate: Option<Arc<Gate>>,
+}
+
+impl Leadership {
+    pub(crate) fn new(ha: bool) -> Leadership {
+        Leadership { leading: tokio::sync::watch::channel(!ha).0, gate: ha.then(|| Arc::new(Gate::default())) }
+    }
+
+    /// Whether this replica may write now: checked at each write, against the renew deadline.
+    pub(crate) fn may_write(&self) -> bool {
+        self.gate.as_ref().is_none_or(|g| g.open())
+    }
+}
+
 /// Runs the election until `stop`, then releases the lease if held. `leading` follows the gate
 /// (for the controller's "became leader: look at everything" and the metric).
 pub(crate) async fn run(

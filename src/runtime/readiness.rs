@@ -49,6 +49,48 @@ impl Handle {
     }
 }
 
+/// Whether this replica is ready: its watches have listed, none is failing, it is not stopping.
+pub(crate) struct Health {
+    pub(crate) readiness: Arc<Readiness>,
+    /// Watches currently failing (by description).
+    failing: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    shutting_down: std::sync::atomic::AtomicBool,
+}
+
+impl Health {
+    pub(crate) fn new() -> Health {
+        Health { readiness: Readiness::new(), failing: Default::default(), shutting_down: Default::default() }
+    }
+
+    pub(crate) fn watch_failed(&self, what: &str) {
+        self.failing.lock().expect("health lock").insert(what.to_string());
+    }
+
+    pub(crate) fn watch_ok(&self, what: &str) {
+        let mut f = self.failing.lock().expect("health lock");
+        if !f.is_empty() {
+            f.remove(what);
+        }
+    }
+
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Why this replica is not ready, or `None`.
+    pub(crate) fn not_ready(&self) -> Option<String> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Some("shutting down".into());
+        }
+        if !self.readiness.is_ready() {
+            return Some("initial list of the watches not complete".into());
+        }
+        let failing = self.failing.lock().expect("health lock");
+        (!failing.is_empty())
+            .then(|| format!("watches failing: {}", failing.iter().map(String::as_str).collect::<Vec<_>>().join(", ")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
