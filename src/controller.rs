@@ -62,7 +62,7 @@ fn spawn_workloads<K: WorkloadObject>(
             page_size: Some(LIST_PAGE_SIZE),
             ..Default::default()
         };
-        let synced = ctx.health.readiness.handle();
+        let synced = ctx.health.readiness.handle_in(scope.clone());
         set.spawn(watch::workloads::<K>(ctx.clone(), scoped_api(&ctx.client, scope), cfg, scope.clone(), synced));
     }
 }
@@ -140,7 +140,7 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
         };
         if s.watch_configmaps {
             let api: Api<ConfigMap> = scoped_api(&ctx.client, scope);
-            let synced = ctx.health.readiness.handle();
+            let synced = ctx.health.readiness.handle_in(scope.clone());
             tasks.spawn(watch::sources(ctx.clone(), api, mk_cfg(&[]), scope.clone(), synced));
         }
         if s.watch_secrets {
@@ -148,7 +148,7 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
             // Helm keeps every release revision in a Secret; they are large and never mounted.
             let helm = s.secret_field_selector();
             let extra: &[&str] = helm.as_slice();
-            let synced = ctx.health.readiness.handle();
+            let synced = ctx.health.readiness.handle_in(scope.clone());
             tasks.spawn(watch::sources(ctx.clone(), api, mk_cfg(extra), scope.clone(), synced));
         }
     }
@@ -170,6 +170,7 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
         tasks.spawn(watch::namespaces(ctx.clone(), Api::<Namespace>::all(ctx.client.clone()), cfg, synced));
     }
 
+    ctx.health.readiness.wired();
     wiring.done();
 
     // Standbys keep their watches warm; only the lease holder writes.
@@ -185,17 +186,16 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
         _ => None,
     };
 
-    // Decisions need the whole picture: a workload evaluated before the sources are listed
-    // would see them as missing.
+    // Workers start now: a workload is decided on only once every watch of its namespace (or
+    // the cluster-wide ones) has listed, so one namespace that cannot list blocks only itself.
     let mut synced = ctx.health.readiness.subscribe();
-    tokio::select! {
-        _ = synced.wait_for(|s| *s) => {}
-        _ = shutdown.cancelled() => {}
-    }
-    if !shutdown.is_cancelled() {
-        let st = ctx.state.lock().expect("state lock");
-        info!(sources = st.source_count(), workloads = st.workload_count(), "initial sync complete");
-    }
+    let ctx_log = ctx.clone();
+    tasks.spawn(async move {
+        if synced.wait_for(|s| *s).await.is_ok() {
+            let st = ctx_log.state.lock().expect("state lock");
+            info!(sources = st.source_count(), workloads = st.workload_count(), "initial sync complete");
+        }
+    });
 
     let mut workers = JoinSet::new();
     if ctx.notifier.webhook_mode() {

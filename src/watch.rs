@@ -116,10 +116,13 @@ async fn drive<K, H>(
                 Ok(Event::Apply(obj)) => handler.apply(&mut st, &intake, obj),
                 Ok(Event::Delete(obj)) => handler.delete(&mut st, &intake, obj),
                 Ok(Event::InitDone) => {
-                    let h = handler.relisted(&mut st, &intake, &listing.take().unwrap_or_default());
+                    let mut h = handler.relisted(&mut st, &intake, &listing.take().unwrap_or_default());
+                    if synced.done() {
+                        // Every watch of this scope has listed: its workloads can be decided on.
+                        h.now.extend(st.workload_keys_in(synced.scope()));
+                    }
                     drop(st);
                     info!(watch = %what, "watch synced");
-                    synced.done();
                     h
                 }
                 Err(e) => {

@@ -163,15 +163,26 @@ async fn a_conflict_on_the_first_write_does_not_lose_the_change() {
         .await
         .expect("create");
     let g0 = pod_template(&ns, "web").await;
+    // Four writers touch it back to back until the controller has met a 409 (on its first
+    // write, or on the reload's), for 10 s at most: a write computed from a view a few
+    // milliseconds old is refused.
     let touch = {
-        let api = deployments.clone();
-        tokio::spawn(async move {
-            for i in 0..200 {
-                let p = json!({"metadata": {"annotations": {"example.com/touched": i.to_string()}}});
-                let _ = api.patch("web", &PatchParams::default(), &Patch::Merge(&p)).await;
-                tokio::time::sleep(Duration::from_millis(5)).await;
+        let touchers = (0..4).map(|t| {
+            let (api, ctx) = (deployments.clone(), ctl.ctx.clone());
+            async move {
+                let kind = WorkloadKindLabel { workload_kind: "Deployment" };
+                let start = std::time::Instant::now();
+                let mut i = 0;
+                while ctx.metrics.write_conflicts.get_or_create(&kind).get() == 0
+                    && start.elapsed() < Duration::from_secs(10)
+                {
+                    i += 1;
+                    let p = json!({"metadata": {"annotations": {format!("example.com/touched-{t}"): i.to_string()}}});
+                    let _ = api.patch("web", &PatchParams::default(), &Patch::Merge(&p)).await;
+                }
             }
-        })
+        });
+        tokio::spawn(futures::future::join_all(touchers))
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     ns.set_configmap("cfg", json!({"v": "2"})).await;

@@ -598,3 +598,66 @@ async fn json_logs_are_structured_and_never_carry_secret_values() {
     }
     assert!(!logs.contains("hunter"), "a Secret value was logged");
 }
+
+/// One namespace of `--namespaces` where the controller may list nothing does not hold up the
+/// others: a change in the namespace it can read rolls its workload, while `/ready` stays 503
+/// naming the watches that fail in the other.
+#[tokio::test]
+async fn a_namespace_without_rbac_does_not_block_the_others() {
+    let ok = TestNs::new("rbac-ok").await;
+    let denied = TestNs::new("rbac-none").await;
+    let t0 = auto_workload(&ok).await;
+    let sa = "ctl";
+    let role = json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"ctl"},
+        "rules":[{"apiGroups":[""],"resources":["configmaps","secrets"],"verbs":["get","list","watch"]},
+                 {"apiGroups":["apps"],"resources":["deployments","statefulsets","daemonsets"],"verbs":["get","list","watch","patch"]},
+                 {"apiGroups":["batch"],"resources":["jobs","cronjobs"],"verbs":["get","list","watch"]},
+                 {"apiGroups":["events.k8s.io"],"resources":["events"],"verbs":["create","patch"]}]});
+    let f = std::env::temp_dir().join(format!("{}-role.json", ok.name));
+    std::fs::write(&f, role.to_string()).unwrap();
+    let binding = format!("--serviceaccount={}:{sa}", ok.name);
+    for args in [
+        vec!["-n", &ok.name, "create", "serviceaccount", sa],
+        vec!["-n", &ok.name, "apply", "-f", f.to_str().unwrap()],
+        vec!["-n", &ok.name, "create", "rolebinding", "ctl", "--role=ctl", &binding],
+    ] {
+        let out = kubectl(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let path = std::env::temp_dir().join(format!("{}.kubeconfig", ok.name));
+    let out = Command::new("bash")
+        .arg(repo().join("hack/cluster.sh"))
+        .args(["sa-kubeconfig", &ok.name, sa, path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let kubeconfig = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("reloader-{}.log", ok.name));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reloader"))
+        .arg(format!("--namespaces={},{}", ok.name, denied.name))
+        .arg(format!("--metrics-addr=127.0.0.1:{port}"))
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let ready = || async move {
+        let r = http().get(format!("http://127.0.0.1:{port}/ready")).send().await.ok()?;
+        let s = r.status().as_u16();
+        Some((s, r.text().await.unwrap_or_default()))
+    };
+    await_record(&ok, "web").await;
+    ok.set_configmap("cfg", json!({"v": "2"})).await;
+    await_reload(&ok, "web", &t0).await;
+    let (code, why) = eventually(Duration::from_secs(10), "/ready naming the failing namespace", || async {
+        ready().await.filter(|(_, why)| why.contains(&denied.name))
+    })
+    .await;
+    assert_eq!(code, 503, "{why}");
+    assert!(why.starts_with("initial list of the watches not complete; failing:"), "{why}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -75,6 +75,11 @@ async fn pass(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) -> Result<Did
 
 /// The workload and the decision on it, from the index, or `None` if there is nothing to do.
 fn snapshot(ctx: &Ctx, key: &WorkloadKey) -> Option<(Workload, Decision)> {
+    if !ctx.health.readiness.scope_ready(&key.namespace) {
+        // Its sources are not all listed yet: deciding now could take them for missing. It is
+        // queued again when they are.
+        return None;
+    }
     let st = ctx.state.lock().expect("state lock");
     let w = st.workload(key)?;
     if !ctx.namespace_selected(&key.namespace) {

@@ -171,6 +171,11 @@ impl State {
         true
     }
 
+    /// Keys of the workloads of one namespace, or of all (`None`).
+    pub(crate) fn workload_keys_in(&self, namespace: Option<&str>) -> Vec<WorkloadKey> {
+        self.workloads.keys().filter(|k| namespace.is_none_or(|ns| k.namespace == ns)).cloned().collect()
+    }
+
     /// Keys of workloads of one kind (for a relist diff).
     pub(crate) fn workload_keys_of(&self, kind: crate::core::workload::WorkloadKind) -> Vec<WorkloadKey> {
         self.workloads.keys().filter(|k| k.kind == kind).cloned().collect()
