@@ -459,6 +459,40 @@ async fn a_start_up_failure_is_one_clear_line_and_exit_2() {
     drop(taken);
 }
 
+/// A leader paused (SIGSTOP) for longer than its lease: the standby takes over and applies a
+/// change made meanwhile; when the old leader resumes it finds its deadline passed and writes
+/// nothing, so the change rolls exactly once.
+#[tokio::test]
+async fn a_leader_paused_past_its_lease_writes_nothing_when_it_resumes() {
+    let ns = TestNs::new("paused").await;
+    let t0 = auto_workload(&ns).await;
+    let ha = |name: &str| {
+        Proc::start(&ns, &["--enable-ha", "--lease-duration=6s"], &[("POD_NAME", name), ("POD_NAMESPACE", &ns.name)])
+    };
+    let a = ha("replica-a");
+    eventually(Duration::from_secs(20), "replica-a leads", || async {
+        (lease_holder(&ns).await.as_deref() == Some("replica-a")).then_some(())
+    })
+    .await;
+    await_record(&ns, "web").await;
+    let b = ha("replica-b");
+    b.await_ready().await;
+
+    a.signal("STOP");
+    eventually(Duration::from_secs(15), "replica-b takes over", || async {
+        (lease_holder(&ns).await.as_deref() == Some("replica-b")).then_some(())
+    })
+    .await;
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    let t1 = await_reload(&ns, "web", &t0).await;
+    a.signal("CONT");
+    // The resumed replica's gate is closed by its own clock: no second rollout, no write.
+    assert_no_reload(&ns, "web", &t1).await;
+    assert_eq!(replica_sets(&ns, "web").await, 2, "exactly one rollout");
+    assert_eq!(a.metric("reloader_leader").await, 0.0, "the resumed replica does not lead");
+    assert_eq!(lease_holder(&ns).await.as_deref(), Some("replica-b"));
+}
+
 #[tokio::test]
 async fn sigterm_without_ha_exits_zero() {
     let ns = TestNs::new("term").await;
