@@ -25,6 +25,17 @@ pub(crate) struct Keys {
     pub(crate) paused_at: String,
 }
 
+impl Keys {
+    /// Whether a workload annotation is one the policy is parsed from.
+    pub(crate) fn is_policy_key(&self, k: &str) -> bool {
+        [&self.auto, &self.configmap_auto, &self.secret_auto, &self.configmap_reload, &self.secret_reload, &self.search]
+            .iter()
+            .any(|key| key.as_str() == k)
+            || k == CONFIGMAP_EXCLUDE
+            || k == SECRET_EXCLUDE
+    }
+}
+
 impl Default for Keys {
     fn default() -> Self {
         Keys {

@@ -223,9 +223,11 @@ fn project_with(
     let anchor_digest = {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        // The parsed policy, not the raw annotations: other writers' annotations (the
+        // The annotations the policy is parsed from, not all of them: other writers' (the
         // Deployment revision, tools' tracking marks, our own record) do not move the anchor.
-        format!("{policy:?}").hash(&mut h);
+        for (k, v) in meta.annotations.iter().flatten().filter(|(k, _)| keys.is_policy_key(k)) {
+            (k, v).hash(&mut h);
+        }
         template_annotations.hash(&mut h);
         refs.hash(&mut h);
         first_container.hash(&mut h);
