@@ -241,6 +241,23 @@ down() {
   log "stopped; logs kept in $logs"
 }
 
+restart_apiserver() { # seconds to stay down
+  local down=${1:-0} f="$state/kube-apiserver.pid" pid start args
+  is_up || die "the local cluster is not running"
+  PATH="$("$repo/hack/tools.sh" --check):$PATH"
+  read -r pid start < "$f"
+  mapfile -d '' args < "/proc/$pid/cmdline"
+  kill "$pid" 2> /dev/null || true
+  for _ in $(seq 1 100); do alive "$f" || break; sleep 0.1; done
+  if alive "$f"; then kill -9 "$pid" 2> /dev/null || true; fi
+  log "kube-apiserver stopped; down for ${down}s"
+  sleep "$down"
+  mv "$logs/kube-apiserver.log" "$logs/kube-apiserver.before-restart.log"
+  start kube-apiserver "${args[@]}"
+  wait_for "kube-apiserver /readyz" 60 curl -fsS --cacert "$state/pki/ca.crt" "https://127.0.0.1:$(cat "$state/apiserver.port")/readyz"
+  log "kube-apiserver restarted with the same arguments"
+}
+
 sa_kubeconfig() {
   local ns=${1:?namespace} sa=${2:?serviceaccount} out=${3:-$state/sa-$1-$2.kubeconfig}
   is_up || die "the local cluster is not running: run 'make cluster-up' first"
@@ -269,5 +286,6 @@ case "${1:-}" in
     flock 8
     if is_up; then echo "export KUBECONFIG=$state/admin.kubeconfig"; else up; fi ;;
   sa-kubeconfig) shift; sa_kubeconfig "$@" ;;
-  *) echo "usage: $0 up|down|status|ensure|sa-kubeconfig NAMESPACE SERVICEACCOUNT [OUT]" >&2; exit 2 ;;
+  restart-apiserver) shift; restart_apiserver "$@" ;;
+  *) echo "usage: $0 up|down|status|ensure|sa-kubeconfig NAMESPACE SERVICEACCOUNT [OUT]|restart-apiserver [SECONDS]" >&2; exit 2 ;;
 esac
