@@ -62,8 +62,15 @@ impl Events {
         if let Some((name, count)) = repeat {
             let series = EventSeries { count, last_observed_time: MicroTime(Timestamp::now()) };
             let patch = serde_json::json!({ "series": series });
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-            return Ok(());
+            match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => return Ok(()),
+                // The Event is gone (the API server's --event-ttl, an hour by default, or someone
+                // deleted it): start a new series instead of failing every repeat from now on.
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    self.series.lock().expect("events lock").remove(&key);
+                }
+                Err(e) => return Err(e),
+            }
         }
         let event = self.event(ev, regarding, &ns);
         let name = event.metadata.name.clone().unwrap_or_default();
