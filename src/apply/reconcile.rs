@@ -241,15 +241,8 @@ async fn reload(
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Did::Nothing),
         Err(source) => {
             ctx.metrics.reload(key.kind.as_str(), &key.namespace, false, 0.0);
-            let msg = format!(
-                "Update for '{}' of type '{}' in namespace '{}' failed with error {}",
-                key.name,
-                key.kind,
-                key.namespace,
-                crate::error::api_message(&source)
-            );
             let related = changes.first().map(|c| source_ref(&key.namespace, c));
-            publish(ctx, w, event(EventType::Warning, "ReloadFail", msg, related));
+            publish(ctx, w, event(EventType::Warning, "ReloadFail", fail_note(key, &source), related));
             return Err(Error::Write { action: "reloading", key: key.to_string(), source });
         }
     };
@@ -275,4 +268,43 @@ async fn reload(
         report::report_reload(ctx, w, c);
     }
     Ok(Did::Wrote)
+}
+
+/// The note of a `ReloadFail` Event, in Reloader's words: the API server's message once, with
+/// its code and reason, never kube's `Display` of the error (which repeats the message and
+/// appends a `Debug` dump of the whole Status).
+fn fail_note(key: &WorkloadKey, e: &kube::Error) -> String {
+    format!(
+        "Update for '{}' of type '{}' in namespace '{}' failed with error {}",
+        key.name,
+        key.kind,
+        key.namespace,
+        crate::error::api_message(e)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::workload::WorkloadKind;
+
+    #[test]
+    fn a_reload_fail_note_carries_the_api_message_once() {
+        let key = WorkloadKey { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "web".into() };
+        // What the API server answers when an admission policy refuses the patch.
+        let message = "deployments.apps \"web\" is forbidden: ValidatingAdmissionPolicy 'freeze' with binding \
+                       'freeze' denied request: pod template changes are frozen here";
+        let status = kube::core::Status::failure(message, "Forbidden").with_code(403);
+        let e = kube::Error::Api(status.boxed());
+        assert_eq!(e.to_string().matches("frozen here").count(), 2, "kube's Display repeats it");
+        let note = fail_note(&key, &e);
+        assert_eq!(
+            note,
+            format!(
+                "Update for 'web' of type 'Deployment' in namespace 'shop' failed with error {message} (403 Forbidden)"
+            )
+        );
+        assert_eq!(note.matches("frozen here").count(), 1, "{note}");
+        assert!(!note.contains("Status {") && !note.contains("ApiError"), "no Debug dump: {note}");
+    }
 }
