@@ -3,7 +3,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help tools cluster-up cluster-down cluster-status lint check-deploy unit integration test run build release demo demo-stop bench clean
+.PHONY: help tools cluster-up cluster-down cluster-status lint check-deploy unit proptest-long integration test run build release demo demo-stop bench clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -35,6 +35,12 @@ check-deploy: ## deploy/ must match the chart's default render
 
 unit: ## Unit tests (no cluster)
 	$(CARGO) test --lib --bins
+
+proptest-long: ## Property tests of the decision code with many cases (PROPTEST_CASES=30000 per property), timed
+	@$(CARGO) test --lib --no-run -q
+	@start=$$(date +%s); \
+	PROPTEST_CASES=$${PROPTEST_CASES:-30000} $(CARGO) test --lib core::properties; rc=$$?; \
+	echo "proptest-long: $${PROPTEST_CASES:-30000} cases per property in $$(( $$(date +%s) - start )) s"; exit $$rc
 
 integration: ## Integration tests against the local control plane (started if needed)
 	@hack/tools.sh > /dev/null

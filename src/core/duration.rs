@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+/// 2^63 ns: Go's `time.ParseDuration` rejects this much and more as an overflow.
+const MAX_NANOS: f64 = 9_223_372_036_854_775_808.0;
+
 /// Parses a Go duration; negative durations come back as `Err` of the value (they mean "now").
 pub(crate) fn parse_go_duration(s: &str) -> Result<Duration, String> {
     let orig = s;
@@ -41,6 +44,10 @@ pub(crate) fn parse_go_duration(s: &str) -> Result<Duration, String> {
     if neg && total > 0.0 {
         return Err(format!("{orig:?} is negative"));
     }
+    // Go's durations are i64 nanoseconds: a longer one is an error there, not ~584 years.
+    if total >= MAX_NANOS {
+        return Err(format!("{orig:?} is longer than the longest duration, 2562047h47m16.854775807s"));
+    }
     Ok(Duration::from_nanos(total as u64))
 }
 
@@ -65,6 +72,25 @@ mod tests {
         }
         for bad in ["", "10", "abc", "5 m", "1x", "m", "-1s", "1.2.3s"] {
             assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Go's durations end at 2^63-1 ns (about 292 years); past that `time.ParseDuration`
+    /// fails, so a pause period that long is reported and ignored, not saturated to ~584 years.
+    #[test]
+    fn overflow_table() {
+        let huge = format!("1{}s", "0".repeat(400));
+        let cases: [(&str, Option<Duration>); 7] = [
+            ("2562047h", Some(Duration::from_secs(2_562_047 * 3600))),
+            ("2562047h47m16s", Some(Duration::from_secs(2_562_047 * 3600 + 47 * 60 + 16))),
+            ("2562048h", None),
+            ("5124096h", None),
+            ("9223372036854775808ns", None),
+            ("2562047h47m17s", None),
+            (&huge, None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_go_duration(s).ok(), want, "{s}");
         }
     }
 }

@@ -12,6 +12,8 @@ pub(crate) mod history;
 pub(crate) mod index;
 pub(crate) mod patch;
 pub(crate) mod policy;
+#[cfg(test)]
+mod properties;
 pub(crate) mod record;
 pub(crate) mod refs;
 pub(crate) mod rollout;
