@@ -6,6 +6,9 @@
 #   hack/cluster.sh down            stop exactly the processes `up` started and remove their state
 #   hack/cluster.sh status          say whether it is up
 #   hack/cluster.sh ensure          start it unless it is up; prints the export line either way
+#   hack/cluster.sh restart-apiserver|restart-etcd [SECONDS]
+#                                   stop that component, wait SECONDS, start it again with the
+#                                   same arguments, and wait for /readyz
 #   hack/cluster.sh sa-kubeconfig NAMESPACE SERVICEACCOUNT [OUT]
 #                                   write a kubeconfig holding a TokenRequest token of that
 #                                   ServiceAccount (to run the controller with exactly its RBAC)
@@ -241,8 +244,8 @@ down() {
   log "stopped; logs kept in $logs"
 }
 
-restart_apiserver() { # seconds to stay down
-  local down=${1:-0} f="$state/kube-apiserver.pid" pid start args
+restart_component() { # component (etcd or kube-apiserver), seconds to stay down
+  local name=$1 down=${2:-0} f="$state/$1.pid" pid start args
   is_up || die "the local cluster is not running"
   PATH="$("$repo/hack/tools.sh" --check):$PATH"
   read -r pid start < "$f"
@@ -250,12 +253,13 @@ restart_apiserver() { # seconds to stay down
   kill "$pid" 2> /dev/null || true
   for _ in $(seq 1 100); do alive "$f" || break; sleep 0.1; done
   if alive "$f"; then kill -9 "$pid" 2> /dev/null || true; fi
-  log "kube-apiserver stopped; down for ${down}s"
+  log "$name stopped; down for ${down}s"
   sleep "$down"
-  mv "$logs/kube-apiserver.log" "$logs/kube-apiserver.before-restart.log"
-  start kube-apiserver "${args[@]}"
+  mv "$logs/$name.log" "$logs/$name.before-restart.log"
+  start "$name" "${args[@]}"
+  # kube-apiserver's /readyz includes etcd, so one probe covers either restart.
   wait_for "kube-apiserver /readyz" 60 curl -fsS --cacert "$state/pki/ca.crt" "https://127.0.0.1:$(cat "$state/apiserver.port")/readyz"
-  log "kube-apiserver restarted with the same arguments"
+  log "$name restarted with the same arguments"
 }
 
 sa_kubeconfig() {
@@ -286,6 +290,7 @@ case "${1:-}" in
     flock 8
     if is_up; then echo "export KUBECONFIG=$state/admin.kubeconfig"; else up; fi ;;
   sa-kubeconfig) shift; sa_kubeconfig "$@" ;;
-  restart-apiserver) shift; restart_apiserver "$@" ;;
-  *) echo "usage: $0 up|down|status|ensure|sa-kubeconfig NAMESPACE SERVICEACCOUNT [OUT]|restart-apiserver [SECONDS]" >&2; exit 2 ;;
+  restart-apiserver) shift; restart_component kube-apiserver "$@" ;;
+  restart-etcd) shift; restart_component etcd "$@" ;;
+  *) echo "usage: $0 up|down|status|ensure|sa-kubeconfig NAMESPACE SERVICEACCOUNT [OUT]|restart-apiserver|restart-etcd [SECONDS]" >&2; exit 2 ;;
 esac

@@ -76,6 +76,11 @@ fn flag_err(flag: &'static str, message: impl Into<String>) -> Error {
 }
 
 impl Settings {
+    /// This replica's leader-election identity, when leader election is on.
+    pub fn ha_identity(&self) -> Option<&str> {
+        self.ha.as_ref().map(|h| h.identity.as_str())
+    }
+
     /// The workload kinds watched: all but those `--ignored-workload-types` names, and Argo
     /// Rollouts only with `--is-Argo-Rollouts`.
     pub(crate) fn workload_kinds(&self) -> Vec<WorkloadKind> {

@@ -31,7 +31,7 @@ async fn run() -> anyhow::Result<()> {
     let args = match cli.command {
         Some(Command::Run(args)) => *args,
         Some(Command::Explain(args)) => {
-            let client = reloader::client::build().await?;
+            let client = reloader::client::build(None).await?;
             match reloader::explain::run(client, &args).await {
                 Ok(text) => {
                     print!("{text}");
@@ -57,7 +57,7 @@ async fn run() -> anyhow::Result<()> {
     for n in &settings.notices {
         tracing::warn!("{n}");
     }
-    let client = reloader::client::build().await?;
+    let client = reloader::client::build(settings.ha_identity()).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(reloader::telemetry::shutdown_on_signal(shutdown.clone()));
     reloader::controller::run(reloader::controller::Ctx::new(client, settings), shutdown).await?;

@@ -10,20 +10,36 @@ use common::*;
 use reloader::metrics::Success;
 use serde_json::json;
 
+/// One restart at a time: the tests of this binary run in parallel otherwise.
+static RESTARTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// kube-apiserver is stopped for 15 s and started again with the same arguments; a ConfigMap
 /// changed as soon as it answers again is applied within seconds, exactly once.
 #[tokio::test]
 async fn a_change_right_after_an_api_server_restart_is_applied_within_seconds() {
-    let ns = TestNs::new("apirestart").await;
+    let _one = RESTARTS.lock().await;
+    change_right_after_a_restart("restart-apiserver", "apirestart").await;
+}
+
+/// etcd is stopped for 10 s and started again on its data: the API server answers again once
+/// it reconnects, and a change made then is applied within seconds, exactly once.
+#[tokio::test]
+async fn a_change_right_after_an_etcd_restart_is_applied_within_seconds() {
+    let _one = RESTARTS.lock().await;
+    change_right_after_a_restart("restart-etcd", "etcdrestart").await;
+}
+
+async fn change_right_after_a_restart(command: &str, prefix: &str) {
+    let ns = TestNs::new(prefix).await;
     let t0 = auto_workload(&ns).await;
     let ctl = Controller::start(&ns, &[]).await;
     await_record(&ns, "web").await;
 
     let out = Command::new("bash")
         .arg(repo().join("hack/cluster.sh"))
-        .args(["restart-apiserver", "15"])
+        .args([command, if command == "restart-etcd" { "10" } else { "15" }])
         .output()
-        .expect("restart the API server");
+        .expect("restart a control-plane component");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let back = Instant::now();
     ns.set_configmap("cfg", json!({"v": "2"})).await;
@@ -33,8 +49,8 @@ async fn a_change_right_after_an_api_server_restart_is_applied_within_seconds() 
     })
     .await;
     let took = back.elapsed();
-    eprintln!("change applied {took:?} after /readyz answered again");
-    assert!(took <= Duration::from_secs(10), "applied {took:?} after the API server came back");
+    eprintln!("{command}: change applied {took:?} after /readyz answered again");
+    assert!(took <= Duration::from_secs(10), "{command}: applied {took:?} after /readyz answered again");
     assert_no_reload(&ns, "web", &t1).await;
     // Counted from the controller's side: kube-controller-manager itself may take a while to
     // reconnect and make the new ReplicaSet.
