@@ -695,3 +695,89 @@ async fn a_namespace_without_rbac_does_not_block_the_others() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Templates of every Deployment in the namespace, by name.
+async fn templates(ns: &TestNs) -> BTreeMap<String, String> {
+    let list = ns.api::<Deployment>().list(&ListParams::default()).await.expect("list Deployments");
+    list.items
+        .into_iter()
+        .map(|d| {
+            let t = serde_json::to_string(&d.spec.as_ref().map(|s| &s.template)).unwrap();
+            (d.metadata.name.unwrap_or_default(), t)
+        })
+        .collect()
+}
+
+/// ReplicaSets per owning Deployment: one more than the rollouts it went through.
+async fn replica_sets_by_owner(ns: &TestNs) -> BTreeMap<String, usize> {
+    let api = ns.api::<k8s_openapi::api::apps::v1::ReplicaSet>();
+    let mut by = BTreeMap::new();
+    for rs in api.list(&ListParams::default()).await.expect("list ReplicaSets").items {
+        for o in rs.metadata.owner_references.unwrap_or_default() {
+            *by.entry(o.name).or_default() += 1;
+        }
+    }
+    by
+}
+
+/// The controller is SIGKILLed while it is rolling a change out to many workloads, and started
+/// again: the workloads it had not reached yet roll once, the ones it had reached do not roll
+/// again (their record was written in the same patch as their template).
+#[tokio::test]
+async fn killed_in_the_middle_of_a_fan_out_it_finishes_it_once_after_a_restart() {
+    const N: usize = 40;
+    let ns = TestNs::new("midkill").await;
+    ns.set_configmap("cfg", json!({"v": "0"})).await;
+    for i in 0..N {
+        let mut d =
+            deployment(&format!("w-{i}"), json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&["cfg"]));
+        d["spec"]["replicas"] = json!(0);
+        ns.apply_json::<Deployment>(d).await;
+    }
+    // One worker makes the fan-out slow enough to be cut in the middle.
+    let args = ["--debounce=0", "--workers=1", "--min-reload-interval=0"];
+    let mut p = Proc::start(&ns, &args, &[]);
+    p.await_ready().await;
+    for i in 0..N {
+        await_record(&ns, &format!("w-{i}")).await;
+    }
+    let mut cut_mid_way = 0;
+    let rounds = 3;
+    for round in 1..=rounds {
+        let before = templates(&ns).await;
+        ns.set_configmap("cfg", json!({"v": round.to_string()})).await;
+        // Kill as soon as the first workload rolled.
+        let rolled_at_kill = eventually(Duration::from_secs(20), "the first rollout", || async {
+            let now = templates(&ns).await;
+            let rolled = now.iter().filter(|(k, t)| before.get(*k) != Some(*t)).count();
+            (rolled > 0).then_some(rolled)
+        })
+        .await;
+        p.signal("KILL");
+        p.wait_exit(Duration::from_secs(5)).await;
+        let rolled = templates(&ns).await.iter().filter(|(k, t)| before.get(*k) != Some(*t)).count();
+        eprintln!("round {round}: killed after {rolled_at_kill} rollouts seen, {rolled} of {N} rolled at exit");
+        if rolled < N {
+            cut_mid_way += 1;
+        }
+        p = Proc::start(&ns, &args, &[]);
+        p.await_ready().await;
+        eventually(Duration::from_secs(30), "every workload rolled once more", || async {
+            let now = templates(&ns).await;
+            (now.iter().filter(|(k, t)| before.get(*k) != Some(*t)).count() == N).then_some(())
+        })
+        .await;
+    }
+    assert!(cut_mid_way > 0, "no kill landed in the middle of a fan-out; the test shows nothing");
+    // Exactly one rollout per change and workload: rounds + 1 ReplicaSets each, and no more
+    // after a quiet while.
+    eventually(Duration::from_secs(60), "the Deployment controller caught up", || async {
+        let by = replica_sets_by_owner(&ns).await;
+        (by.len() == N && by.values().all(|n| *n == rounds + 1)).then_some(())
+    })
+    .await;
+    holds(Duration::from_secs(3), "no extra rollout", || async {
+        replica_sets_by_owner(&ns).await.values().all(|n| *n == rounds + 1)
+    })
+    .await;
+}
