@@ -18,8 +18,7 @@ use tracing::{debug, info, warn};
 use crate::core::decide::{Options, SourceAction, source_action};
 use crate::core::index::State;
 use crate::core::policy::Keys;
-use crate::core::record::Applied;
-use crate::core::source::{SourceInfo, SourceKind, SourceObject, SourceRef};
+use crate::core::source::{SourceFlags, SourceInfo, SourceKind, SourceObject, SourceRef};
 use crate::core::workload::{self, WorkloadKey, WorkloadObject};
 use crate::runtime::context::Ctx;
 use crate::runtime::readiness::Handle;
@@ -237,7 +236,7 @@ impl<K: SourceObject> Handler<K> for Sources {
         if before == after {
             h.skipped = Some("no_data_change");
         } else {
-            idx.note_change(&ns, &r, rv, before.map_or(Applied::Absent, Applied::Hash), std::time::Instant::now());
+            idx.note_change(&ns, &r, rv, old.clone(), std::time::Instant::now());
             debug!(source = %r, namespace = %ns, hash = %hash.short(), "source changed");
         }
         let action = source_action(before, after, flags_changed, intake.webhook, intake.options, intake.synced);
@@ -245,8 +244,12 @@ impl<K: SourceObject> Handler<K> for Sources {
     }
     fn delete(&mut self, idx: &mut State, intake: &Intake, obj: K) -> Handled {
         let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
+        // Whether the deletion counts is read from the deleted object, as Reloader does.
+        let flags = SourceFlags::of(&obj, intake.keys);
+        let (ns, r) = (obj.namespace().unwrap_or_default(), SourceRef::new(K::KIND, obj.name_any()));
+        drop(obj);
         let h = Handled { received: Some("delete"), ..Default::default() };
-        forget_source(idx, intake, &obj.namespace().unwrap_or_default(), SourceRef::new(K::KIND, obj.name_any()), rv, h)
+        forget_source(idx, intake, &ns, r, rv, Some(flags), h)
     }
     fn relisted(&mut self, idx: &mut State, intake: &Intake, listed: &Listed) -> Handled {
         let gone: Vec<(String, String)> = idx
@@ -256,7 +259,7 @@ impl<K: SourceObject> Handler<K> for Sources {
             .collect();
         let mut all = Handled::default();
         for (ns, name) in gone {
-            let h = forget_source(idx, intake, &ns, SourceRef::new(K::KIND, name), None, Handled::default());
+            let h = forget_source(idx, intake, &ns, SourceRef::new(K::KIND, name), None, None, Handled::default());
             all.debounced.extend(h.debounced);
             all.webhooks.extend(h.webhooks);
         }
@@ -264,12 +267,19 @@ impl<K: SourceObject> Handler<K> for Sources {
     }
 }
 
-/// A source is gone. `rv`: the resourceVersion of the deletion (`None` when a relist found
-/// it gone).
-fn forget_source(idx: &mut State, intake: &Intake, ns: &str, r: SourceRef, rv: Option<u64>, h: Handled) -> Handled {
+/// A source is gone. `rv`: the resourceVersion of the deletion; `flags`: the deleted object's
+/// match/ignore annotations (both `None` when a relist found it gone).
+fn forget_source(
+    idx: &mut State,
+    intake: &Intake,
+    ns: &str,
+    r: SourceRef,
+    rv: Option<u64>,
+    flags: Option<SourceFlags>,
+    h: Handled,
+) -> Handled {
     idx.observe_rv(rv);
-    let Some(old) = idx.remove_source(ns, r.kind, &r.name) else { return h };
-    idx.note_change(ns, &r, rv, Applied::Hash(old.hash), std::time::Instant::now());
+    let Some(old) = idx.delete_source(ns, &r, rv, flags, std::time::Instant::now()) else { return h };
     debug!(source = %r, namespace = %ns, "source deleted");
     let action = source_action(Some(old.hash), None, false, intake.webhook, intake.options, intake.synced);
     effects(idx, ns, r, action, h)

@@ -446,6 +446,86 @@ async fn reload_on_create_and_delete_follow_the_flags() {
     await_reload(&ns, "web", &g1).await;
 }
 
+/// A ConfigMap `name` with `data` and the given annotations.
+fn annotated_configmap(name: &str, annotations: Value, data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "annotations": annotations}, "data": data})
+}
+
+/// With `--reload-on-delete`, whether a deletion counts is read from the deleted object's
+/// annotations, as in Reloader: deleting a used ConfigMap marked `ignore` rolls nothing, while
+/// deleting a plain one in the same run rolls.
+#[tokio::test]
+async fn reload_on_delete_skips_an_ignored_source() {
+    let ns = TestNs::new("del-ignored").await;
+    ns.apply_json::<ConfigMap>(annotated_configmap(
+        "quiet",
+        json!({"reloader.stakater.com/ignore": "true"}),
+        json!({"v": "1"}),
+    ))
+    .await;
+    ns.set_configmap("loud", json!({"v": "1"})).await;
+    let (ctl, g0) = setup(
+        &ns,
+        json!({"reloader.stakater.com/auto": "true"}),
+        env_from_configmaps(&["quiet", "loud"]),
+        &["--reload-on-delete=true"],
+    )
+    .await;
+    await_record(&ns, "web").await;
+
+    ns.delete::<ConfigMap>("quiet").await;
+    eventually(Duration::from_secs(5), "the deletion of quiet seen", || async {
+        (!ctl.indexes(&ns, "configmap", "quiet")).then_some(())
+    })
+    .await;
+    assert_no_reload(&ns, "web", &g0).await;
+
+    ns.delete::<ConfigMap>("loud").await;
+    let g1 = await_reload(&ns, "web", &g0).await;
+    let lrf = template_annotation(&ns, "web", LAST_RELOADED_FROM).await.unwrap();
+    assert!(lrf.contains("\"name\":\"loud\""), "the plain deletion rolled: {lrf}");
+    assert_no_reload(&ns, "web", &g1).await;
+    assert_eq!(replica_sets(&ns, "web").await, 2, "one rollout, for loud");
+}
+
+/// In search mode the deleted object's `match` annotation decides, as in Reloader: with
+/// `--reload-on-delete`, deleting a used ConfigMap marked `match` rolls a `search` workload,
+/// deleting one without it does not.
+#[tokio::test]
+async fn reload_on_delete_in_search_mode_follows_the_deleted_match() {
+    let ns = TestNs::new("del-match").await;
+    ns.apply_json::<ConfigMap>(annotated_configmap(
+        "matched",
+        json!({"reloader.stakater.com/match": "true"}),
+        json!({"v": "1"}),
+    ))
+    .await;
+    ns.set_configmap("unmatched", json!({"v": "1"})).await;
+    let (ctl, g0) = setup(
+        &ns,
+        json!({"reloader.stakater.com/search": "true"}),
+        env_from_configmaps(&["matched", "unmatched"]),
+        &["--reload-on-delete=true"],
+    )
+    .await;
+    let record = await_record(&ns, "web").await;
+    assert!(record.contains("configmap/matched") && !record.contains("configmap/unmatched"), "{record}");
+
+    ns.delete::<ConfigMap>("unmatched").await;
+    eventually(Duration::from_secs(5), "the deletion of unmatched seen", || async {
+        (!ctl.indexes(&ns, "configmap", "unmatched")).then_some(())
+    })
+    .await;
+    assert_no_reload(&ns, "web", &g0).await;
+
+    ns.delete::<ConfigMap>("matched").await;
+    let g1 = await_reload(&ns, "web", &g0).await;
+    let lrf = template_annotation(&ns, "web", LAST_RELOADED_FROM).await.unwrap();
+    assert!(lrf.contains("\"name\":\"matched\""), "the matched deletion rolled: {lrf}");
+    assert_no_reload(&ns, "web", &g1).await;
+}
+
 #[tokio::test]
 async fn several_sources_changed_together_give_one_rollout() {
     let ns = TestNs::new("burst").await;

@@ -22,8 +22,8 @@ pub(crate) struct Options {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Reason {
     Governs(Rule),
-    /// The source is gone; it governed the workload before, so its applied entry is kept and
-    /// a re-created source is compared with it.
+    /// The source is gone, longer than the history keeps the deleted object; it governed the
+    /// workload before, so its applied entry is kept and a re-created source is compared with it.
     PreviouslyGoverned,
     Skipped(Skip),
 }
@@ -85,7 +85,13 @@ pub(crate) fn consider(
         }
         let info = sources.get(&c);
         let referenced = w.refs.contains_key(&c);
-        let verdict = policy::decide(w.policy.for_kind(c.kind), &c.name, info, referenced);
+        // A source that is gone is judged by the annotations of the deleted object, as Reloader
+        // does: an ignored one never governs, a matched one still does in search mode.
+        let deleted = match (info, history) {
+            (None, Some(h)) => h.before_last_change(&w.key.namespace, &c),
+            _ => None,
+        };
+        let verdict = policy::decide(w.policy.for_kind(c.kind), &c.name, info.or(deleted), referenced);
         let current = info.map_or(Applied::Absent, |i| Applied::Hash(i.hash));
         let seen = match (history, w.anchor) {
             (Some(h), Some(rv)) => h.content_at(&w.key.namespace, &c, rv, current),
@@ -94,10 +100,12 @@ pub(crate) fn consider(
         let was_recorded = recorded.is_some_and(|r| r.contains_key(&c));
         let reason = match verdict {
             Ok(rule) => Reason::Governs(rule),
-            // A vanished source has no annotations to decide by (search mode needs `match`):
-            // if the template still uses it and it governed before, it still does, so a
-            // re-created one is compared by content.
-            Err(Skip::NoRule) if info.is_none() && referenced && was_recorded => Reason::PreviouslyGoverned,
+            // A source gone longer than the history remembers has no annotations left to
+            // decide by (search mode needs `match`): if the template still uses it and it
+            // governed before, it still does, so a re-created one is compared by content.
+            Err(Skip::NoRule) if info.is_none() && deleted.is_none() && referenced && was_recorded => {
+                Reason::PreviouslyGoverned
+            }
             Err(skip) => Reason::Skipped(skip),
         };
         out.insert(c, Considered { reason, current, seen, referenced });
@@ -440,6 +448,11 @@ mod tests {
         matched: bool,
         ignored: bool,
     }
+    impl Src {
+        fn info(&self) -> SourceInfo {
+            SourceInfo { hash: h(self.hash), matched: self.matched, ignored: self.ignored }
+        }
+    }
     fn plain(r: SourceRef, hash: u8) -> Src {
         Src { r, hash, matched: false, ignored: false }
     }
@@ -452,8 +465,7 @@ mod tests {
     fn mk_sources(list: &[Src]) -> NamespaceSources {
         let mut ns = NamespaceSources::default();
         for s in list {
-            let info = SourceInfo { hash: h(s.hash), matched: s.matched, ignored: s.ignored };
-            ns.of_kind_mut(s.r.kind).insert(s.r.name.clone(), info);
+            ns.of_kind_mut(s.r.kind).insert(s.r.name.clone(), s.info());
         }
         ns
     }
@@ -752,7 +764,7 @@ mod tests {
         let mut hist = History::default();
         let t = std::time::Instant::now();
         // Changed 1 -> 2 at resourceVersion 105: after the workload was first seen (100).
-        hist.changed("ns", &cm("app-config"), 105, hash(1), t);
+        hist.changed("ns", &cm("app-config"), 105, Some(plain(cm("app-config"), 1).info()), t);
         let considered = consider(&w, Some(&sources), Some(&hist));
         assert_eq!(considered[&cm("app-config")].seen, hash(1));
         assert_eq!(considered[&cm("app-config")].current, hash(2));
@@ -1370,6 +1382,189 @@ mod tests {
         )];
         for (name, steps) in &scenarios {
             run_scenario(name, steps);
+        }
+    }
+
+    /// A deletion is judged by the deleted object's annotations, as Reloader judges it: the
+    /// watch hands them to the index, the index notes them in the history with the deletion,
+    /// and `consider` reads them for a source that is gone. An ignored source never reloads,
+    /// a matched one still governs a search workload; the index's flags stand in when a relist
+    /// found the source gone.
+    #[test]
+    fn a_deletion_is_judged_by_the_deleted_object_table() {
+        use crate::core::index::State;
+        use crate::core::source::SourceFlags;
+        use ChangeKind::Deleted;
+        struct Case {
+            name: &'static str,
+            meta: &'static [(&'static str, &'static str)],
+            /// `a` as the index had it before the deletion.
+            before: Src,
+            /// The deleted object's flags (`None`: a relist found it gone).
+            deleted: Option<SourceFlags>,
+            /// The workload's record was written before the deletion.
+            adopted: bool,
+            opts: Options,
+            want: Want,
+        }
+        const FLAGS: SourceFlags = SourceFlags { matched: false, ignored: false };
+        const IGNORED: SourceFlags = SourceFlags { matched: false, ignored: true };
+        const MATCHED: SourceFlags = SourceFlags { matched: true, ignored: false };
+        let reload_a = || Want::Reload(vec![(cm("a"), Deleted)]);
+        let cases = vec![
+            Case {
+                name: "auto: a plain source deleted reloads",
+                meta: &[(AUTO, "true")],
+                before: plain(cm("a"), 1),
+                deleted: Some(FLAGS),
+                adopted: true,
+                opts: on_delete(),
+                want: reload_a(),
+            },
+            Case {
+                name: "auto: an ignored source deleted does not reload",
+                meta: &[(AUTO, "true")],
+                before: ignored(cm("a"), 1),
+                deleted: Some(IGNORED),
+                adopted: true,
+                opts: on_delete(),
+                want: Want::Nothing,
+            },
+            Case {
+                name: "auto: an ignored source deleted before the first record is written: nothing",
+                meta: &[(AUTO, "true")],
+                before: ignored(cm("a"), 1),
+                deleted: Some(IGNORED),
+                adopted: false,
+                opts: both(),
+                want: Want::Nothing,
+            },
+            Case {
+                name: "auto: ignore set on the deleted object only (the update unseen): dropped, no reload",
+                meta: &[(AUTO, "true")],
+                before: plain(cm("a"), 1),
+                deleted: Some(IGNORED),
+                adopted: true,
+                opts: on_delete(),
+                want: Want::Record,
+            },
+            Case {
+                name: "auto: an ignored source found gone by a relist: the index's flags, nothing",
+                meta: &[(AUTO, "true")],
+                before: ignored(cm("a"), 1),
+                deleted: None,
+                adopted: true,
+                opts: on_delete(),
+                want: Want::Nothing,
+            },
+            Case {
+                name: "auto: a plain source found gone by a relist reloads",
+                meta: &[(AUTO, "true")],
+                before: plain(cm("a"), 1),
+                deleted: None,
+                adopted: true,
+                opts: on_delete(),
+                want: reload_a(),
+            },
+            Case {
+                name: "named: an ignored source deleted does not reload",
+                meta: &[(CM_RELOAD, "a")],
+                before: ignored(cm("a"), 1),
+                deleted: Some(IGNORED),
+                adopted: true,
+                opts: on_delete(),
+                want: Want::Nothing,
+            },
+            Case {
+                name: "search: a matched source deleted reloads",
+                meta: &[(SEARCH, "true")],
+                before: matched(cm("a"), 1),
+                deleted: Some(MATCHED),
+                adopted: true,
+                opts: on_delete(),
+                want: reload_a(),
+            },
+            Case {
+                name: "search: a matched source deleted before the first record is written reloads",
+                meta: &[(SEARCH, "true")],
+                before: matched(cm("a"), 1),
+                deleted: Some(MATCHED),
+                adopted: false,
+                opts: on_delete(),
+                want: reload_a(),
+            },
+            Case {
+                name: "search: a matched source deleted, no reload-on-delete: nothing",
+                meta: &[(SEARCH, "true")],
+                before: matched(cm("a"), 1),
+                deleted: Some(MATCHED),
+                adopted: true,
+                opts: on_create(),
+                want: Want::Nothing,
+            },
+            Case {
+                name: "search: a source without match deleted: nothing",
+                meta: &[(SEARCH, "true")],
+                before: plain(cm("a"), 1),
+                deleted: Some(FLAGS),
+                adopted: true,
+                opts: on_delete(),
+                want: Want::Nothing,
+            },
+            Case {
+                name: "search: match removed on the deleted object only (the update unseen): dropped, no reload",
+                meta: &[(SEARCH, "true")],
+                before: matched(cm("a"), 1),
+                deleted: Some(FLAGS),
+                adopted: true,
+                opts: on_delete(),
+                want: Want::Record,
+            },
+            Case {
+                name: "search: matched and ignored: ignore wins",
+                meta: &[(SEARCH, "true"), (AUTO, "true")],
+                before: Src { r: cm("a"), hash: 1, matched: true, ignored: true },
+                deleted: Some(SourceFlags { matched: true, ignored: true }),
+                adopted: true,
+                opts: on_delete(),
+                want: Want::Nothing,
+            },
+        ];
+        for c in cases {
+            let spec = mk_spec(c.meta, &["a"], &[]);
+            let workload = |record: Option<String>| {
+                let mut w = mk_workload(&spec, record);
+                w.anchor = Some(100);
+                w
+            };
+            let mut st = State::default();
+            let t = std::time::Instant::now();
+            st.upsert_source("ns", SourceKind::ConfigMap, "a", c.before.info());
+            st.note_change("ns", &cm("a"), Some(10), None, t);
+            let mut w = workload(None);
+            if c.adopted {
+                let considered = consider(&w, st.sources("ns"), Some(st.history()));
+                let record = match plan(&w, &desired(&considered), &seen(&considered), c.opts) {
+                    Plan::Adopt(r) => r,
+                    Plan::Nothing => Record::new(),
+                    p => panic!("row {:?}: first sight planned {p:?}", c.name),
+                };
+                w = workload(Some(encode(&record)));
+            }
+            let kept = st.delete_source("ns", &cm("a"), Some(110), c.deleted, t);
+            assert_eq!(kept.map(|i| i.hash), Some(h(1)), "row {:?}: the index's content is noted", c.name);
+            assert!(st.sources("ns").is_none(), "row {:?}: gone from the index", c.name);
+            let considered = consider(&w, st.sources("ns"), Some(st.history()));
+            let p = plan(&w, &desired(&considered), &seen(&considered), c.opts);
+            let got = match &p {
+                Plan::Nothing => Want::Nothing,
+                Plan::Adopt(_) => Want::Adopt,
+                Plan::Record(_) => Want::Record,
+                Plan::Reload { changes, .. } => {
+                    Want::Reload(changes.iter().map(|c| (c.source.clone(), c.kind)).collect())
+                }
+            };
+            assert_eq!(got, c.want, "row {:?}: plan {p:?}, considered {considered:?}", c.name);
         }
     }
 

@@ -10,13 +10,17 @@
 //! are comparable integers (KEP-5504, v1.35); across resources they come from one etcd
 //! revision counter unless the API server stores them in separate etcd clusters.
 //!
+//! A deletion also keeps the deleted object's match/ignore annotations: whether the deletion
+//! of a source counts for a workload is read from the deleted object, as Reloader does, and
+//! the index has nothing else left of it.
+//!
 //! Only changes of the last few minutes are kept, a few per source: no Secret value, only hashes.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::core::record::Applied;
-use crate::core::source::SourceRef;
+use crate::core::source::{SourceInfo, SourceRef};
 
 /// How long a change is remembered: far longer than any watch lag or 409 retry.
 pub(crate) const KEEP: Duration = Duration::from_secs(600);
@@ -30,8 +34,9 @@ const SWEEP: Duration = Duration::from_secs(60);
 struct Step {
     /// The resourceVersion of the change (`u64::MAX` when unknown: a deletion seen on relist).
     rv: u64,
-    /// The content before it.
-    before: Applied,
+    /// The source before it (`None`: absent), with its match/ignore flags; for a deletion,
+    /// those of the deleted object.
+    before: Option<SourceInfo>,
     at: Instant,
 }
 
@@ -43,8 +48,15 @@ pub(crate) struct History {
 }
 
 impl History {
-    /// Notes that `source` changed at `rv` from `before` to something else.
-    pub(crate) fn changed(&mut self, namespace: &str, source: &SourceRef, rv: u64, before: Applied, now: Instant) {
+    /// Notes that `source` changed at `rv` from `before` (`None`: absent) to something else.
+    pub(crate) fn changed(
+        &mut self,
+        namespace: &str,
+        source: &SourceRef,
+        rv: u64,
+        before: Option<SourceInfo>,
+        now: Instant,
+    ) {
         if self.last_sweep.is_none_or(|t| now.saturating_duration_since(t) >= SWEEP) {
             self.sweep(now);
         }
@@ -65,7 +77,18 @@ impl History {
         self.changes
             .get(&(namespace.to_string(), source.clone()))
             .and_then(|steps| steps.iter().find(|s| s.rv > rv))
-            .map_or(current, |s| s.before)
+            .map_or(current, |s| s.before.as_ref().map_or(Applied::Absent, |i| Applied::Hash(i.hash)))
+    }
+
+    /// `source` as it was just before its latest kept change. For a source that does not
+    /// exist now that change was its deletion, so this is the deleted object: its match and
+    /// ignore flags say whether the deletion counts. `None`: no change kept, or it was a
+    /// creation.
+    pub(crate) fn before_last_change(&self, namespace: &str, source: &SourceRef) -> Option<&SourceInfo> {
+        if self.changes.is_empty() {
+            return None;
+        }
+        self.changes.get(&(namespace.to_string(), source.clone()))?.back()?.before.as_ref()
     }
 
     /// Sources with remembered changes.
@@ -99,6 +122,10 @@ mod tests {
     fn h(n: u8) -> Applied {
         Applied::Hash(ContentHash([n; 32]))
     }
+    /// A source with content `n` and no match/ignore flags.
+    fn src(n: u8) -> Option<SourceInfo> {
+        Some(SourceInfo { hash: ContentHash([n; 32]), matched: false, ignored: false })
+    }
 
     #[test]
     fn content_at_a_resource_version() {
@@ -106,9 +133,9 @@ mod tests {
         let t0 = Instant::now();
         let mut hist = History::default();
         // Created at 10 (absent before), changed 1 -> 2 at 20 and 2 -> 3 at 30; now 3.
-        hist.changed("ns", &cm, 10, Applied::Absent, t0);
-        hist.changed("ns", &cm, 20, h(1), t0);
-        hist.changed("ns", &cm, 30, h(2), t0);
+        hist.changed("ns", &cm, 10, None, t0);
+        hist.changed("ns", &cm, 20, src(1), t0);
+        hist.changed("ns", &cm, 30, src(2), t0);
         let rows = [(5, Applied::Absent), (10, h(1)), (15, h(1)), (20, h(2)), (29, h(2)), (30, h(3)), (99, h(3))];
         for (rv, want) in rows {
             assert_eq!(hist.content_at("ns", &cm, rv, h(3)), want, "at {rv}");
@@ -122,7 +149,7 @@ mod tests {
     fn unknown_resource_version_counts_as_after_everything() {
         let cm = SourceRef::new(SourceKind::ConfigMap, "c");
         let mut hist = History::default();
-        hist.changed("ns", &cm, u64::MAX, h(1), Instant::now());
+        hist.changed("ns", &cm, u64::MAX, src(1), Instant::now());
         assert_eq!(hist.content_at("ns", &cm, 1_000_000, Applied::Absent), h(1));
     }
 
@@ -132,14 +159,36 @@ mod tests {
         let t0 = Instant::now();
         let mut hist = History::default();
         for i in 0..20u8 {
-            hist.changed("ns", &cm, 100 + u64::from(i), h(i), t0);
+            hist.changed("ns", &cm, 100 + u64::from(i), src(i), t0);
         }
         // The 8 newest are kept: the oldest kept change is at 112, before it 12.
         assert_eq!(hist.content_at("ns", &cm, 1, h(99)), h(12));
         let other = SourceRef::new(SourceKind::Secret, "s");
-        hist.changed("ns", &other, 5, h(1), t0 + KEEP + SWEEP);
+        hist.changed("ns", &other, 5, src(1), t0 + KEEP + SWEEP);
         assert_eq!(hist.len(), 1, "expired changes are swept");
         assert_eq!(hist.content_at("ns", &cm, 1, h(99)), h(99));
+    }
+
+    /// A deleted source is remembered as the deleted object was, flags included; the last
+    /// change counts, and a creation leaves nothing to remember.
+    #[test]
+    fn the_deleted_object_is_kept_with_its_flags() {
+        let cm = SourceRef::new(SourceKind::ConfigMap, "c");
+        let t0 = Instant::now();
+        let mut hist = History::default();
+        assert_eq!(hist.before_last_change("ns", &cm), None, "no history at all");
+        let ignored = SourceInfo { hash: ContentHash([1; 32]), matched: false, ignored: true };
+        let matched = SourceInfo { hash: ContentHash([2; 32]), matched: true, ignored: false };
+        hist.changed("ns", &cm, 10, Some(ignored.clone()), t0);
+        assert_eq!(hist.before_last_change("ns", &cm), Some(&ignored), "deleted while ignored");
+        assert_eq!(hist.before_last_change("other", &cm), None, "another namespace");
+        hist.changed("ns", &cm, 20, None, t0);
+        assert_eq!(hist.before_last_change("ns", &cm), None, "re-created");
+        hist.changed("ns", &cm, 30, Some(matched.clone()), t0);
+        assert_eq!(hist.before_last_change("ns", &cm), Some(&matched), "deleted again, with match");
+        assert_eq!(hist.content_at("ns", &cm, 5, Applied::Absent), h(1), "content is kept as before");
+        hist.changed("ns", &SourceRef::new(SourceKind::Secret, "s"), 40, None, t0 + KEEP + SWEEP);
+        assert_eq!(hist.before_last_change("ns", &cm), None, "forgotten once expired");
     }
 
     #[test]

@@ -4,8 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::core::history::History;
-use crate::core::record::Applied;
-use crate::core::source::{NamespaceSources, SourceInfo, SourceKind, SourceRef};
+use crate::core::source::{NamespaceSources, SourceFlags, SourceInfo, SourceKind, SourceRef};
 use crate::core::workload::{Workload, WorkloadKey};
 
 #[derive(Default)]
@@ -35,8 +34,6 @@ impl State {
         &self.history
     }
 
-    /// Notes that a source's content changed at resourceVersion `rv` (`None`: unknown, so
-    /// after everything) from `before`.
     /// Notes a resourceVersion seen in an event (objects of every watch).
     pub(crate) fn observe_rv(&mut self, rv: Option<u64>) {
         if let Some(rv) = rv {
@@ -57,12 +54,14 @@ impl State {
         keys
     }
 
+    /// Notes that a source's content changed at resourceVersion `rv` (`None`: unknown, so
+    /// after everything) from `before` (`None`: it did not exist).
     pub(crate) fn note_change(
         &mut self,
         namespace: &str,
         source: &SourceRef,
         rv: Option<u64>,
-        before: Applied,
+        before: Option<SourceInfo>,
         now: std::time::Instant,
     ) {
         self.history.changed(namespace, source, rv.unwrap_or(u64::MAX), before, now);
@@ -104,6 +103,26 @@ impl State {
             self.sources.remove(namespace);
         }
         old
+    }
+
+    /// A source was deleted at resourceVersion `rv` (`None`: a relist found it gone). Its
+    /// deletion is noted with the match/ignore `flags` of the deleted object, when there is
+    /// one, else with those last seen: decisions read them, as Reloader reads the deleted
+    /// object's annotations. Returns what was kept of the source, if it existed.
+    pub(crate) fn delete_source(
+        &mut self,
+        namespace: &str,
+        source: &SourceRef,
+        rv: Option<u64>,
+        flags: Option<SourceFlags>,
+        now: std::time::Instant,
+    ) -> Option<SourceInfo> {
+        let mut old = self.remove_source(namespace, source.kind, &source.name)?;
+        if let Some(f) = flags {
+            (old.matched, old.ignored) = (f.matched, f.ignored);
+        }
+        self.note_change(namespace, source, rv, Some(old.clone()), now);
+        Some(old)
     }
 
     /// Every source of one kind (for a relist diff).

@@ -5,9 +5,6 @@
 //! Cases per property: `PROPTEST_CASES` if set, else the default given to [`config`] (chosen
 //! so that `cargo test --lib` stays quick; `make proptest-long` runs many more). Failing cases
 //! are not persisted: a failure prints its minimal input, which belongs in a table test.
-//!
-//! One known bug is kept out of the properties and pinned by an ignored test instead:
-//! [`deleting_an_ignored_source_does_not_reload`].
 
 use std::collections::BTreeMap;
 
@@ -635,8 +632,10 @@ struct World {
     /// Per universe source; `None`: it does not exist.
     sources: Vec<Option<Src>>,
     outsiders: (Src, Src),
-    /// Earlier changes: (universe source, resourceVersion, content before; `None`: absent).
-    history: Vec<(usize, u64, Option<u8>)>,
+    /// Earlier changes: (universe source, resourceVersion, the source before; `None`: absent).
+    /// The last change of a source that is absent now is its deletion, and its flags are the
+    /// deleted object's.
+    history: Vec<(usize, u64, Option<Src>)>,
 }
 
 fn opt_value(values: &'static [&'static str]) -> impl Strategy<Value = Option<String>> {
@@ -730,7 +729,7 @@ fn world() -> impl Strategy<Value = World> {
         prop::collection::vec(prop::collection::vec((0..n, via()), 0..4), 1..3),
         (record, flags),
         (prop::collection::vec(prop::option::weighted(0.75, src()), n), src(), src()),
-        prop::collection::vec((0..n, 1u64..200, prop::option::weighted(0.8, 0u8..4)), 0..4),
+        prop::collection::vec((0..n, 1u64..200, prop::option::weighted(0.8, src())), 0..4),
     )
         .prop_map(
             |((kind, policy, controls, template), containers, (record, flags), (sources, o1, o2), history)| {
@@ -780,7 +779,7 @@ impl Run {
         st.upsert_source(NS, SourceKind::Secret, OUTSIDER, world.outsiders.1.info());
         let t = std::time::Instant::now();
         for (i, rv, before) in &world.history {
-            st.note_change(NS, &universe(*i), Some(*rv), before.map_or(Applied::Absent, |n| Applied::Hash(h(n))), t);
+            st.note_change(NS, &universe(*i), Some(*rv), before.map(Src::info), t);
         }
         let mut meta = world.meta.clone();
         match &world.record {
@@ -848,21 +847,23 @@ impl Run {
         }
     }
 
-    /// A source event as the watches handle it: the index updated, the change noted in history.
+    /// A source event as the watches handle it: the index updated, a change of content noted
+    /// in history; a deletion with the flags the source had (those of the deleted object).
     fn set_source(&mut self, r: &SourceRef, info: Option<SourceInfo>) {
         self.rv += 1;
-        let before = self.st.sources(NS).and_then(|s| s.get(r)).map_or(Applied::Absent, |i| Applied::Hash(i.hash));
+        let now = std::time::Instant::now();
+        let old = self.st.sources(NS).and_then(|s| s.get(r)).cloned();
         match info {
             Some(info) => {
+                let changed = old.as_ref().map(|o| o.hash) != Some(info.hash);
                 self.st.upsert_source(NS, r.kind, &r.name, info);
+                if changed {
+                    self.st.note_change(NS, r, Some(self.rv), old, now);
+                }
             }
             None => {
-                self.st.remove_source(NS, r.kind, &r.name);
+                self.st.delete_source(NS, r, Some(self.rv), None, now);
             }
-        }
-        let after = self.st.sources(NS).and_then(|s| s.get(r)).map_or(Applied::Absent, |i| Applied::Hash(i.hash));
-        if before != after {
-            self.st.note_change(NS, r, Some(self.rv), before, std::time::Instant::now());
         }
     }
 
@@ -924,11 +925,8 @@ proptest! {
 
     /// Once the record is up to date, deleting a source that does not govern the workload, or
     /// creating one that does not govern it once created, rolls nothing. (Whether a source
-    /// governs is read where it has annotations: before a deletion, after a creation.)
-    ///
-    /// Not covered: deleting a source that carries `ignore: "true"`, which reloads with
-    /// `--reload-on-delete` when a rule would otherwise select it; see
-    /// [`deleting_an_ignored_source_does_not_reload`].
+    /// governs is read where it has annotations: before a deletion, from the deleted object,
+    /// after a creation.)
     #[test]
     fn creating_or_deleting_a_source_that_does_not_govern_rolls_nothing(
         world in world(),
@@ -944,9 +942,6 @@ proptest! {
         }
         let r = pick.get(&candidates).clone();
         let old = run.st.sources(NS).and_then(|s| s.get(&r)).cloned();
-        if old.as_ref().is_some_and(|o| o.ignored) {
-            return Ok(());
-        }
         let new = if old.is_some() { None } else { Some(created.info()) };
         run.set_source(&r, new.clone());
         let (after, d) = run.decide();
@@ -962,11 +957,10 @@ proptest! {
 }
 
 /// Reloader reads the ignore annotation from the deleted object itself, so it never rolls a
-/// workload for the deletion of an ignored source. Here the index forgets the flags with the
-/// source, the source then looks governed (auto, referenced), and as the deletion came after
-/// the workload was first seen it counts as a change.
+/// workload for the deletion of an ignored source. The index keeps the deleted object's flags
+/// in its history, so the source does not look governed (auto, referenced) once it is gone,
+/// although the deletion came after the workload was first seen.
 #[test]
-#[ignore = "known bug: the deletion of an ignored source reloads with --reload-on-delete"]
 fn deleting_an_ignored_source_does_not_reload() {
     let world = World {
         kind: WorkloadKind::Deployment,

@@ -87,6 +87,21 @@ pub(crate) struct SourceInfo {
     pub(crate) ignored: bool,
 }
 
+/// A source's `match` and `ignore` annotations as read from one object of it: what
+/// [`SourceInfo`] keeps besides the hash, and all that is kept of a deleted object.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SourceFlags {
+    pub(crate) matched: bool,
+    pub(crate) ignored: bool,
+}
+
+impl SourceFlags {
+    pub(crate) fn of<K: SourceObject>(obj: &K, keys: &crate::core::policy::Keys) -> SourceFlags {
+        let (matched, ignored) = keys.source_flags(obj.meta().annotations.as_ref());
+        SourceFlags { matched, ignored }
+    }
+}
+
 /// The ConfigMaps and Secrets of one namespace.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct NamespaceSources {
@@ -144,7 +159,7 @@ impl SourceInfo {
     /// What is kept of a ConfigMap or Secret: its content hash and its match/ignore flags. The
     /// watches and `reloader explain` both build it here, so they cannot disagree.
     pub(crate) fn of<K: SourceObject>(obj: &K, keys: &crate::core::policy::Keys) -> SourceInfo {
-        let (matched, ignored) = keys.source_flags(obj.meta().annotations.as_ref());
+        let SourceFlags { matched, ignored } = SourceFlags::of(obj, keys);
         SourceInfo { hash: obj.content_hash(), matched, ignored }
     }
 }
