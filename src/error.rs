@@ -66,8 +66,26 @@ impl Error {
 /// An API error as a person reads it: the server's message and code, not the whole Status.
 pub fn api_message(e: &kube::Error) -> String {
     match e {
-        kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
+        kube::Error::Api(s) => status_message(s),
         other => other.to_string(),
+    }
+}
+
+fn status_message(s: &kube::core::Status) -> String {
+    format!("{} ({} {})", s.message, s.code, s.reason)
+}
+
+/// A failed watch as a person reads it: what failed (the list, the start of the watch, the
+/// stream) and the API error as [`api_message`] gives it. kube-runtime's own wording repeats
+/// the server's message and adds a dump of the whole Status.
+pub fn watch_message(e: &kube::runtime::watcher::Error) -> String {
+    use kube::runtime::watcher::Error as W;
+    match e {
+        W::InitialListFailed(e) => format!("listing failed: {}", api_message(e)),
+        W::WatchStartFailed(e) => format!("starting the watch failed: {}", api_message(e)),
+        W::WatchError(s) => format!("the API server ended the watch: {}", status_message(s)),
+        W::WatchFailed(e) => format!("the watch stream failed: {}", api_message(e)),
+        other @ W::NoResourceVersion => other.to_string(),
     }
 }
 
@@ -132,6 +150,41 @@ mod tests {
         for (e, text, label) in rows {
             assert_eq!(e.to_string(), text);
             assert_eq!(e.metric_label(), label, "{text}");
+        }
+    }
+
+    /// A failed watch is logged with the server's message once, its code and reason, and what
+    /// failed; never kube's default wording with the message twice and a Debug dump.
+    #[test]
+    fn watch_failures_carry_the_api_message_once() {
+        use kube::runtime::watcher::Error as W;
+        let msg = "configmaps is forbidden: User system:anonymous cannot list resource configmaps";
+        let status = || kube::core::Status::failure(msg, "Forbidden").with_code(403);
+        let gone = kube::core::Status::failure("too old resource version: 1 (2)", "Expired").with_code(410);
+        let rows: Vec<(W, String)> = vec![
+            (W::InitialListFailed(api(403, msg)), format!("listing failed: {msg} (403 Reason)")),
+            (
+                W::WatchStartFailed(kube::Error::Api(status().boxed())),
+                format!("starting the watch failed: {msg} (403 Forbidden)"),
+            ),
+            (
+                W::WatchError(Box::new(gone)),
+                "the API server ended the watch: too old resource version: 1 (2) (410 Expired)".to_string(),
+            ),
+            (
+                W::WatchFailed(kube::Error::LinesCodecMaxLineLengthExceeded),
+                format!("the watch stream failed: {}", kube::Error::LinesCodecMaxLineLengthExceeded),
+            ),
+            (W::NoResourceVersion, W::NoResourceVersion.to_string()),
+        ];
+        for (e, want) in rows {
+            let got = watch_message(&e);
+            assert_eq!(got, want);
+            assert!(!got.contains("Status {"), "no Debug dump: {got}");
+            if got.contains(msg) {
+                assert_eq!(got.matches(msg).count(), 1, "the message once: {got}");
+                assert!(e.to_string().matches(msg).count() > 1, "kube's own wording repeats it: {e}");
+            }
         }
     }
 }

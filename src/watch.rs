@@ -126,7 +126,7 @@ async fn drive<K, H>(
                 }
                 Err(e) => {
                     drop(st);
-                    warn!(watch = %what, error = %e, "watch failed; retrying with backoff");
+                    warn!(watch = %what, error = %crate::error::watch_message(&e), "watch failed; retrying with backoff");
                     ctx.watch_failed(&what, resource);
                     continue;
                 }
