@@ -185,6 +185,51 @@ async fn an_invalid_boolean_counts_as_false_and_is_reported() {
     assert_no_reload(&ns, "bad", &t_bad).await;
 }
 
+/// Two problems on one workload (an invalid regex and an invalid boolean): the log has a line
+/// for each, and one Warning Event names both (Events of one workload and reason form one
+/// series whatever their note, so a second Event would never show its text).
+#[tokio::test]
+async fn two_problems_on_one_workload_are_named_in_one_event() {
+    let ns = TestNs::new("bad-two").await;
+    auto_workload(&ns).await;
+    ns.set_configmap("good", json!({"v": "1"})).await;
+    let ann = json!({"configmap.reloader.stakater.com/reload": "(, good", "reloader.stakater.com/auto": "maybe"});
+    ns.apply_json::<Deployment>(deployment("bad", ann, uses(&["cfg"]))).await;
+    let ctl = Ctl::start(&[&ns], &[]).await;
+    await_record(&ns, "bad").await;
+
+    let regex = "annotation \"configmap.reloader.stakater.com/reload\" = \"(\": invalid regular expression";
+    let boolean = "annotation \"reloader.stakater.com/auto\" = \"maybe\": not a boolean; use \"true\" or \"false\" (treated as false)";
+    for problem in [regex, boolean] {
+        let line = ctl.log_line(problem).await;
+        eprintln!("log: {line}");
+        assert!(
+            line.contains("ERROR") && line.contains("Skipping invalid reload annotation on Deployment 'bad'"),
+            "{line}"
+        );
+    }
+    let (type_, note) = event_note(&ns, "bad", "InvalidAnnotation").await;
+    eprintln!("event: {type_} InvalidAnnotation: {note}");
+    assert_eq!(type_, "Warning");
+    assert!(note.starts_with("2 annotation problems: (1) annotation "), "{note}");
+    assert!(note.contains(regex) && note.contains(boolean), "both problems in one note: {note}");
+    assert!(note.ends_with("; the workload's other rules still apply"), "{note}");
+    // Evaluated again (a change of `good`): still one Event, counted as a repeat.
+    let t = pod_template(&ns, "bad").await;
+    ns.set_configmap("good", json!({"v": "2"})).await;
+    await_reload(&ns, "bad", &t).await;
+    neighbour_reloads(&ns, "2").await;
+    let list = ns.api::<Event>().list(&ListParams::default()).await.unwrap().items;
+    let invalid: Vec<&Event> = list
+        .iter()
+        .filter(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("bad")
+                && e.reason.as_deref() == Some("InvalidAnnotation")
+        })
+        .collect();
+    assert_eq!(invalid.len(), 1, "one Event: {invalid:?}");
+}
+
 #[tokio::test]
 async fn an_invalid_pause_period_is_reported_and_the_reload_happens_without_a_pause() {
     let ns = TestNs::new("bad-duration").await;

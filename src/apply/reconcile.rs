@@ -8,7 +8,7 @@ use std::time::Instant;
 use kube::runtime::events::EventType;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::apply::report::{self, event, publish, source_ref};
+use crate::apply::report::{self, event, problems_note, publish, source_ref};
 use crate::apply::write::{self, Wrote};
 use crate::core::brake::Verdict;
 use crate::core::decide::{self, Change, Decision, Plan, Resume};
@@ -97,14 +97,16 @@ fn snapshot(ctx: &Ctx, key: &WorkloadKey) -> Option<(Workload, Decision)> {
 
 fn report_problems(ctx: &Arc<Ctx>, w: &Workload, d: &Decision) {
     let key = &w.key;
+    // Reported on every evaluation that sees them, like Reloader; the rest of the policy applies.
     for e in &d.problems {
-        // Reported on every evaluation that sees it, like Reloader; the rest of the policy applies.
         error!(
             "Skipping invalid reload annotation on {} '{}' in namespace '{}': {e}",
             key.kind, key.name, key.namespace
         );
-        let note = format!("{e}; the workload's other rules still apply");
-        let mut ev = event(EventType::Warning, "InvalidAnnotation", note, None);
+    }
+    if !d.problems.is_empty() {
+        // One Event for all of them: they would be one series, showing the first one's note only.
+        let mut ev = event(EventType::Warning, "InvalidAnnotation", problems_note(&d.problems), None);
         ev.action = "Evaluate".into();
         publish(ctx, w, ev);
     }

@@ -23,12 +23,65 @@ pub(crate) fn source_ref(namespace: &str, c: &Change) -> ObjectReference {
     }
 }
 
+/// The longest note sent whole: the API refuses notes over 1,024 bytes.
+const NOTE_MAX: usize = 1000;
+
 /// An Event about a reload, optionally naming the source as the related object.
 pub(crate) fn event(type_: EventType, reason: &str, message: String, related: Option<ObjectReference>) -> Event {
-    // The API caps notes at 1 KiB.
-    let note =
-        if message.len() > 1000 { format!("{}…", &message[..message.floor_char_boundary(1000)]) } else { message };
+    let note = if message.len() > NOTE_MAX {
+        format!("{}…", &message[..message.floor_char_boundary(NOTE_MAX)])
+    } else {
+        message
+    };
     Event { type_, reason: reason.into(), note: Some(note), action: "Reload".into(), secondary: related }
+}
+
+/// The note of the `InvalidAnnotation` Event: every problem of the workload, numbered when
+/// there are several. One Event names them all because the Events of one workload and reason
+/// are one series whatever their note: a second Event would only count as a repeat of the
+/// first, and its text would never be shown. Past [`NOTE_MAX`] bytes the list is cut with "…"
+/// and the count of the problems left out.
+pub(crate) fn problems_note(problems: &[String]) -> String {
+    const TAIL: &str = "; the workload's other rules still apply";
+    /// Less than this of a problem is not worth showing: it is counted as left out instead.
+    const MIN_SHOWN: usize = 24;
+    let n = problems.len();
+    let items: Vec<String> = if n == 1 {
+        problems.to_vec()
+    } else {
+        problems.iter().enumerate().map(|(i, p)| format!("({}) {p}", i + 1)).collect()
+    };
+    let head = if n > 1 { format!("{n} annotation problems: ") } else { String::new() };
+    let whole = format!("{head}{}{TAIL}", items.join("; "));
+    if whole.len() <= NOTE_MAX {
+        return whole;
+    }
+    let marker = |left: usize| if left == 0 { "…".to_string() } else { format!("… (and {left} more)") };
+    let budget = NOTE_MAX - TAIL.len();
+    let mut note = head;
+    for (i, item) in items.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "; " };
+        let after = n - i - 1;
+        // Whole, with room left for the marker of those after it.
+        if note.len() + sep.len() + item.len() + 2 + marker(after).len() <= budget {
+            note.push_str(sep);
+            note.push_str(item);
+            continue;
+        }
+        // Cut: as much of it as fits before the marker, or none of it.
+        let room = budget.saturating_sub(note.len() + sep.len() + marker(after).len());
+        if room >= MIN_SHOWN {
+            note.push_str(sep);
+            note.push_str(&item[..item.floor_char_boundary(room)]);
+            note.push_str(&marker(after));
+        } else {
+            note.push_str(sep);
+            note.push_str(&marker(after + 1));
+        }
+        break;
+    }
+    note.push_str(TAIL);
+    note
 }
 
 /// Publishes an Event off the reload path; repeats join a series.
@@ -79,4 +132,60 @@ pub(crate) fn report_reload(ctx: &Arc<Ctx>, w: &Workload, c: &Change) {
             ctx.metrics.alerts.get_or_create(&crate::runtime::metrics::SinkResult { sink: sink.label(), result }).inc();
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TAIL: &str = "; the workload's other rules still apply";
+
+    fn problem(key: &str, len: usize) -> String {
+        let value = "é".repeat(len / 2);
+        format!("annotation {key:?} = {value:?}: invalid regular expression")
+    }
+
+    /// The numbers shown in a note, and the count it says was left out.
+    fn shown_and_left_out(note: &str) -> (Vec<usize>, usize) {
+        let shown = (1..100).filter(|i| note.contains(&format!("({i}) "))).collect();
+        let left =
+            note.split("(and ").nth(1).and_then(|r| r.split(' ').next()).map_or(0, |k| k.parse().expect("a count"));
+        (shown, left)
+    }
+
+    #[test]
+    fn one_note_names_every_problem_within_the_limit() {
+        let one = "annotation \"reloader.stakater.com/auto\" = \"maybe\": not a boolean; use \"true\" or \"false\" (treated as false)";
+        assert_eq!(problems_note(&[one.to_string()]), format!("{one}{TAIL}"), "one problem: its own words");
+        let regex = "annotation \"configmap.reloader.stakater.com/reload\" = \"(\": invalid regular expression";
+        assert_eq!(
+            problems_note(&[regex.to_string(), one.to_string()]),
+            format!("2 annotation problems: (1) {regex}; (2) {one}{TAIL}"),
+            "two problems: both, numbered"
+        );
+
+        // (problems, how long each is)
+        let rows: [(usize, usize); 7] = [(1, 2000), (2, 600), (3, 300), (4, 250), (10, 300), (40, 40), (120, 10)];
+        for (n, len) in rows {
+            let problems: Vec<String> = (0..n).map(|i| problem(&format!("key-{i}"), len)).collect();
+            let note = problems_note(&problems);
+            let what = format!("{n} problems of {len} bytes: {note}");
+            assert!(note.len() <= NOTE_MAX, "{} bytes; {what}", note.len());
+            assert!(note.ends_with(TAIL), "{what}");
+            assert!(note.contains('…'), "cut: {what}");
+            assert!(
+                note.starts_with("annotation") || note.starts_with(&format!("{n} annotation problems: ")),
+                "{what}"
+            );
+            assert_eq!(event(EventType::Warning, "InvalidAnnotation", note.clone(), None).note, Some(note.clone()));
+            if n > 1 {
+                // Every problem is either shown (whole or cut) or counted, once.
+                let (shown, left) = shown_and_left_out(&note);
+                assert!(!shown.is_empty(), "{what}");
+                assert_eq!(shown, (1..=shown.len()).collect::<Vec<_>>(), "{what}");
+                assert_eq!(shown.len() + left, n, "{what}");
+                assert!(problems[..shown.len() - 1].iter().all(|p| note.contains(p.as_str())), "{what}");
+            }
+        }
+    }
 }
