@@ -7,7 +7,6 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -432,19 +431,6 @@ async fn a_missing_source_is_recorded_absent_and_followed_once_it_appears() {
     neighbour_reloads(&ns, "3").await;
     let logs = ctl.logs();
     assert!(!logs.contains("WARN") && !logs.contains("ERROR"), "no warning or error:\n{logs}");
-}
-
-fn install_rollout_crd() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let out = Command::new("bash").arg(repo().join("hack/argo-crd.sh")).output().expect("argo-crd.sh");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let out = kubectl(&["apply", "--server-side", "-f", &path]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let out = kubectl(&["wait", "--for=condition=Established", "--timeout=30s", "crd/rollouts.argoproj.io"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    });
 }
 
 /// A Deployment without containers never gets past the API server. The workloads that do have

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -107,32 +105,6 @@ async fn a_job_is_recreated_with_the_new_template() {
         api.get_opt("migrate").await.ok().flatten().is_some_and(|j| j.metadata.uid == uid)
     })
     .await;
-}
-
-/// Installs the Argo Rollouts CRD (from the pinned argo-rollouts Go module) once per run.
-fn install_rollout_crd() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let out = Command::new("bash").arg(repo().join("hack/argo-crd.sh")).output().expect("argo-crd.sh");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let out = kubectl(&["apply", "--server-side", "-f", &path]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let start = Instant::now();
-        loop {
-            let out = kubectl(&[
-                "get",
-                "crd/rollouts.argoproj.io",
-                "-o",
-                "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
-            ]);
-            if String::from_utf8_lossy(&out.stdout).trim() == "True" {
-                break;
-            }
-            assert!(start.elapsed() < Duration::from_secs(30), "the Rollout CRD was not established");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    });
 }
 
 #[tokio::test]

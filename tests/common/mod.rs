@@ -396,3 +396,30 @@ impl Drop for DenyPolicy {
         self.remove();
     }
 }
+
+/// Installs the Argo Rollouts CRD (from the pinned argo-rollouts Go module) once per test
+/// binary, and waits until it is Established (`kubectl wait` fails while it has no conditions).
+pub fn install_rollout_crd() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let out = Command::new("bash").arg(repo().join("hack/argo-crd.sh")).output().expect("argo-crd.sh");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let out = kubectl(&["apply", "--server-side", "-f", &path]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let start = Instant::now();
+        loop {
+            let out = kubectl(&[
+                "get",
+                "crd/rollouts.argoproj.io",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+            ]);
+            if String::from_utf8_lossy(&out.stdout).trim() == "True" {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "the Rollout CRD was not established");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+}
