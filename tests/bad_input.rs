@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -16,83 +15,17 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The controller binary at its default log level, scoped to `namespaces`, until dropped.
-struct Ctl {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Ctl {
-    /// Starts it (no storm brake, no debounce unless `args` set them) and waits for `/ready`.
-    async fn start(namespaces: &[&TestNs], args: &[&str]) -> Ctl {
-        let port = free_port();
-        let names: Vec<&str> = namespaces.iter().map(|n| n.name.as_str()).collect();
-        let log = std::env::temp_dir().join(format!("reloader-{}-{port}.log", names[0]));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reloader"));
-        cmd.arg(format!("--namespaces={}", names.join(",")))
-            .arg(format!("--metrics-addr=127.0.0.1:{port}"))
-            .args(["--min-reload-interval=0", "--flap-limit=0"]);
-        if !args.iter().any(|a| a.starts_with("--debounce")) {
-            cmd.arg("--debounce=0");
-        }
-        let child = cmd
-            .args(args)
-            .env("KUBECONFIG", &cluster().kubeconfig)
-            .env("RUST_LOG", "")
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start the controller");
-        let ctl = Ctl { child, port, log };
-        eventually(Duration::from_secs(20), "/ready = 200", || async {
-            (ctl.get("/ready").await?.0 == 200).then_some(())
-        })
-        .await;
-        ctl
+/// The controller binary at its default log level, scoped to `namespaces`, with no storm brake
+/// and no debounce unless `args` set them; returns once it is ready.
+async fn start_ctl(namespaces: &[&TestNs], args: &[&str]) -> Process {
+    let mut all = vec!["--min-reload-interval=0", "--flap-limit=0"];
+    if !args.iter().any(|a| a.starts_with("--debounce")) {
+        all.push("--debounce=0");
     }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The first log line containing `text`, waiting for it.
-    async fn log_line(&self, text: &str) -> String {
-        eventually(Duration::from_secs(10), &format!("a log line with {text:?}"), || {
-            let logs = self.logs();
-            async move { logs.lines().find(|l| l.contains(text)).map(String::from) }
-        })
-        .await
-    }
-
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let r = http().get(format!("http://127.0.0.1:{}{path}", self.port)).send().await.ok()?;
-        let status = r.status().as_u16();
-        Some((status, r.text().await.unwrap_or_default()))
-    }
-
-    async fn metric(&self, series: &str) -> f64 {
-        let (_, text) = self.get("/metrics").await.expect("scrape /metrics");
-        text.lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
-            .map(|v| v.trim().parse().expect("a number"))
-            .unwrap_or(0.0)
-    }
-}
-
-impl Drop for Ctl {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    all.extend_from_slice(args);
+    let ctl = Process::start(namespaces, &all, &[("RUST_LOG", "")]);
+    ctl.await_ready().await;
+    ctl
 }
 
 /// The note of the Event `reason` about `name`, waiting for it.
@@ -125,7 +58,7 @@ async fn an_invalid_regex_is_reported_and_the_valid_patterns_still_apply() {
     ns.set_configmap("good", json!({"v": "1"})).await;
     let ann = json!({"configmap.reloader.stakater.com/reload": "(, good"});
     ns.apply_json::<Deployment>(deployment("bad", ann, uses(&[]))).await;
-    let ctl = Ctl::start(&[&ns], &[]).await;
+    let ctl = start_ctl(&[&ns], &[]).await;
     await_record(&ns, "bad").await;
 
     let line = ctl.log_line("Skipping invalid reload annotation").await;
@@ -160,7 +93,7 @@ async fn an_invalid_boolean_counts_as_false_and_is_reported() {
     auto_workload(&ns).await;
     ns.apply_json::<Deployment>(deployment("bad", json!({"reloader.stakater.com/auto": "maybe"}), uses(&["cfg"])))
         .await;
-    let ctl = Ctl::start(&[&ns], &[]).await;
+    let ctl = start_ctl(&[&ns], &[]).await;
     await_record(&ns, "web").await;
 
     let line = ctl.log_line("Skipping invalid reload annotation").await;
@@ -194,7 +127,7 @@ async fn two_problems_on_one_workload_are_named_in_one_event() {
     ns.set_configmap("good", json!({"v": "1"})).await;
     let ann = json!({"configmap.reloader.stakater.com/reload": "(, good", "reloader.stakater.com/auto": "maybe"});
     ns.apply_json::<Deployment>(deployment("bad", ann, uses(&["cfg"]))).await;
-    let ctl = Ctl::start(&[&ns], &[]).await;
+    let ctl = start_ctl(&[&ns], &[]).await;
     await_record(&ns, "bad").await;
 
     let regex = "annotation \"configmap.reloader.stakater.com/reload\" = \"(\": invalid regular expression";
@@ -236,7 +169,7 @@ async fn an_invalid_pause_period_is_reported_and_the_reload_happens_without_a_pa
     let ann =
         json!({"reloader.stakater.com/auto": "true", "deployment.reloader.stakater.com/pause-period": "5 minutes"});
     ns.apply_json::<Deployment>(deployment("bad", ann, uses(&["cfg"]))).await;
-    let ctl = Ctl::start(&[&ns], &[]).await;
+    let ctl = start_ctl(&[&ns], &[]).await;
     await_record(&ns, "bad").await;
     await_record(&ns, "web").await;
 
@@ -318,7 +251,7 @@ async fn big_many_key_and_binary_only_sources_reload_like_any_other() {
         {"secretRef": {"name": "big"}}
     ]}]});
     ns.apply_json::<Deployment>(deployment("awkward", json!({"reloader.stakater.com/auto": "true"}), spec)).await;
-    let ctl = Ctl::start(&[&ns], &[]).await;
+    let ctl = start_ctl(&[&ns], &[]).await;
     await_record(&ns, "awkward").await;
     await_record(&ns, "web").await;
 
@@ -399,7 +332,7 @@ async fn a_missing_source_is_recorded_absent_and_followed_once_it_appears() {
     auto_workload(&ns).await;
     ns.apply_json::<Deployment>(deployment("bad", json!({"reloader.stakater.com/auto": "true"}), uses(&["late"])))
         .await;
-    let ctl = Ctl::start(&[&ns], &[]).await;
+    let ctl = start_ctl(&[&ns], &[]).await;
     let record = await_record(&ns, "bad").await;
     eprintln!("record: {record}");
     assert_eq!(record, r#"{"configmap/late":"-"}"#);
@@ -465,7 +398,7 @@ async fn a_workload_without_containers_gets_the_change_recorded_and_no_rollout()
     rollouts.patch("by-ref", &pp, &Patch::Apply(&by_ref)).await.unwrap();
     rollouts.patch("no-containers", &pp, &Patch::Apply(&no_containers)).await.unwrap();
 
-    let ctl = Ctl::start(&[&ns], &["--reload-strategy=env-vars", "--is-Argo-Rollouts=true"]).await;
+    let ctl = start_ctl(&[&ns], &["--reload-strategy=env-vars", "--is-Argo-Rollouts=true"]).await;
     await_record(&ns, "web").await;
     let recorded = |o: &DynamicObject| o.metadata.annotations.as_ref().and_then(|a| a.get(RECORD).cloned());
     let mut before = Vec::new();
@@ -517,7 +450,7 @@ async fn a_namespace_deleted_while_its_workloads_are_queued() {
             .await;
     }
     auto_workload(&kept).await;
-    let ctl = Ctl::start(&[&doomed, &kept], &["--debounce=2s"]).await;
+    let ctl = start_ctl(&[&doomed, &kept], &["--debounce=2s"]).await;
     for i in 0..5 {
         await_record(&doomed, &format!("app-{i}")).await;
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,91 +19,6 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::ListParams;
 use serde_json::json;
 
-/// Plain-HTTP client for probes and receivers (rustls needs a provider installed once).
-fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The controller binary, running against the local control plane until dropped.
-struct Proc {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Proc {
-    fn start(ns: &TestNs, args: &[&str], env: &[(&str, &str)]) -> Proc {
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("reloader-{}-{port}.log", ns.name));
-        let out = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reloader"));
-        cmd.arg(format!("--namespaces={}", ns.name))
-            .arg(format!("--metrics-addr=127.0.0.1:{port}"))
-            .args(args)
-            .env("KUBECONFIG", &cluster().kubeconfig)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(out);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Proc { child: cmd.spawn().expect("start the controller"), port, log }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let url = format!("http://127.0.0.1:{}{path}", self.port);
-        let r = http().get(&url).send().await.ok()?;
-        let status = r.status().as_u16();
-        Some((status, r.text().await.unwrap_or_default()))
-    }
-
-    async fn await_ready(&self) {
-        eventually(Duration::from_secs(20), "/ready = 200", || async {
-            (self.get("/ready").await?.0 == 200).then_some(())
-        })
-        .await;
-    }
-
-    /// One sample of a metric (exact series text before the value).
-    async fn metric(&self, series: &str) -> f64 {
-        let (_, text) = self.get("/metrics").await.expect("scrape /metrics");
-        text.lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
-            .map(|v| v.trim().parse().expect("a number"))
-            .unwrap_or(0.0)
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok =
-            Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap().success();
-        assert!(ok, "kill -{sig}");
-    }
-
-    async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        eventually(within, "the controller to exit", || {
-            let s = self.child.try_wait().ok().flatten();
-            async move { s }
-        })
-        .await
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn events_for(ns: &TestNs, name: &str) -> Vec<Event> {
     let list = ns.api::<Event>().list(&ListParams::default()).await.expect("list events").items;
     list.into_iter().filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)).collect()
@@ -113,7 +28,7 @@ async fn events_for(ns: &TestNs, name: &str) -> Vec<Event> {
 async fn metrics_move_and_reload_events_are_published() {
     let ns = TestNs::new("metrics").await;
     let t0 = auto_workload(&ns).await;
-    let p = Proc::start(&ns, &[], &[]);
+    let p = Process::start(&[&ns], &[], &[]);
     p.await_ready().await;
     await_record(&ns, "web").await;
     let ok = "reloader_reload_executed_total{success=\"true\"}";
@@ -185,7 +100,7 @@ async fn failed_reloads_and_invalid_annotations_are_warning_events() {
             deployments.patch("web", &dry_run, &kube::api::Patch::Merge(&p)).await.is_err()
         })
         .await;
-    let p = Proc::start(&ns, &[], &[]);
+    let p = Process::start(&[&ns], &[], &[]);
     p.await_ready().await;
     await_record(&ns, "web").await;
     ns.set_configmap("cfg", json!({"v": "2"})).await;
@@ -261,27 +176,14 @@ async fn ready_only_after_the_initial_list_and_while_watches_work() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let kubeconfig = String::from_utf8_lossy(&out.stdout).trim().to_string();
 
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reloader"))
-        .arg(format!("--namespaces={}", ns.name))
-        .arg(format!("--metrics-addr=127.0.0.1:{port}"))
-        .env("KUBECONFIG", &kubeconfig)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let get = |path: &'static str| async move {
-        let r = http().get(format!("http://127.0.0.1:{port}{path}")).send().await.ok()?;
-        let s = r.status().as_u16();
-        Some((s, r.text().await.unwrap_or_default()))
-    };
+    let p = Process::start(&[&ns], &[], &[("KUBECONFIG", &kubeconfig)]);
     // Alive, but not ready: the Secret list is forbidden.
-    eventually(Duration::from_secs(10), "/live", || async { (get("/live").await?.0 == 200).then_some(()) }).await;
+    eventually(Duration::from_secs(10), "/live", || async { (p.get("/live").await?.0 == 200).then_some(()) }).await;
     holds(Duration::from_secs(3), "/ready stays 503 while a watch cannot list", || async {
-        matches!(get("/ready").await, Some((503, _)))
+        matches!(p.get("/ready").await, Some((503, _)))
     })
     .await;
-    let (_, why) = get("/ready").await.unwrap();
+    let (_, why) = p.get("/ready").await.unwrap();
     assert!(why.contains("initial list"), "{why}");
 
     // Grant it: the watch recovers and the controller becomes ready.
@@ -298,11 +200,9 @@ async fn ready_only_after_the_initial_list_and_while_watches_work() {
     ]);
     assert!(out.status.success());
     eventually(Duration::from_secs(40), "/ready = 200 after the grant", || async {
-        (get("/ready").await?.0 == 200).then_some(())
+        (p.get("/ready").await?.0 == 200).then_some(())
     })
     .await;
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 async fn lease_holder(ns: &TestNs) -> Option<String> {
@@ -316,7 +216,11 @@ async fn failover_rolls_once_for_a_change_and_never_for_nothing() {
     let ha = |name: &'static str| {
         let nsname = ns.name.clone();
         move |ns: &TestNs| {
-            Proc::start(ns, &["--enable-ha", "--lease-duration=6s"], &[("POD_NAME", name), ("POD_NAMESPACE", &nsname)])
+            Process::start(
+                &[ns],
+                &["--enable-ha", "--lease-duration=6s"],
+                &[("POD_NAME", name), ("POD_NAMESPACE", &nsname)],
+            )
         }
     };
     let mut a = ha("replica-a")(&ns);
@@ -369,8 +273,8 @@ async fn failover_rolls_once_for_a_change_and_never_for_nothing() {
 async fn a_leader_that_cannot_renew_stops_writing_at_its_deadline_and_recovers() {
     let ns = TestNs::new("fence").await;
     let t0 = auto_workload(&ns).await;
-    let p = Proc::start(
-        &ns,
+    let p = Process::start(
+        &[&ns],
         &["--enable-ha", "--lease-duration=6s"],
         &[("POD_NAME", "replica-a"), ("POD_NAMESPACE", &ns.name)],
     );
@@ -467,7 +371,11 @@ async fn a_leader_paused_past_its_lease_writes_nothing_when_it_resumes() {
     let ns = TestNs::new("paused").await;
     let t0 = auto_workload(&ns).await;
     let ha = |name: &str| {
-        Proc::start(&ns, &["--enable-ha", "--lease-duration=6s"], &[("POD_NAME", name), ("POD_NAMESPACE", &ns.name)])
+        Process::start(
+            &[&ns],
+            &["--enable-ha", "--lease-duration=6s"],
+            &[("POD_NAME", name), ("POD_NAMESPACE", &ns.name)],
+        )
     };
     let a = ha("replica-a");
     eventually(Duration::from_secs(20), "replica-a leads", || async {
@@ -496,7 +404,7 @@ async fn a_leader_paused_past_its_lease_writes_nothing_when_it_resumes() {
 #[tokio::test]
 async fn sigterm_without_ha_exits_zero() {
     let ns = TestNs::new("term").await;
-    let mut p = Proc::start(&ns, &[], &[]);
+    let mut p = Process::start(&[&ns], &[], &[]);
     p.await_ready().await;
     p.signal("TERM");
     let status = p.wait_exit(Duration::from_secs(15)).await;
@@ -546,8 +454,8 @@ async fn alerts_reach_each_sink_with_its_body() {
     };
     for (i, sink) in ["slack", "teams", "gchat", "raw"].into_iter().enumerate() {
         let (url, got) = receiver().await;
-        let p = Proc::start(
-            &ns,
+        let p = Process::start(
+            &[&ns],
             &[],
             &[
                 ("ALERT_ON_RELOAD", "true"),
@@ -592,7 +500,7 @@ async fn webhook_mode_posts_and_reloads_nothing() {
     let ns = TestNs::new("webhook").await;
     let t0 = auto_workload(&ns).await;
     let (url, got) = receiver().await;
-    let p = Proc::start(&ns, &[&format!("--webhook-url={url}")], &[]);
+    let p = Process::start(&[&ns], &[&format!("--webhook-url={url}")], &[]);
     p.await_ready().await;
     ns.set_configmap("cfg", json!({"v": "2"})).await;
     let (headers, body) =
@@ -611,7 +519,7 @@ async fn json_logs_are_structured_and_never_carry_secret_values() {
     let spec = json!({"containers": [{"name": "app", "image": "example.com/app:1", "envFrom": [{"secretRef": {"name": "creds"}}]}]});
     ns.apply_json::<Deployment>(deployment("web", json!({"reloader.stakater.com/auto": "true"}), spec)).await;
     let t0 = pod_template(&ns, "web").await;
-    let p = Proc::start(&ns, &["--log-format=json", "--log-level=debug"], &[("RUST_LOG", "")]);
+    let p = Process::start(&[&ns], &["--log-format=json", "--log-level=debug"], &[("RUST_LOG", "")]);
     p.await_ready().await;
     await_record(&ns, "web").await;
     ns.set_secret("creds", json!({"password": "hunter3-very-secret"})).await;
@@ -667,33 +575,16 @@ async fn a_namespace_without_rbac_does_not_block_the_others() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let kubeconfig = String::from_utf8_lossy(&out.stdout).trim().to_string();
 
-    let port = free_port();
-    let log = std::env::temp_dir().join(format!("reloader-{}.log", ok.name));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reloader"))
-        .arg(format!("--namespaces={},{}", ok.name, denied.name))
-        .arg(format!("--metrics-addr=127.0.0.1:{port}"))
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let ready = || async move {
-        let r = http().get(format!("http://127.0.0.1:{port}/ready")).send().await.ok()?;
-        let s = r.status().as_u16();
-        Some((s, r.text().await.unwrap_or_default()))
-    };
+    let p = Process::start(&[&ok, &denied], &[], &[("KUBECONFIG", &kubeconfig)]);
     await_record(&ok, "web").await;
     ok.set_configmap("cfg", json!({"v": "2"})).await;
     await_reload(&ok, "web", &t0).await;
     let (code, why) = eventually(Duration::from_secs(10), "/ready naming the failing namespace", || async {
-        ready().await.filter(|(_, why)| why.contains(&denied.name))
+        p.get("/ready").await.filter(|(_, why)| why.contains(&denied.name))
     })
     .await;
     assert_eq!(code, 503, "{why}");
     assert!(why.starts_with("initial list of the watches not complete; failing:"), "{why}");
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Templates of every Deployment in the namespace, by name.
@@ -736,7 +627,7 @@ async fn killed_in_the_middle_of_a_fan_out_it_finishes_it_once_after_a_restart()
     }
     // One worker makes the fan-out slow enough to be cut in the middle.
     let args = ["--debounce=0", "--workers=1", "--min-reload-interval=0"];
-    let mut p = Proc::start(&ns, &args, &[]);
+    let mut p = Process::start(&[&ns], &args, &[]);
     p.await_ready().await;
     for i in 0..N {
         await_record(&ns, &format!("w-{i}")).await;
@@ -760,7 +651,7 @@ async fn killed_in_the_middle_of_a_fan_out_it_finishes_it_once_after_a_restart()
         if rolled < N {
             cut_mid_way += 1;
         }
-        p = Proc::start(&ns, &args, &[]);
+        p = Process::start(&[&ns], &args, &[]);
         p.await_ready().await;
         eventually(Duration::from_secs(30), "every workload rolled once more", || async {
             let now = templates(&ns).await;

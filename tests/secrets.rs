@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,15 +20,6 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::ListParams;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-
-fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// A 32-character token no one else writes: hex of a hash of the time, the process and `label`.
 fn token(label: &str) -> String {
@@ -86,30 +77,6 @@ fn explain(ns: &TestNs, target: &str, json: bool) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
-struct Proc {
-    child: Child,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let r = http().get(format!("http://127.0.0.1:{port}{path}")).send().await.ok()?;
-    let status = r.status().as_u16();
-    Some((status, r.text().await.unwrap_or_default()))
-}
-
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
-        .map(|v| v.trim().parse().expect("a number"))
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn a_secret_value_appears_in_no_log_event_explain_metric_alert_or_workload() {
     let ns = TestNs::new("leak").await;
@@ -163,27 +130,12 @@ async fn a_secret_value_appears_in_no_log_event_explain_metric_alert_or_workload
 
     // The binary, with every crate at trace level (RUST_LOG overrides the default filter that
     // keeps kube, hyper, h2, rustls… at warn), stdout and stderr into one file.
-    let port = free_port();
-    let log = std::env::temp_dir().join(format!("reloader-{}.log", ns.name));
-    let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_reloader"))
-        .arg(format!("--namespaces={}", ns.name))
-        .arg(format!("--metrics-addr=127.0.0.1:{port}"))
-        .arg("--log-level=trace")
-        .env("KUBECONFIG", &cluster().kubeconfig)
-        .env("RUST_LOG", "trace")
-        .env("ALERT_ON_RELOAD", "true")
-        .env("ALERT_SINK", "slack")
-        .env("ALERT_WEBHOOK_URL", &hook)
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .expect("start the controller");
-    let _proc = Proc { child };
-    eventually(Duration::from_secs(20), "/ready = 200", || async {
-        (get(port, "/ready").await?.0 == 200).then_some(())
-    })
-    .await;
+    let p = Process::start(
+        &[&ns],
+        &["--log-level=trace"],
+        &[("RUST_LOG", "trace"), ("ALERT_ON_RELOAD", "true"), ("ALERT_SINK", "slack"), ("ALERT_WEBHOOK_URL", &hook)],
+    );
+    p.await_ready().await;
     await_record(&ns, "web").await;
     await_record(&ns, "frozen").await;
 
@@ -210,14 +162,14 @@ async fn a_secret_value_appears_in_no_log_event_explain_metric_alert_or_workload
     })
     .await;
     let metrics = eventually(Duration::from_secs(10), "a failed and a successful reload counted", || async {
-        let (_, text) = get(port, "/metrics").await?;
+        let (_, text) = p.get("/metrics").await?;
         (metric(&text, "reloader_reload_executed_total{success=\"true\"}") >= 1.0
             && metric(&text, "reloader_reload_executed_total{success=\"false\"}") >= 1.0)
             .then_some(text)
     })
     .await;
     let logs = eventually(Duration::from_secs(5), "the reload and the failure in the log", || {
-        let logs = std::fs::read_to_string(&log).unwrap_or_default();
+        let logs = p.logs();
         async move {
             (logs.contains("Changes detected in 'creds' of type 'SECRET'") && logs.contains("reloading Deployment/"))
                 .then_some(logs)
@@ -241,7 +193,7 @@ async fn a_secret_value_appears_in_no_log_event_explain_metric_alert_or_workload
     let workloads = serde_json::to_string(&deployments.list(&ListParams::default()).await.unwrap()).unwrap();
     let replica_sets =
         serde_json::to_string(&ns.api::<ReplicaSet>().list(&ListParams::default()).await.unwrap()).unwrap();
-    let (_, ready) = get(port, "/ready").await.unwrap();
+    let (_, ready) = p.get("/ready").await.unwrap();
 
     // Not vacuous: each piece holds what it is supposed to.
     let trace_lines = logs.lines().filter(|l| l.contains(" TRACE ")).count();

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use common::*;
@@ -14,37 +13,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-
-fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let r = http().get(format!("http://127.0.0.1:{port}{path}")).send().await.ok()?;
-    let status = r.status().as_u16();
-    Some((status, r.text().await.unwrap_or_default()))
-}
-
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
-        .map(|v| v.trim().parse().expect("a number"))
-        .unwrap_or(0.0)
-}
 
 async fn events_about(ns: &TestNs, name: &str, reason: &str) -> Vec<Event> {
     let list = ns.api::<Event>().list(&ListParams::default()).await.expect("list events").items;
@@ -108,21 +76,8 @@ async fn a_refused_reload_and_a_refused_event_are_each_told_once() {
         .await;
 
     // The default log level, as users run it.
-    let port = free_port();
-    let log = std::env::temp_dir().join(format!("reloader-{}.log", ns.name));
-    let child = Command::new(env!("CARGO_BIN_EXE_reloader"))
-        .arg(format!("--namespaces={}", ns.name))
-        .arg(format!("--metrics-addr=127.0.0.1:{port}"))
-        .env("KUBECONFIG", &cluster().kubeconfig)
-        .env("RUST_LOG", "")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start the controller");
-    let _proc = Proc(child);
-    eventually(Duration::from_secs(20), "/ready = 200", || async {
-        (get(port, "/ready").await?.0 == 200).then_some(())
-    })
-    .await;
+    let p = Process::start(&[&ns], &[], &[("RUST_LOG", "")]);
+    p.await_ready().await;
     await_record(&ns, "frozen").await;
     await_record(&ns, "quiet").await;
 
@@ -149,9 +104,8 @@ async fn a_refused_reload_and_a_refused_event_are_each_told_once() {
 
     // The refused Event: one warn line, the message once, counted once.
     let (metrics, logs) = eventually(Duration::from_secs(10), "the refused Event counted", || async {
-        let (_, text) = get(port, "/metrics").await?;
-        (metric(&text, "reloader_errors_total{type=\"event_publish\"}") >= 1.0)
-            .then(|| (text, std::fs::read_to_string(&log).unwrap_or_default()))
+        let (_, text) = p.get("/metrics").await?;
+        (metric(&text, "reloader_errors_total{type=\"event_publish\"}") >= 1.0).then(|| (text, p.logs()))
     })
     .await;
     assert_eq!(metric(&metrics, "reloader_errors_total{type=\"event_publish\"}"), 1.0, "one Event refused");
@@ -178,6 +132,6 @@ async fn a_refused_reload_and_a_refused_event_are_each_told_once() {
     })
     .await;
     assert_eq!(again.note.as_deref(), Some(note.as_str()));
-    let (_, metrics) = get(port, "/metrics").await.unwrap();
+    let (_, metrics) = p.get("/metrics").await.unwrap();
     assert_eq!(metric(&metrics, "reloader_errors_total{type=\"event_publish\"}"), 1.0, "no publish failed meanwhile");
 }

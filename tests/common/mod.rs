@@ -1,12 +1,12 @@
 //! Integration-test harness: the local control plane (started once per run, or reused if it is
-//! up), a throw-away namespace per test, the controller run in-process, and "await this
-//! condition within N s" helpers. A control plane that cannot start fails the test run.
+//! up), a throw-away namespace per test, the controller run in-process or as the binary, and
+//! "await this condition within N s" helpers. A control plane that cannot start fails the test run.
 
 #![allow(dead_code)]
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -246,6 +246,117 @@ impl Controller {
 impl Drop for Controller {
     fn drop(&mut self) {
         self.token.cancel();
+    }
+}
+
+/// Plain-HTTP client for probes and receivers (rustls needs a provider installed once).
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Status and body of `GET path` on the local `port`; `None` while nothing answers there.
+pub async fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let r = http().get(format!("http://127.0.0.1:{port}{path}")).send().await.ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.text().await.unwrap_or_default()))
+}
+
+/// One sample of a metric in a `/metrics` scrape (`series`: the exact text before the value);
+/// 0 when the series is absent, as an untouched counter is.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .map(|v| v.trim().parse().expect("a number"))
+        .unwrap_or(0.0)
+}
+
+/// The controller binary as a process, scoped to `namespaces` of the local control plane, with
+/// metrics and probes on a free port and stdout and stderr in one log file; killed when
+/// dropped (even on panic), so no test leaves a controller running.
+pub struct Process {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts it with `RUST_LOG=info`; `env` comes last, so it may override that and
+    /// `KUBECONFIG`. Returns at once: [`Process::await_ready`] waits for `/ready`.
+    pub fn start(namespaces: &[&TestNs], args: &[&str], env: &[(&str, &str)]) -> Process {
+        let port = free_port();
+        let names: Vec<&str> = namespaces.iter().map(|n| n.name.as_str()).collect();
+        // The port in the name: a test may run several processes in one namespace.
+        let log = std::env::temp_dir().join(format!("reloader-{}-{port}.log", names[0]));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_reloader"))
+            .arg(format!("--namespaces={}", names.join(",")))
+            .arg(format!("--metrics-addr=127.0.0.1:{port}"))
+            .args(args)
+            .env("KUBECONFIG", &cluster().kubeconfig)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start the controller");
+        Process { child, port, log }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The first log line containing `text`, waiting for it.
+    pub async fn log_line(&self, text: &str) -> String {
+        eventually(Duration::from_secs(10), &format!("a log line with {text:?}"), || {
+            let logs = self.logs();
+            async move { logs.lines().find(|l| l.contains(text)).map(String::from) }
+        })
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        get(self.port, path).await
+    }
+
+    pub async fn await_ready(&self) {
+        eventually(Duration::from_secs(20), "/ready = 200", || async {
+            (self.get("/ready").await?.0 == 200).then_some(())
+        })
+        .await;
+    }
+
+    /// One sample of a metric, scraped now (see [`metric`]).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (_, text) = self.get("/metrics").await.expect("scrape /metrics");
+        metric(&text, series)
+    }
+
+    /// Sends `sig` (TERM, KILL, STOP, CONT…) to the process.
+    pub fn signal(&self, sig: &str) {
+        let ok =
+            Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap().success();
+        assert!(ok, "kill -{sig}");
+    }
+
+    pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        eventually(within, "the controller to exit", || {
+            let s = self.child.try_wait().ok().flatten();
+            async move { s }
+        })
+        .await
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
