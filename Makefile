@@ -3,7 +3,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help tools cluster-up cluster-down cluster-status lint check-deploy unit proptest-long integration test run build release demo demo-stop bench clean
+.PHONY: help tools cluster-up cluster-down cluster-status lint check-deploy unit proptest-long integration test run build release demo demo-stop bench soak clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ demo-stop: ## Stop the demo's controller and the local control plane
 
 bench: ## Benchmark scenarios on a dedicated control plane (QUICK=1: small sizes; RELOADER_BIN=path: also Stakater Reloader; ONLY=churn: that scenario alone)
 	@hack/bench.sh $(if $(QUICK),--quick) $(if $(RELOADER_BIN),--reloader-bin $(RELOADER_BIN)) $(if $(ONLY),--only $(ONLY))
+
+soak: ## Chaos soak on a dedicated control plane: random changes under kills, pauses, restarts, refusals (QUICK=1: short; SEED=n: replay)
+	@hack/soak.sh $(if $(QUICK),--quick) $(if $(SEED),--seed $(SEED))
 
 clean: ## Remove build outputs and the local cluster state
 	-@hack/cluster.sh down
