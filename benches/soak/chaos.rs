@@ -174,10 +174,10 @@ impl Fault {
     }
 
     /// About how long it takes, for pacing the changes over the faults.
-    pub(crate) fn length(&self, lease: Duration) -> Duration {
+    pub(crate) fn length(&self) -> Duration {
         match self {
             Fault::KillReplica { down, .. } | Fault::KillEnv { down } => *down,
-            Fault::KillLeader { down } => *down.max(&lease),
+            Fault::KillLeader { down } => *down,
             Fault::PauseLeader { paused } => *paused,
             Fault::RestartApiserver { down } | Fault::RestartEtcd { down } => *down + Duration::from_secs(5),
             Fault::DenyWrites { hold } | Fault::RevokeRbac { hold, .. } => *hold,
@@ -193,7 +193,7 @@ pub(crate) fn plan(rng: &mut Rng, quick: bool, lease: Duration) -> Vec<Fault> {
     let ns = HA_NAMESPACES[rng.below(HA_NAMESPACES.len())].to_string();
     let mut faults = vec![
         Fault::KillReplica { which: rng.below(2), down: rng.between(s(1), s(4)) },
-        Fault::KillLeader { down: rng.between(s(1), s(3)) },
+        Fault::KillLeader { down: lease + rng.between(s(1), s(4)) },
         Fault::PauseLeader { paused: lease + rng.between(s(3), s(6)) },
         Fault::KillEnv { down: rng.between(s(1), s(3)) },
         Fault::RestartApiserver { down: rng.between(s(5), s(12)) },
@@ -206,6 +206,7 @@ pub(crate) fn plan(rng: &mut Rng, quick: bool, lease: Duration) -> Vec<Fault> {
             faults.push(Fault::KillReplica { which: rng.below(2), down: rng.between(s(0), s(4)) });
         }
         faults.push(Fault::KillLeader { down: rng.between(s(1), s(3)) });
+        faults.push(Fault::KillLeader { down: lease + rng.between(s(1), s(4)) });
         faults.push(Fault::PauseLeader { paused: lease + rng.between(s(3), s(8)) });
         faults.push(Fault::KillEnv { down: rng.between(s(0), s(3)) });
         faults.push(Fault::RestartApiserver { down: rng.between(s(3), s(15)) });

@@ -186,8 +186,7 @@ async fn main() -> anyhow::Result<()> {
     let faults = plan(&mut rng, a.quick, LEASE_DURATION);
     let gap = |rng: &mut Rng| rng.between(Duration::from_secs(4), Duration::from_secs(if a.quick { 8 } else { 14 }));
     let gaps: Vec<Duration> = faults.iter().map(|_| gap(&mut rng)).collect();
-    let planned: Duration =
-        faults.iter().map(|f| f.length(LEASE_DURATION)).sum::<Duration>() + gaps.iter().sum::<Duration>();
+    let planned: Duration = faults.iter().map(|f| f.length()).sum::<Duration>() + gaps.iter().sum::<Duration>();
     eprintln!(">> {} faults over about {:.0} s, changes meanwhile", faults.len(), planned.as_secs_f64());
     let changes =
         tokio::spawn(run_changes(client.clone(), world.clone(), state.clone(), rng.next(), n_changes, planned));
