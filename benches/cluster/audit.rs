@@ -56,9 +56,14 @@ impl Audit {
             if let Ok(e) = serde_json::from_str::<Value>(&line)
                 && e["userAgent"].as_str().unwrap_or("").starts_with(agent)
             {
-                let verb = e["verb"].as_str().unwrap_or("").to_string();
+                let mut verb = e["verb"].as_str().unwrap_or("").to_string();
                 let stage = e["stage"].as_str().unwrap_or("");
                 let counted = if verb == "watch" { stage == "ResponseStarted" } else { stage == "ResponseComplete" };
+                // A streaming list (client-go ≥ 0.35 lists this way) is a WATCH that first sends
+                // every object: it does a LIST's work, so it counts as one.
+                if verb == "watch" && e["requestURI"].as_str().unwrap_or("").contains("sendInitialEvents=true") {
+                    verb = "list".into();
+                }
                 if counted {
                     let resource = e["objectRef"]["resource"].as_str().unwrap_or("-").to_string();
                     *r.by_verb.entry(verb).or_default().entry(resource).or_default() += 1;

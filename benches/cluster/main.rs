@@ -155,6 +155,11 @@ async fn main() -> anyhow::Result<()> {
 
     let mut subjects = vec![ours()];
     if let Some(bin) = &a.reloader_bin {
+        // Reloader's metrics are on a fixed port; another process answering there would make
+        // it look ready before it is.
+        if std::net::TcpListener::bind("127.0.0.1:9090").is_err() {
+            bail!("127.0.0.1:9090 is taken; Stakater Reloader serves its metrics there: free it first");
+        }
         subjects.push(stakater(bin.clone()));
     }
     let templates = Templates::start(client.clone());
@@ -189,7 +194,15 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let command = format!("make bench{}", if a.quick { " QUICK=1" } else { "" });
+    // The command as run; Reloader's binary by its file name only (its folder is the reader's).
+    let mut command = format!("make bench{}", if a.quick { " QUICK=1" } else { "" });
+    if let Some(bin) = &a.reloader_bin {
+        let file = bin.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+        command.push_str(&format!(" RELOADER_BIN=<dir>/{file}"));
+    }
+    if a.repeat != if a.quick { 1 } else { 3 } {
+        command.push_str(&format!(" REPEAT={}", a.repeat));
+    }
     let meta = json!({
         "command": command,
         "machine": machine(),

@@ -80,8 +80,8 @@ pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
         let w: Vec<f64> = r.scale.iter().map(|s| s.requests_during_sync.count("watch") as f64).collect();
         format!("{} / {}", spread(&l, 0), spread(&w, 0))
     });
-    row("1 scale", "workload writes during sync", &|r| {
-        spread(&r.scale.iter().map(|s| s.requests_during_sync.workload_writes() as f64).collect::<Vec<_>>(), 0)
+    row("1 scale", "workload writes during sync, per start (first = adoption)", &|r| {
+        r.scale.iter().map(|s| s.requests_during_sync.workload_writes().to_string()).collect::<Vec<_>>().join(", ")
     });
     let variants: Vec<String> = {
         let mut v: Vec<String> = results.iter().flat_map(|r| r.latency_ms.keys().cloned()).collect();
@@ -114,7 +114,11 @@ pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
     row("7 churn", "heap in use after each round (MiB)", &|r| {
         r.churn_heap_mib.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(" → ")
     });
-    row("–", "LIST requests after the initial sync", &|r| r.lists_after_sync.to_string());
+    row("–", "LIST requests after the initial sync (streaming lists included)", &|r| r.lists_after_sync.to_string());
+    row("–", "PATCH / UPDATE / all requests after the initial sync", &|r| {
+        let q = &r.requests_after_sync;
+        format!("{} / {} / {}", q.count("patch"), q.count("update"), q.total())
+    });
     row("–", "missed reloads (30 s timeout)", &|r| r.missed.len().to_string());
     if results.len() == 1 {
         md.push_str(

@@ -96,8 +96,7 @@ impl Bench {
         // 1. Scale: time to ready, memory and CPU, requests during the initial sync.
         for rep in 0..self.repeat {
             let from = self.audit.offset();
-            let mut p = Running::start(s, &[], &self.logs.join(format!("{tag}-scale-{rep}.log")))?;
-            let ready = p.wait_ready(&s.ready_url).await?;
+            let (p, ready) = self.launch(s, &[], &format!("{tag}-scale-{rep}.log")).await?;
             let cpu = p.cpu_secs();
             self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -126,14 +125,13 @@ impl Bench {
         }
 
         // 2–5 run against one process; its start-up writes (adoption) are over before they begin.
-        let mut p = Running::start(s, &[], &self.logs.join(format!("{tag}-main.log")))?;
-        p.wait_ready(&s.ready_url).await?;
+        let (p, _) = self.launch(s, &[], &format!("{tag}-main.log")).await?;
         self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
         let after_sync = self.audit.offset();
 
         // 2. Latency (first variant: the default settings).
         let (label, _) = &s.latency_variants[0];
-        let lat = self.latency(&layout.lat[0], &mut r).await?;
+        let lat = self.latency(s, &layout.lat[0], &mut r).await?;
         r.latency_ms.insert(label.clone(), lat);
 
         // 3. Fan-out: one ConfigMap used by many Deployments.
@@ -203,8 +201,7 @@ impl Bench {
         // 6. Restart with nothing changed: rollouts and workload writes.
         let from = self.audit.offset();
         let t0 = Instant::now();
-        let mut p = Running::start(s, &[], &self.logs.join(format!("{tag}-restart.log")))?;
-        p.wait_ready(&s.ready_url).await?;
+        let (p, _) = self.launch(s, &[], &format!("{tag}-restart.log")).await?;
         self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let mut all = layout.namespaces();
@@ -219,10 +216,9 @@ impl Bench {
         // Further latency variants, each on its own set of workloads.
         for (i, (label, extra)) in s.latency_variants.iter().enumerate().skip(1) {
             let Some(ns) = layout.lat.get(i) else { break };
-            let mut p = Running::start(s, extra, &self.logs.join(format!("{tag}-latency-{i}.log")))?;
-            p.wait_ready(&s.ready_url).await?;
+            let (p, _) = self.launch(s, extra, &format!("{tag}-latency-{i}.log")).await?;
             self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
-            let lat = self.latency(ns, &mut r).await?;
+            let lat = self.latency(s, ns, &mut r).await?;
             r.latency_ms.insert(label.clone(), lat);
             p.stop();
         }
@@ -238,8 +234,7 @@ impl Bench {
         tag: &str,
         r: &mut SubjectResult,
     ) -> anyhow::Result<()> {
-        let mut p = Running::start(s, &[], &self.logs.join(format!("{tag}-churn.log")))?;
-        p.wait_ready(&s.ready_url).await?;
+        let (p, _) = self.launch(s, &[], &format!("{tag}-churn.log")).await?;
         self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
         let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), &layout.churn);
         for round in 0..self.sizes.churn_rounds {
@@ -277,11 +272,30 @@ impl Bench {
         Ok(())
     }
 
+    /// Starts a controller and waits until it is ready (for Stakater Reloader: until its
+    /// informers have delivered every ConfigMap and Secret that exists now).
+    pub(crate) async fn launch(&self, s: &Subject, extra: &[String], log: &str) -> anyhow::Result<(Running, Duration)> {
+        let adds = if s.ready_by_adds {
+            let lp = ListParams::default();
+            let cms = Api::<ConfigMap>::all(self.client.clone()).list_metadata(&lp).await?.items.len();
+            let secrets = Api::<Secret>::all(self.client.clone()).list_metadata(&lp).await?.items.len();
+            Some((cms, secrets))
+        } else {
+            None
+        };
+        let mut p = Running::start(s, extra, &self.logs.join(log))?;
+        let ready = p.wait_ready(&s.ready_url, adds).await?;
+        Ok((p, ready))
+    }
+
     /// One update at a time, each to a different workload's ConfigMap: from the update's API
-    /// response to the template change seen by the independent watch.
-    pub(crate) async fn latency(&self, ns: &str, r: &mut SubjectResult) -> anyhow::Result<Vec<f64>> {
+    /// response to the template change seen by the independent watch. Each update waits until
+    /// the controller has been idle (no request but watches) for 300 ms, so one update's
+    /// trailing work (Reloader lists after each reload) is not charged to the next.
+    pub(crate) async fn latency(&self, s: &Subject, ns: &str, r: &mut SubjectResult) -> anyhow::Result<Vec<f64>> {
         let mut out = Vec::new();
         for i in 0..self.sizes.latency_updates {
+            self.audit.quiesce(&s.agent, Duration::from_millis(300)).await?;
             // The reload can be seen before this process gets round to the update's response,
             // so a change counts from the moment the request left; latency from the response.
             let sent = Instant::now();

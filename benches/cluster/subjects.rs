@@ -14,6 +14,10 @@ pub(crate) struct Subject {
     pub(crate) agent: String,
     /// Variants for the latency scenario: (label, extra args).
     pub(crate) latency_variants: Vec<(String, Vec<String>)>,
+    /// Ready only once its informers have delivered every existing ConfigMap and Secret, read
+    /// from its `reloader_events_received_total{event_type="add"}` (Stakater Reloader has no
+    /// readiness endpoint: its metrics answer as soon as the informers start, before they list).
+    pub(crate) ready_by_adds: bool,
 }
 
 pub(crate) fn ours() -> Subject {
@@ -28,6 +32,7 @@ pub(crate) fn ours() -> Subject {
             ("debounce default".into(), vec![]),
             ("debounce off".into(), vec!["--debounce=0".into()]),
         ],
+        ready_by_adds: false,
     }
 }
 
@@ -41,6 +46,7 @@ pub(crate) fn stakater(bin: PathBuf) -> Subject {
         ready_url: "http://127.0.0.1:9090/metrics".into(),
         agent: format!("{base}/"),
         latency_variants: vec![("no debounce".into(), vec![])],
+        ready_by_adds: true,
     }
 }
 
@@ -82,14 +88,22 @@ impl Running {
         Ok(Running { child, started: Instant::now(), peak_sampled_kib: peak, stop_sampling: stop })
     }
 
-    pub(crate) async fn wait_ready(&mut self, url: &str) -> anyhow::Result<Duration> {
+    /// Waits until `url` answers 200 and, when `adds` is given, until the metrics at that URL
+    /// count at least that many informer adds of ConfigMaps and Secrets.
+    pub(crate) async fn wait_ready(&mut self, url: &str, adds: Option<(usize, usize)>) -> anyhow::Result<Duration> {
         let http = reqwest::Client::new();
         while self.started.elapsed() < Duration::from_secs(600) {
             if let Some(status) = self.child.try_wait()? {
                 bail!("the controller exited before it was ready: {status}");
             }
-            if matches!(http.get(url).send().await, Ok(r) if r.status().is_success()) {
-                return Ok(self.started.elapsed());
+            if let Ok(r) = http.get(url).send().await
+                && r.status().is_success()
+            {
+                let Some((cms, secrets)) = adds else { return Ok(self.started.elapsed()) };
+                let text = r.text().await.unwrap_or_default();
+                if adds_of(&text, "configmaps") >= cms && adds_of(&text, "secrets") >= secrets {
+                    return Ok(self.started.elapsed());
+                }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -117,6 +131,10 @@ impl Running {
 
     /// SIGTERM, then SIGKILL after 15 s.
     pub(crate) fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
         self.stop_sampling.store(true, Ordering::Relaxed);
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -129,6 +147,28 @@ impl Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A failed scenario must not leave its controller running into the next one.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.terminate();
+        }
+        self.stop_sampling.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `reloader_events_received_total{event_type="add",resource_type="<resource>"}` in a scrape.
+fn adds_of(metrics: &str, resource: &str) -> usize {
+    let want = format!("resource_type=\"{resource}\"");
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("reloader_events_received_total{") && l.contains("event_type=\"add\"") && l.contains(&want)
+        })
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum::<f64>() as usize
 }
 
 pub(crate) fn proc_status(pid: u32, field: &str) -> Option<u64> {
