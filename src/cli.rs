@@ -177,9 +177,19 @@ pub struct RunArgs {
     #[arg(long, env = "RELOADER_FLAP_SETTLE", default_value = "2m", value_parser = duration)]
     pub(crate) flap_settle: Duration,
 
-    /// Changes to one workload's sources within this window give one rollout.
+    // The defaults: only bursts need coalescing, so a lone change waits just 50 ms (patched
+    // well within 150 ms, where a fixed 500 ms window made every change wait 500 ms). The
+    // writers that make bursts (helm, kubectl apply, GitOps controllers) write one object after
+    // another a few to a few tens of milliseconds apart, so 50 ms still folds them. The cap
+    // stays 500 ms, the old window: a steady stream cannot postpone a reload past it, and a
+    // quiet window at least as long gives the old fixed window back.
+    /// The most a source change waits for more changes to the same workload; 0: no wait.
     #[arg(long, env = "RELOADER_DEBOUNCE", default_value = "500ms", value_parser = duration)]
     pub(crate) debounce: Duration,
+    /// A source change waits this long for another to the same workload; each restarts the
+    /// wait, up to --debounce after the first. 0: no wait.
+    #[arg(long, env = "RELOADER_DEBOUNCE_QUIET", default_value = "50ms", value_parser = duration)]
+    pub(crate) debounce_quiet: Duration,
     /// Watch Helm release Secrets too (type helm.sh/release.v1; excluded by default).
     #[arg(long, env = "RELOADER_WATCH_HELM_RELEASE_SECRETS", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub(crate) watch_helm_release_secrets: bool,

@@ -46,7 +46,10 @@ pub struct Settings {
     pub(crate) watch_helm_release_secrets: bool,
     pub(crate) strategy: Strategy,
     pub(crate) options: Options,
+    /// The most a source change waits for more (`--debounce`): the cap of the window.
     pub(crate) debounce: Duration,
+    /// How long a source change waits for another (`--debounce-quiet`).
+    pub(crate) debounce_quiet: Duration,
     pub(crate) workers: usize,
     pub(crate) metrics_addr: Option<SocketAddr>,
     pub(crate) ha: Option<HaSettings>,
@@ -283,6 +286,7 @@ impl RunArgs {
             strategy: self.reload_strategy,
             options: Options { reload_on_create: self.reload_on_create, reload_on_delete: self.reload_on_delete },
             debounce: self.debounce,
+            debounce_quiet: self.debounce_quiet,
             workers: self.workers,
             metrics_addr: self.metrics_addr.0,
             ha,
@@ -477,6 +481,7 @@ mod tests {
         assert_eq!(s.strategy, Strategy::Annotations);
         assert!(!s.auto_reload_all);
         assert_eq!(s.debounce, Duration::from_millis(500));
+        assert_eq!(s.debounce_quiet, Duration::from_millis(50));
         assert!(s.watch_configmaps && s.watch_secrets && !s.watch_helm_release_secrets);
         assert_eq!(s.keys.auto, "reloader.stakater.com/auto");
     }
@@ -512,6 +517,10 @@ mod tests {
         assert_eq!(s.metrics_addr, Some("0.0.0.0:9091".parse().unwrap()));
         let s = parse(&["--debounce=0"]).unwrap();
         assert_eq!(s.debounce, Duration::ZERO);
+        let s = parse(&["--debounce=2s", "--debounce-quiet", "200ms"]).unwrap();
+        assert_eq!((s.debounce, s.debounce_quiet), (Duration::from_secs(2), Duration::from_millis(200)));
+        let s = parse(&["--debounce-quiet=0"]).unwrap();
+        assert_eq!((s.debounce, s.debounce_quiet), (Duration::from_millis(500), Duration::ZERO));
     }
 
     #[test]
@@ -551,6 +560,7 @@ mod tests {
             (vec!["--log-level=loud"], "log-level"),
             (vec!["--reload-on-create=yes"], "reload-on-create"),
             (vec!["--debounce=soon"], "debounce"),
+            (vec!["--debounce-quiet=50"], "debounce-quiet"),
             (vec!["--no-such-flag"], "no-such-flag"),
             (vec!["--enable-ha"], "POD_NAME"),
             (vec!["--enable-ha", "--pod-name=p"], "POD_NAMESPACE"),

@@ -545,6 +545,70 @@ async fn several_sources_changed_together_give_one_rollout() {
     assert_eq!(replica_sets(&ns, "web").await, 2, "one rollout for the whole burst");
 }
 
+/// At the defaults (no `--debounce` flags): five changes 20 ms apart, each restarting the quiet
+/// window, give one rollout.
+#[tokio::test]
+async fn a_burst_20ms_apart_at_the_defaults_gives_one_rollout() {
+    let ns = TestNs::new("burst20").await;
+    let names = ["c1", "c2", "c3", "c4", "c5"];
+    for n in names {
+        ns.set_configmap(n, json!({"v": "1"})).await;
+    }
+    let (_ctl, g0) = setup(&ns, json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&names), &[]).await;
+    await_record(&ns, "web").await;
+    // Each write starts 20 ms after the one before, however long the API server takes.
+    let ns = &ns;
+    futures::future::join_all(names.iter().enumerate().map(|(i, n)| async move {
+        tokio::time::sleep(Duration::from_millis(20 * i as u64)).await;
+        ns.set_configmap(n, json!({"v": "2"})).await;
+    }))
+    .await;
+    let g1 = await_reload(ns, "web", &g0).await;
+    assert_no_reload(ns, "web", &g1).await;
+    assert_eq!(replica_sets(ns, "web").await, 2, "one rollout for the whole burst");
+}
+
+/// At the defaults: a ConfigMap and a Secret of one workload written back to back, as
+/// `helm upgrade` does, give one rollout.
+#[tokio::test]
+async fn a_configmap_and_a_secret_changed_back_to_back_give_one_rollout() {
+    let ns = TestNs::new("cm-secret").await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    ns.set_secret("sec", json!({"v": "1"})).await;
+    let spec = json!({"containers": [app(json!({"envFrom": [{"configMapRef": {"name": "cfg"}}, {"secretRef": {"name": "sec"}}]}))]});
+    let (_ctl, g0) = setup(&ns, json!({"reloader.stakater.com/auto": "true"}), spec, &[]).await;
+    let r0 = await_record(&ns, "web").await;
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    ns.set_secret("sec", json!({"v": "2"})).await;
+    let g1 = await_reload(&ns, "web", &g0).await;
+    assert_no_reload(&ns, "web", &g1).await;
+    assert_eq!(replica_sets(&ns, "web").await, 2, "one rollout for both");
+    let (before, after): (Value, Value) =
+        (serde_json::from_str(&r0).unwrap(), serde_json::from_str(&record_of(&ns, "web").await.unwrap()).unwrap());
+    for s in ["configmap/cfg", "secret/sec"] {
+        assert_ne!(before[s], after[s], "the one rollout applied {s}: {after}");
+    }
+}
+
+/// At the defaults a lone change waits only the quiet window, not the 500 ms cap: the
+/// fastest of three is patched well before 500 ms (the others allow for a loaded machine).
+#[tokio::test]
+async fn a_lone_change_at_the_defaults_is_not_held_for_the_cap() {
+    let ns = TestNs::new("lone").await;
+    ns.set_configmap("cfg", json!({"v": "0"})).await;
+    let (_ctl, mut g) =
+        setup(&ns, json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&["cfg"]), &[]).await;
+    await_record(&ns, "web").await;
+    let mut fastest = Duration::MAX;
+    for v in 1..=3 {
+        let start = std::time::Instant::now();
+        ns.set_configmap("cfg", json!({"v": v.to_string()})).await;
+        g = await_reload(&ns, "web", &g).await;
+        fastest = fastest.min(start.elapsed());
+    }
+    assert!(fastest < Duration::from_millis(400), "a lone change took at least {fastest:?}");
+}
+
 #[tokio::test]
 async fn a_match_annotation_added_later_makes_the_next_change_reload() {
     let ns = TestNs::new("match-later").await;
@@ -572,7 +636,8 @@ async fn a_match_annotation_added_later_makes_the_next_change_reload() {
 async fn deleted_workloads_leave_no_state_behind() {
     let ns = TestNs::new("churn").await;
     ns.set_configmap("cfg", json!({"v": "0"})).await;
-    let ctl = Controller::start(&ns, &["--debounce=200ms"]).await;
+    // A fixed 200 ms window (quiet as long as the cap), so changes stay pending during deletions.
+    let ctl = Controller::start(&ns, &["--debounce=200ms", "--debounce-quiet=200ms"]).await;
     let n = 20;
     for round in 1..=2 {
         for i in 0..n {

@@ -68,12 +68,14 @@ impl Ctx {
         })
     }
 
-    /// Schedules a workload after a source change: within the debounce window, changes fold
+    /// Schedules a workload after a source change: it waits `--debounce-quiet` for more
+    /// changes, each restarting the wait, up to `--debounce` after the first, so a burst folds
     /// into one reconcile.
     pub(crate) fn enqueue_debounced(&self, key: WorkloadKey) {
         let now = Instant::now();
         self.slots.changed(&key, now);
-        self.enqueue(key, self.settings.debounce);
+        self.metrics.queue_adds.inc();
+        self.queue.add_debounced(key, self.settings.debounce_quiet, self.settings.debounce);
     }
 
     pub(crate) fn enqueue(&self, key: WorkloadKey, delay: Duration) {

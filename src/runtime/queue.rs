@@ -1,6 +1,8 @@
-//! A work queue of workload keys with per-key deadlines: a key scheduled again before it is
-//! due keeps its earlier deadline (so changes inside the debounce window fold into one
-//! reconcile), and a key is never handed to two workers at once.
+//! A work queue of workload keys with per-key deadlines, and a key is never handed to two
+//! workers at once. Two kinds of add: `add_after` (retries, backoffs, brakes, resyncs) keeps the
+//! earliest deadline asked for; `add_debounced` (a source changed) waits for a quiet window that
+//! each further change restarts, never past a cap measured from the first pending change, so a
+//! lone change goes out almost at once and a burst still folds into one reconcile.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -16,13 +18,44 @@ pub(crate) struct WorkQueue<K> {
 }
 
 struct Inner<K> {
-    /// The deadline of every pending key, and when it was first added.
-    pending: HashMap<K, (Instant, Instant)>,
+    pending: HashMap<K, Pending>,
     /// Deadlines in order; entries that no longer match `pending` are stale and skipped.
     heap: BinaryHeap<Reverse<(Instant, u64, K)>>,
     running: HashSet<K>,
     seq: u64,
     closed: bool,
+}
+
+/// A waiting key. Each kind of add keeps its own constraint; the key is due at the earlier.
+#[derive(Clone, Copy)]
+struct Pending {
+    /// When the key is due: the earlier of `firm` and the window's end.
+    at: Instant,
+    /// When it was first added, for the queue-latency metric.
+    added: Instant,
+    /// The earliest deadline asked for with `add_after`.
+    firm: Option<Instant>,
+    /// The debounce window, while changes are pending.
+    window: Option<Window>,
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    /// The last change plus the quiet window.
+    due: Instant,
+    /// The first change plus the cap: later changes never extend the window past it.
+    cap_at: Instant,
+}
+
+impl Pending {
+    fn due(&self) -> Instant {
+        match (self.firm, self.window) {
+            (Some(f), Some(w)) => f.min(w.due),
+            (Some(f), None) => f,
+            (None, Some(w)) => w.due,
+            (None, None) => self.added,
+        }
+    }
 }
 
 impl<K: Clone + Eq + Hash + Ord> Default for WorkQueue<K> {
@@ -47,18 +80,34 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
 
     /// Schedules `key` after `delay`, unless it is already due sooner.
     pub(crate) fn add_after(&self, key: K, delay: Duration) {
+        let at = Instant::now() + delay;
+        self.update(key, |p, _| p.firm = Some(p.firm.map_or(at, |f| f.min(at))));
+    }
+
+    /// Schedules `key` for a change: due once no other change came for `quiet`, but no later
+    /// than `cap` after the first change still pending. A deadline from `add_after` that is
+    /// sooner still wins. `quiet` or `cap` zero: due now.
+    pub(crate) fn add_debounced(&self, key: K, quiet: Duration, cap: Duration) {
+        self.update(key, |p, now| {
+            let cap_at = p.window.map_or(now + cap, |w| w.cap_at);
+            p.window = Some(Window { due: (now + quiet).min(cap_at), cap_at });
+        });
+    }
+
+    fn update(&self, key: K, f: impl FnOnce(&mut Pending, Instant)) {
         let now = Instant::now();
-        let at = now + delay;
         let mut g = self.inner.lock().expect("queue lock");
-        let added = match g.pending.get(&key) {
-            Some((d, _)) if *d <= at => return,
-            Some((_, added)) => *added,
-            None => now,
-        };
-        g.pending.insert(key.clone(), (at, added));
+        let before = g.pending.get(&key).copied();
+        let mut p = before.unwrap_or(Pending { at: now, added: now, firm: None, window: None });
+        f(&mut p, now);
+        p.at = p.due();
+        g.pending.insert(key.clone(), p);
+        if before.is_some_and(|b| b.at == p.at) {
+            return;
+        }
         g.seq += 1;
         let seq = g.seq;
-        g.heap.push(Reverse((at, seq, key)));
+        g.heap.push(Reverse((p.at, seq, key)));
         drop(g);
         self.notify.notify_waiters();
         self.notify.notify_one();
@@ -108,7 +157,7 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
     pub(crate) fn done(&self, key: &K) {
         let mut g = self.inner.lock().expect("queue lock");
         g.running.remove(key);
-        if let Some((at, _)) = g.pending.get(key).copied() {
+        if let Some(at) = g.pending.get(key).map(|p| p.at) {
             g.seq += 1;
             let seq = g.seq;
             g.heap.push(Reverse((at, seq, key.clone())));
@@ -125,7 +174,7 @@ impl<K: Clone + Eq + Hash + Ord> Inner<K> {
         let mut parked = Vec::new();
         let result = loop {
             let Some(Reverse((at, _, key))) = self.heap.peek().cloned() else { break Err(None) };
-            if self.pending.get(&key).map(|p| p.0) != Some(at) {
+            if self.pending.get(&key).map(|p| p.at) != Some(at) {
                 self.heap.pop();
                 continue;
             }
@@ -138,9 +187,9 @@ impl<K: Clone + Eq + Hash + Ord> Inner<K> {
                 parked.push(entry);
                 continue;
             }
-            let (_, added) = self.pending.remove(&key).expect("pending");
+            let p = self.pending.remove(&key).expect("pending");
             self.running.insert(key.clone());
-            break Ok((key, now - added));
+            break Ok((key, now - p.added));
         };
         drop(parked);
         result
@@ -172,7 +221,7 @@ mod tests {
         q.add_after("a", Duration::from_millis(500));
         let t0 = Instant::now();
         assert_eq!(q.next().await.map(|n| n.0), Some("a"));
-        // The first deadline holds: later adds inside the window do not push it back.
+        // Plain adds keep the first deadline: later ones do not push it back.
         assert!(Instant::now() - t0 <= Duration::from_millis(400));
         q.done(&"a");
         assert_eq!(q.len(), 0);
@@ -212,6 +261,144 @@ mod tests {
         assert!(!waiter.is_finished());
         q.done(&"a");
         assert_eq!(waiter.await.unwrap().map(|n| n.0), Some("a"));
+    }
+
+    const QUIET: Duration = Duration::from_millis(50);
+    const CAP: Duration = Duration::from_millis(500);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Takes the next key and says when, relative to `t0`, it was handed out.
+    async fn next_at(q: &WorkQueue<&'static str>, t0: Instant) -> (&'static str, Duration) {
+        let (k, _) = q.next().await.expect("a key");
+        (k, Instant::now() - t0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_change_is_due_after_the_quiet_window() {
+        let q = WorkQueue::new();
+        let t0 = Instant::now();
+        q.add_debounced("a", QUIET, CAP);
+        assert_eq!(next_at(&q, t0).await, ("a", QUIET));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_change_restarts_the_quiet_window() {
+        let q = WorkQueue::new();
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            q.add_debounced("a", QUIET, CAP);
+            tokio::time::advance(ms(20)).await;
+        }
+        // Last change at 80 ms: due 50 ms later, one hand-out for all five.
+        assert_eq!(next_at(&q, t0).await, ("a", ms(130)));
+        q.done(&"a");
+        assert_eq!(q.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_steady_stream_is_due_at_the_cap_from_the_first_change() {
+        let q = std::sync::Arc::new(WorkQueue::new());
+        let t0 = Instant::now();
+        let q2 = q.clone();
+        let stream = tokio::spawn(async move {
+            for _ in 0..40 {
+                q2.add_debounced("a", QUIET, CAP);
+                tokio::time::sleep(ms(30)).await;
+            }
+        });
+        assert_eq!(next_at(&q, t0).await, ("a", CAP));
+        q.done(&"a");
+        // The changes after the hand-out (the first at 510 ms) open a new window, capped from
+        // its own first change.
+        assert_eq!(next_at(&q, t0).await, ("a", ms(510) + CAP));
+        stream.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_cap_or_zero_quiet_is_due_at_once() {
+        let q = WorkQueue::new();
+        let t0 = Instant::now();
+        q.add_debounced("a", QUIET, Duration::ZERO);
+        assert_eq!(next_at(&q, t0).await, ("a", Duration::ZERO));
+        q.add_debounced("b", Duration::ZERO, CAP);
+        assert_eq!(next_at(&q, t0).await, ("b", Duration::ZERO));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_window_as_long_as_the_cap_is_a_fixed_window() {
+        let q = WorkQueue::new();
+        let t0 = Instant::now();
+        q.add_debounced("a", CAP, CAP);
+        tokio::time::advance(ms(100)).await;
+        q.add_debounced("a", CAP, CAP);
+        assert_eq!(next_at(&q, t0).await, ("a", CAP));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sooner_plain_deadline_wins_over_the_window() {
+        let q = WorkQueue::new();
+        let t0 = Instant::now();
+        q.add_debounced("a", QUIET, CAP);
+        tokio::time::advance(ms(10)).await;
+        q.add_after("a", Duration::ZERO);
+        assert_eq!(next_at(&q, t0).await, ("a", ms(10)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn changes_never_extend_past_a_plain_deadline() {
+        let q = std::sync::Arc::new(WorkQueue::new());
+        let t0 = Instant::now();
+        q.add_debounced("a", QUIET, CAP);
+        q.add_after("a", ms(300));
+        let q2 = q.clone();
+        let stream = tokio::spawn(async move {
+            for _ in 0..20 {
+                tokio::time::sleep(ms(20)).await;
+                q2.add_debounced("a", QUIET, CAP);
+            }
+        });
+        assert_eq!(next_at(&q, t0).await, ("a", ms(300)));
+        stream.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_brings_a_backed_off_retry_forward() {
+        let q = WorkQueue::new();
+        let t0 = Instant::now();
+        q.add_after("a", backoff(3));
+        q.add_debounced("a", QUIET, CAP);
+        assert_eq!(next_at(&q, t0).await, ("a", QUIET));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_keep_their_backoff() {
+        let q = WorkQueue::new();
+        let t0 = Instant::now();
+        q.add_after("a", backoff(1));
+        q.add_after("a", backoff(2));
+        assert_eq!(next_at(&q, t0).await, ("a", Duration::from_secs(2)));
+        q.done(&"a");
+        let t1 = Instant::now();
+        q.add_after("a", conflict_backoff(1));
+        q.add_after("a", conflict_backoff(3));
+        assert_eq!(next_at(&q, t1).await, ("a", ms(50)));
+        assert_eq!([1, 2, 6, 9].map(conflict_backoff), [ms(50), ms(100), ms(1000), ms(1000)]);
+        assert_eq!([0, 1, 8].map(backoff), [1, 2, 256].map(Duration::from_secs));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_while_running_is_handed_out_after_done() {
+        let q = WorkQueue::new();
+        let t0 = Instant::now();
+        q.add_debounced("a", QUIET, CAP);
+        assert_eq!(next_at(&q, t0).await, ("a", QUIET));
+        q.add_debounced("a", QUIET, CAP);
+        tokio::time::advance(ms(200)).await;
+        q.done(&"a");
+        assert_eq!(next_at(&q, t0).await, ("a", ms(250)));
     }
 
     #[tokio::test(start_paused = true)]

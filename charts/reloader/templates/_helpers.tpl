@@ -165,6 +165,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - --webhook-url={{ . }}
 {{- end }}
 - --debounce={{ $r.debounce }}
+- --debounce-quiet={{ $r.debounceQuiet }}
 - --min-reload-interval={{ $r.minReloadInterval }}
 - --flap-limit={{ $r.flapLimit }}
 - --flap-window={{ $r.flapWindow }}
