@@ -432,7 +432,7 @@ async fn a_workload_without_containers_gets_the_change_recorded_and_no_rollout()
     assert!(!logs.contains("WARN") && !logs.contains("ERROR"), "no warning or error:\n{logs}");
 }
 
-/// A namespace deleted while its workloads wait in the queue (a 2 s debounce): the controller
+/// A namespace deleted while its workloads wait in the queue (a 2 s quiet window): the controller
 /// drops them as their deletions arrive, writes nothing that fails, and the other namespace's
 /// workload reloads meanwhile and after.
 #[tokio::test]
@@ -450,7 +450,7 @@ async fn a_namespace_deleted_while_its_workloads_are_queued() {
             .await;
     }
     auto_workload(&kept).await;
-    let ctl = start_ctl(&[&doomed, &kept], &["--debounce=2s"]).await;
+    let ctl = start_ctl(&[&doomed, &kept], &["--debounce=2s", "--debounce-quiet=2s"]).await;
     for i in 0..5 {
         await_record(&doomed, &format!("app-{i}")).await;
     }
