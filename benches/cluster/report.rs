@@ -61,11 +61,18 @@ pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
     ));
     md.push_str(&format!("Sizes: `{}`; repeats: {}.\n\n", meta["sizes"], meta["repeat"]));
     md.push_str("Values are median [min–max] over the repeats; latency is p50 / p95 / p99 over all updates.\n\n");
-    let names: Vec<&str> = results.iter().map(|r| r.name.as_str()).collect();
+    let mut names: Vec<&str> = results.iter().map(|r| r.name.as_str()).collect();
+    let ratios = results.len() == 2;
+    if ratios {
+        names.push("ours ÷ Reloader");
+    }
     md.push_str(&format!("| scenario | measure | {} |\n", names.join(" | ")));
     md.push_str(&format!("|---|---|{}\n", "---|".repeat(names.len())));
     let mut row = |scenario: &str, measure: &str, f: &dyn Fn(&SubjectResult) -> String| {
-        let cells: Vec<String> = results.iter().map(f).collect();
+        let mut cells: Vec<String> = results.iter().map(f).collect();
+        if ratios {
+            cells.push(ratio(&cells[0], &cells[1]));
+        }
         md.push_str(&format!("| {scenario} | {measure} | {} |\n", cells.join(" | ")));
     };
     let col = |f: fn(&ScaleRun) -> f64, d: usize| {
@@ -128,6 +135,28 @@ pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
     }
     md.push_str("\n![latency and memory](plot.svg)\n");
     md
+}
+
+/// Ours ÷ Reloader for each " / "-separated figure of two cells (the median of a spread, the
+/// last value of a "→" series); "–" where either is missing or Reloader's is 0.
+pub(crate) fn ratio(ours: &str, theirs: &str) -> String {
+    fn value(part: &str) -> Option<f64> {
+        let last = part.rsplit('→').next()?.trim();
+        last.split([' ', ',']).next()?.parse::<f64>().ok()
+    }
+    let (a, b): (Vec<&str>, Vec<&str>) = (ours.split(" / ").collect(), theirs.split(" / ").collect());
+    if a.len() != b.len() {
+        return "–".into();
+    }
+    let parts: Vec<String> = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| match (value(x), value(y)) {
+            (Some(x), Some(y)) if y != 0.0 => format!("{:.2}×", x / y),
+            _ => "–".into(),
+        })
+        .collect();
+    parts.join(" / ")
 }
 
 /// Latency CDFs (left) and memory bars (right), as a plain SVG.
