@@ -115,6 +115,9 @@ pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
     row("6 restart", "rollouts / workload writes", &|r| {
         format!("{} / {}", r.restart_rollouts, r.restart_workload_writes)
     });
+    row("6 down", "of 20 sources changed while it was stopped: workloads rolled / rollouts after start", &|r| {
+        format!("{} / {}", r.down_rolled, r.down_rollouts)
+    });
     row("7 churn", "RSS after each round (MiB)", &|r| {
         r.churn_rss_mib.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(" → ")
     });

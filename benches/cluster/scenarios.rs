@@ -25,6 +25,11 @@ pub(crate) struct SubjectResult {
     pub(crate) noop_template_changes: usize,
     pub(crate) restart_rollouts: usize,
     pub(crate) restart_workload_writes: usize,
+    /// Sources changed while the controller was stopped, their workloads that rolled after it
+    /// started again, and the rollouts (exactly once each is the goal).
+    pub(crate) down_changes: usize,
+    pub(crate) down_rolled: usize,
+    pub(crate) down_rollouts: usize,
     pub(crate) lists_after_sync: usize,
     pub(crate) requests_after_sync: Requests,
     /// Workload churn: RSS after each round of create, reload, delete.
@@ -208,6 +213,26 @@ impl Bench {
         all.push("bench-scale");
         r.restart_rollouts = self.templates.changes_since(&all, t0);
         r.restart_workload_writes = self.audit.since(from, &s.agent)?.workload_writes();
+        p.stop();
+
+        // 6b. Changes made while the controller is down: each workload must roll once when it
+        // is back (the latency namespace's first 20 ConfigMaps, one Deployment each).
+        let ns = &layout.lat[0];
+        let n = 20.min(self.sizes.latency_updates);
+        let t0 = Instant::now();
+        for i in 0..n {
+            set_data(&self.client, ns, &format!("c-{i}"), &format!("down-{}", uniq())).await?;
+        }
+        let (p, _) = self.launch(s, &[], &format!("{tag}-down.log")).await?;
+        self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let rollouts: Vec<usize> = (0..n).map(|i| self.templates.changes_of(&format!("{ns}/d-{i}"), t0)).collect();
+        r.down_changes = n;
+        r.down_rolled = rollouts.iter().filter(|c| **c > 0).count();
+        r.down_rollouts = rollouts.iter().sum();
+        if s.catches_up {
+            r.missed.extend(rollouts.iter().enumerate().filter(|(_, c)| **c == 0).map(|(i, _)| format!("down: d-{i}")));
+        }
         p.stop();
 
         // 7. Workload churn.

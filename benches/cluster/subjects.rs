@@ -18,6 +18,8 @@ pub(crate) struct Subject {
     /// from its `reloader_events_received_total{event_type="add"}` (Stakater Reloader has no
     /// readiness endpoint: its metrics answer as soon as the informers start, before they list).
     pub(crate) ready_by_adds: bool,
+    /// Applies changes made while it was stopped (a miss then fails the run).
+    pub(crate) catches_up: bool,
 }
 
 pub(crate) fn ours() -> Subject {
@@ -33,6 +35,7 @@ pub(crate) fn ours() -> Subject {
             ("debounce off".into(), vec!["--debounce=0".into()]),
         ],
         ready_by_adds: false,
+        catches_up: true,
     }
 }
 
@@ -48,6 +51,7 @@ pub(crate) fn stakater(bin: PathBuf) -> Subject {
         // Reloader has no debounce: its defaults are compared with ours.
         latency_variants: vec![("debounce default".into(), vec![])],
         ready_by_adds: true,
+        catches_up: false,
     }
 }
 

@@ -71,6 +71,11 @@ impl Templates {
         self.seen.lock().unwrap().retain(|k, _| !k.starts_with(&format!("{namespace}/")));
     }
 
+    /// Template changes of one Deployment since `after`.
+    pub(crate) fn changes_of(&self, key: &str, after: Instant) -> usize {
+        self.seen.lock().unwrap().get(key).map(|(_, c)| c.iter().filter(|t| **t >= after).count()).unwrap_or(0)
+    }
+
     /// Template changes of Deployments in `namespaces` since `after`.
     pub(crate) fn changes_since(&self, namespaces: &[&str], after: Instant) -> usize {
         let seen = self.seen.lock().unwrap();
