@@ -51,6 +51,8 @@ pub struct Settings {
     /// How long a source change waits for another (`--debounce-quiet`).
     pub(crate) debounce_quiet: Duration,
     pub(crate) workers: usize,
+    /// `--adoption-writes-per-second` (0: unlimited).
+    pub(crate) adoption_writes_per_second: u32,
     pub(crate) metrics_addr: Option<SocketAddr>,
     pub(crate) ha: Option<HaSettings>,
     pub(crate) webhook_url: Option<String>,
@@ -288,6 +290,7 @@ impl RunArgs {
             debounce: self.debounce,
             debounce_quiet: self.debounce_quiet,
             workers: self.workers,
+            adoption_writes_per_second: self.adoption_writes_per_second,
             metrics_addr: self.metrics_addr.0,
             ha,
             webhook_url,
@@ -482,6 +485,7 @@ mod tests {
         assert!(!s.auto_reload_all);
         assert_eq!(s.debounce, Duration::from_millis(500));
         assert_eq!(s.debounce_quiet, Duration::from_millis(50));
+        assert_eq!(s.adoption_writes_per_second, 20);
         assert!(s.watch_configmaps && s.watch_secrets && !s.watch_helm_release_secrets);
         assert_eq!(s.keys.auto, "reloader.stakater.com/auto");
     }
@@ -521,6 +525,10 @@ mod tests {
         assert_eq!((s.debounce, s.debounce_quiet), (Duration::from_secs(2), Duration::from_millis(200)));
         let s = parse(&["--debounce-quiet=0"]).unwrap();
         assert_eq!((s.debounce, s.debounce_quiet), (Duration::from_millis(500), Duration::ZERO));
+        let s = parse(&["--adoption-writes-per-second=5"]).unwrap();
+        assert_eq!(s.adoption_writes_per_second, 5);
+        let s = parse(&["--adoption-writes-per-second", "0"]).unwrap();
+        assert_eq!(s.adoption_writes_per_second, 0, "0: unlimited");
     }
 
     #[test]
@@ -561,6 +569,9 @@ mod tests {
             (vec!["--reload-on-create=yes"], "reload-on-create"),
             (vec!["--debounce=soon"], "debounce"),
             (vec!["--debounce-quiet=50"], "debounce-quiet"),
+            (vec!["--adoption-writes-per-second=fast"], "adoption-writes-per-second"),
+            (vec!["--adoption-writes-per-second=-1"], "adoption-writes-per-second"),
+            (vec!["--adoption-writes-per-second=2.5"], "adoption-writes-per-second"),
             (vec!["--no-such-flag"], "no-such-flag"),
             (vec!["--enable-ha"], "POD_NAME"),
             (vec!["--enable-ha", "--pod-name=p"], "POD_NAMESPACE"),

@@ -51,16 +51,35 @@ pub(crate) async fn reconcile(ctx: &Arc<Ctx>, key: &WorkloadKey) -> Result<Outco
 }
 
 async fn pass(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) -> Result<Did, Error> {
-    let Some((w, d)) = snapshot(ctx, key) else { return Ok(Did::Nothing) };
+    let Some((w, d)) = snapshot(ctx, key) else {
+        // Looked at again when its scope is ready (or selected) again, with a new turn if needed.
+        ctx.drop_adoption_turn(key);
+        return Ok(Did::Nothing);
+    };
     report_problems(ctx, &w, &d);
     match d.resume {
         Some(Resume::Now) => return resume(ctx, &w).await,
         Some(Resume::After(due)) => ctx.enqueue(key.clone(), due),
         None => {}
     }
+    if !d.quiet_adoption {
+        ctx.drop_adoption_turn(key);
+    }
+    // Only adoptions wait their turn. A `Record` follows an edit of a workload or a source, as
+    // a reload does, and what it records can be the baseline of the next change (a source
+    // created without --reload-on-create): held back, that change would be taken for the
+    // creation and recorded instead of rolled.
     match &d.plan {
         Plan::Nothing => Ok(Did::Nothing),
-        Plan::Adopt(record) | Plan::Record(record) => record_only(ctx, &w, record, None).await,
+        Plan::Adopt(record) if d.quiet_adoption => adopt(ctx, &w, record).await,
+        Plan::Adopt(record) => {
+            let did = record_only(ctx, &w, record, None).await?;
+            if matches!(did, Did::Wrote) {
+                ctx.metrics.adoption_writes.inc();
+            }
+            Ok(did)
+        }
+        Plan::Record(record) => record_only(ctx, &w, record, None).await,
         Plan::Reload { changes, record } => {
             if let Some(why) = d.record_only {
                 return record_only(ctx, &w, record, Some(why)).await;
@@ -151,6 +170,30 @@ async fn resume(ctx: &Arc<Ctx>, w: &Workload) -> Result<Did, Error> {
         info!("Successfully resumed deployment '{}' in namespace '{}'", w.key.name, w.key.namespace);
     }
     written(ctx, w, "resuming", r)
+}
+
+/// Adopts a workload that nothing changed since its first sight, in its turn: until then it is
+/// queued again for its turn, holding no worker. One request per workload on a quiet cluster;
+/// the write carries the `resourceVersion` it was decided on, so a workload another writer
+/// touched in between (the controller-manager still settling a Deployment created moments
+/// before) gets a 409, is looked at again from the newer object, and waits for a new turn.
+async fn adopt(ctx: &Arc<Ctx>, w: &Workload, record: &Record) -> Result<Did, Error> {
+    if !ctx.may_write("record", w) {
+        ctx.set_dry_run_record(&w.key, record);
+        return Ok(Did::Nothing);
+    }
+    if let Some(wait) = ctx.adoption_turn(&w.key) {
+        debug!(in_ = ?wait, "adoption write waits for its turn (--adoption-writes-per-second)");
+        ctx.enqueue(w.key.clone(), wait);
+        return Ok(Did::Nothing);
+    }
+    debug!(sources = record.len(), "adopting: recording the governing sources");
+    let did = written(ctx, w, "recording", write::write_record(&ctx.client, w, record).await)?;
+    if matches!(did, Did::Wrote) {
+        ctx.metrics.adoption_writes.inc();
+        ctx.take_change_age(&w.key);
+    }
+    Ok(did)
 }
 
 /// Writes the record alone: adoption, a newly governed source, or a change that must not roll

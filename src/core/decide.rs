@@ -288,6 +288,13 @@ pub(crate) struct Decision {
     /// The reload is recorded without rolling anything, for this reason (Reloader #822: a
     /// suspended CronJob must not run).
     pub(crate) record_only: Option<&'static str>,
+    /// An adoption of a workload none of whose governing sources changed since its first
+    /// sight: the record only restates what that first sight already gives, so its write may
+    /// wait its turn (`--adoption-writes-per-second`). Any later change brings the workload
+    /// back at once and is decided from the first sight; an adoption that records something
+    /// else (a source created or deleted since) is the baseline of the next change, and is
+    /// written at once.
+    pub(crate) quiet_adoption: bool,
 }
 
 /// Decides for one workload from its projection, its namespace's sources, their recent
@@ -303,7 +310,9 @@ pub(crate) fn decide(
 ) -> (BTreeMap<SourceRef, Considered>, Decision) {
     use crate::core::workload::WorkloadKind;
     let considered = consider(w, sources, history);
-    let plan = plan(w, &desired(&considered), &seen(&considered), opts);
+    let (desired, seen) = (desired(&considered), seen(&considered));
+    let plan = plan(w, &desired, &seen, opts);
+    let quiet_adoption = matches!(plan, Plan::Adopt(_)) && desired == seen;
     let mut problems: Vec<String> = w.policy.errors.iter().map(|e| e.to_string()).collect();
     let pause = w.controls.pause_period.as_deref().map(crate::core::duration::parse_go_duration);
     if let Some(Err(e)) = &pause {
@@ -340,6 +349,7 @@ pub(crate) fn decide(
         resume,
         pause_for,
         record_only,
+        quiet_adoption,
     };
     (considered, decision)
 }
@@ -781,6 +791,45 @@ mod tests {
         w.anchor = None;
         let considered = consider(&w, Some(&sources), Some(&hist));
         assert_eq!(considered[&cm("app-config")].seen, hash(2));
+    }
+
+    /// Only an adoption that restates the first sight may wait its turn: one that records a
+    /// creation or deletion since is the baseline of the next change.
+    #[test]
+    fn an_adoption_may_wait_only_if_nothing_changed_since_first_sight() {
+        use crate::core::history::History;
+        let spec = mk_spec(&[(AUTO, "true")], &["a", "b"], &[]);
+        let t = std::time::Instant::now();
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let quiet = |w: &Workload, sources: &NamespaceSources, hist: &History, opts: Options| {
+            let (_, d) = decide(w, Some(sources), Some(hist), opts, "pause", now);
+            (matches!(d.plan, Plan::Adopt(_)), d.quiet_adoption)
+        };
+        let mut w = mk_workload(&spec, None);
+        w.anchor = Some(100);
+        let sources = mk_sources(&[plain(cm("a"), 1), plain(cm("b"), 2)]);
+        let mut hist = History::default();
+        assert_eq!(quiet(&w, &sources, &hist, no_opts()), (true, true), "nothing changed");
+        // Changed before the first sight: its content then is the current one.
+        hist.changed("ns", &cm("a"), 90, Some(plain(cm("a"), 9).info()), t);
+        assert_eq!(quiet(&w, &sources, &hist, no_opts()), (true, true), "changed before first sight");
+        // Created after the first sight, without --reload-on-create: adopted at once.
+        hist.changed("ns", &cm("b"), 105, None, t);
+        assert_eq!(quiet(&w, &sources, &hist, no_opts()), (true, false), "created since");
+        // Deleted after the first sight, without --reload-on-delete: its last content is kept.
+        let mut hist = History::default();
+        let only_a = mk_sources(&[plain(cm("a"), 1)]);
+        hist.changed("ns", &cm("b"), 105, Some(plain(cm("b"), 2).info()), t);
+        assert_eq!(quiet(&w, &only_a, &hist, no_opts()), (true, false), "deleted since");
+        // A malformed record is adopted over, like no record.
+        let mut bad = mk_workload(&spec, Rec::Malformed.annotation());
+        bad.anchor = Some(100);
+        assert_eq!(quiet(&bad, &sources, &History::default(), no_opts()), (true, true), "malformed record");
+        // A record of our own: no adoption.
+        let rec = Rec::Some(vec![(cm("a"), hash(1)), (cm("b"), hash(2))]);
+        let mut recorded = mk_workload(&spec, rec.annotation());
+        recorded.anchor = Some(100);
+        assert_eq!(quiet(&recorded, &sources, &History::default(), no_opts()), (false, false), "recorded");
     }
 
     /// Expected verdict on one source.

@@ -1,7 +1,7 @@
 //! The context shared by watches, workers and the HTTP server: the client and settings, the
-//! index, the queue, metrics and Events, readiness, the write gate, and the per-workload slots
-//! (retry counts, pending-change times, storm brakes, dry-run records), which are dropped when
-//! a workload is deleted.
+//! index, the queue, metrics and Events, readiness, the write gate, the pace of adoption writes,
+//! and the per-workload slots (retry counts, pending-change times, storm brakes, adoption turns,
+//! dry-run records), which are dropped when a workload is deleted.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -20,6 +20,7 @@ use crate::runtime::alerts::Notifier;
 use crate::runtime::events::Events;
 use crate::runtime::leader::Leadership;
 use crate::runtime::metrics::Metrics;
+use crate::runtime::pacer::Pacer;
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::readiness::Health;
 use crate::runtime::slots::Slots;
@@ -41,6 +42,8 @@ pub struct Ctx {
     selected: Mutex<Option<HashSet<String>>>,
     /// Per-workload state that lives only in memory, dropped with the workload.
     slots: Slots,
+    /// `--adoption-writes-per-second`.
+    adoption_pacer: Pacer,
 }
 
 impl Ctx {
@@ -64,6 +67,7 @@ impl Ctx {
             leadership: Leadership::new(settings.ha.is_some()),
             selected: Mutex::new(selected),
             slots: Slots::default(),
+            adoption_pacer: Pacer::new(settings.adoption_writes_per_second),
             settings,
         })
     }
@@ -170,6 +174,7 @@ impl Ctx {
         }
         let held = self.slots.held();
         self.metrics.held_workloads.set(held as i64);
+        self.metrics.adoptions_waiting.set(self.slots.adoptions_waiting() as i64);
     }
 
     /// Whether this replica may write now: checked at each write, against the renew deadline.
@@ -207,6 +212,15 @@ impl Ctx {
         if self.settings.dry_run {
             self.slots.set_dry_record(key, record);
         }
+    }
+
+    /// Whether the adoption write of `key` may go now (`None`), or how long until its turn.
+    pub(crate) fn adoption_turn(&self, key: &WorkloadKey) -> Option<Duration> {
+        self.slots.adoption_turn(key, &self.adoption_pacer, Instant::now())
+    }
+
+    pub(crate) fn drop_adoption_turn(&self, key: &WorkloadKey) {
+        self.slots.drop_adoption_turn(key);
     }
 
     pub(crate) fn brake_check(&self, key: &WorkloadKey) -> Verdict {

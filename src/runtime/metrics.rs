@@ -123,6 +123,8 @@ pub struct Metrics {
     pub webhooks: Family<ResultLabel, Counter>,
     pub dry_run: Family<ActionLabel, Counter>,
     pub write_conflicts: Family<WorkloadKindLabel, Counter>,
+    pub adoption_writes: Counter,
+    pub adoptions_waiting: Gauge,
     pub failures: Family<Reason, Counter>,
     pub heap_bytes: Gauge,
 }
@@ -232,6 +234,19 @@ impl Metrics {
             write_conflicts.clone(),
         );
 
+        let adoption_writes = Counter::default();
+        r.register(
+            "reloader_adoption_writes",
+            "Workloads adopted: their first record written, without a rollout.",
+            adoption_writes.clone(),
+        );
+        let adoptions_waiting = Gauge::default();
+        r.register(
+            "reloader_adoptions_waiting",
+            "Adoption writes waiting for their turn (--adoption-writes-per-second).",
+            adoptions_waiting.clone(),
+        );
+
         let failures = Family::<Reason, Counter>::default();
         r.register(
             "reloader_failures",
@@ -253,6 +268,8 @@ impl Metrics {
             failures,
             dry_run,
             write_conflicts,
+            adoption_writes,
+            adoptions_waiting,
             registry: r,
             reload_executed,
             reload_executed_by_namespace,

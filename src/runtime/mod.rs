@@ -8,6 +8,7 @@ pub(crate) mod events;
 pub(crate) mod leader;
 pub(crate) mod memory;
 pub mod metrics;
+pub(crate) mod pacer;
 pub(crate) mod queue;
 pub(crate) mod readiness;
 pub(crate) mod server;

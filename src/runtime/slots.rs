@@ -1,5 +1,6 @@
 //! Per-workload state that lives only in memory: retry counts, when the oldest change not yet
-//! applied was seen, the storm brake, and in dry-run the record that would have been written.
+//! applied was seen, the storm brake, the turn reserved for an adoption write, and in dry-run
+//! the record that would have been written.
 //! One map under one lock; an entry is dropped when its workload is deleted, and as soon as it
 //! holds nothing, so the map is never larger than the set of workloads with something pending.
 
@@ -12,6 +13,7 @@ use tokio::time::Instant;
 use crate::core::brake::{Brake, BrakeSettings, Verdict};
 use crate::core::record::Record;
 use crate::core::workload::WorkloadKey;
+use crate::runtime::pacer::Pacer;
 use crate::runtime::queue;
 
 #[derive(Debug, Default)]
@@ -21,6 +23,8 @@ struct Slot {
     first_change: Option<Instant>,
     brake: Brake,
     dry_record: Option<Record>,
+    /// The turn reserved for its adoption write (`--adoption-writes-per-second`).
+    adoption_turn: Option<Instant>,
 }
 
 impl Slot {
@@ -30,6 +34,7 @@ impl Slot {
             && self.first_change.is_none()
             && self.brake.is_idle()
             && self.dry_record.is_none()
+            && self.adoption_turn.is_none()
     }
 }
 
@@ -95,6 +100,37 @@ impl Slots {
         self.with(key, |s| s.brake.reloaded(now));
     }
 
+    /// Whether the adoption write of `key` may go at `now`: `None` if so (its turn, reserved
+    /// from `pacer` on first ask, has come, and is used up), else how long until it comes.
+    pub(crate) fn adoption_turn(&self, key: &WorkloadKey, pacer: &Pacer, now: Instant) -> Option<Duration> {
+        self.with(key, |s| {
+            let turn = *s.adoption_turn.get_or_insert_with(|| pacer.reserve(now));
+            if turn <= now {
+                s.adoption_turn = None;
+                None
+            } else {
+                Some(turn - now)
+            }
+        })
+    }
+
+    /// `key` no longer waits to be adopted (it has a record, or something to roll): its turn
+    /// is given up.
+    pub(crate) fn drop_adoption_turn(&self, key: &WorkloadKey) {
+        let mut map = self.map.lock().expect("slots lock");
+        if let Some(s) = map.get_mut(key)
+            && s.adoption_turn.take().is_some()
+            && s.is_empty()
+        {
+            map.remove(key);
+        }
+    }
+
+    /// Workloads whose adoption write waits for its turn.
+    pub(crate) fn adoptions_waiting(&self) -> usize {
+        self.map.lock().expect("slots lock").values().filter(|s| s.adoption_turn.is_some()).count()
+    }
+
     pub(crate) fn dry_record(&self, key: &WorkloadKey) -> Option<Record> {
         self.map.lock().expect("slots lock").get(key).and_then(|s| s.dry_record.clone())
     }
@@ -144,5 +180,30 @@ mod tests {
         assert_eq!(slots.len(), 1, "a recent reload is kept for the brake");
         slots.forget(&a);
         assert_eq!(slots.len(), 0, "a deleted workload leaves nothing");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_adoption_waits_for_its_own_turn_once() {
+        let (slots, pacer) = (Slots::default(), Pacer::new(10));
+        let (a, b, c) = (key("a"), key("b"), key("c"));
+        let t0 = Instant::now();
+        assert_eq!(slots.adoption_turn(&a, &pacer, t0), None, "the first goes at once");
+        assert_eq!(slots.len(), 0, "and keeps nothing");
+        assert_eq!(slots.adoption_turn(&b, &pacer, t0), Some(Duration::from_millis(100)));
+        assert_eq!(slots.adoption_turn(&c, &pacer, t0), Some(Duration::from_millis(200)));
+        assert_eq!(slots.adoptions_waiting(), 2);
+        // Looked at again early (another event): the same turn, not a new one.
+        tokio::time::advance(Duration::from_millis(50)).await;
+        assert_eq!(slots.adoption_turn(&b, &pacer, Instant::now()), Some(Duration::from_millis(50)));
+        tokio::time::advance(Duration::from_millis(50)).await;
+        assert_eq!(slots.adoption_turn(&b, &pacer, Instant::now()), None, "its turn");
+        assert_eq!(slots.adoptions_waiting(), 1);
+        // A workload that needs no adoption any more gives its turn up.
+        slots.drop_adoption_turn(&c);
+        assert_eq!((slots.adoptions_waiting(), slots.len()), (0, 0));
+        // A deleted one too.
+        assert!(slots.adoption_turn(&c, &pacer, Instant::now()).is_some());
+        slots.forget(&c);
+        assert_eq!(slots.len(), 0);
     }
 }

@@ -170,6 +170,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - --flap-limit={{ $r.flapLimit }}
 - --flap-window={{ $r.flapWindow }}
 - --flap-settle={{ $r.flapSettle }}
+- --adoption-writes-per-second={{ int64 $r.adoptionWritesPerSecond }}
 {{- if $r.dryRun }}
 - --dry-run=true
 {{- end }}
