@@ -192,8 +192,11 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
     let ctx_log = ctx.clone();
     tasks.spawn(async move {
         if synced.wait_for(|s| *s).await.is_ok() {
-            let st = ctx_log.state.lock().expect("state lock");
-            info!(sources = st.source_count(), workloads = st.workload_count(), "initial sync complete");
+            {
+                let st = ctx_log.state.lock().expect("state lock");
+                info!(sources = st.source_count(), workloads = st.workload_count(), "initial sync complete");
+            }
+            crate::runtime::memory::release_free();
         }
     });
 
