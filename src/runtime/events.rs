@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -32,6 +32,9 @@ pub(crate) struct Events {
     controller: String,
     instance: String,
     series: Mutex<HashMap<u64, Series>>,
+    /// One lock per key while an Event of it is being published: publishes run as separate
+    /// tasks, and two of the same key at once would both find no series and create two Events.
+    busy: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Events {
@@ -41,12 +44,27 @@ impl Events {
             controller: controller.to_string(),
             instance: instance.unwrap_or(controller).to_string(),
             series: Mutex::new(HashMap::new()),
+            busy: Mutex::new(HashMap::new()),
         }
     }
 
     /// Publishes `ev` about `regarding`: a new Event, or the next count of its series.
     pub(crate) async fn publish(&self, ev: &Event, regarding: &ObjectReference) -> Result<(), kube::Error> {
         let key = key(ev, regarding);
+        let lock = self.busy.lock().expect("events lock").entry(key).or_default().clone();
+        let result = {
+            let _turn = lock.lock().await;
+            self.publish_in_turn(key, ev, regarding).await
+        };
+        let mut busy = self.busy.lock().expect("events lock");
+        // Only the map and this task hold it: nobody waits for this key.
+        if Arc::strong_count(&lock) == 2 {
+            busy.remove(&key);
+        }
+        result
+    }
+
+    async fn publish_in_turn(&self, key: u64, ev: &Event, regarding: &ObjectReference) -> Result<(), kube::Error> {
         let now = Instant::now();
         let ns = regarding.namespace.clone().unwrap_or_else(|| "default".into());
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &ns);
@@ -166,6 +184,7 @@ mod tests {
         let events = Events::new(Client::try_from(config).unwrap(), "kube-reloader", None);
         assert!(events.publish(&ev("Reloaded", "x", None), &obj("web")).await.is_err());
         assert_eq!(events.held(), 0, "a failed create starts no series");
+        assert!(events.busy.lock().unwrap().is_empty(), "no lock left behind");
         assert!(std::mem::size_of::<Series>() <= 64, "a series is small: {}", std::mem::size_of::<Series>());
     }
 }
