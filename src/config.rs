@@ -251,11 +251,6 @@ impl RunArgs {
         if self.enable_pprof {
             notices.push("--enable-pprof is accepted for compatibility and has no effect".to_string());
         }
-        if self.enable_csi_integration {
-            notices.push(
-                "--enable-csi-integration: SecretProviderClass reloads are not supported; ignoring it".to_string(),
-            );
-        }
         if self.sync_after_restart {
             notices.push(
                 "--sync-after-restart is always on in effect: changes made while stopped are applied exactly once"
@@ -325,6 +320,7 @@ impl RunArgs {
             ignore: self.ignore_annotation.clone(),
             pause_period: self.pause_deployment_annotation.clone(),
             paused_at: self.pause_deployment_time_annotation.clone(),
+            csi: self.enable_csi_integration,
         }
     }
 

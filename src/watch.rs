@@ -15,7 +15,9 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
+use crate::core::csi::{self, SecretProviderClass, SecretProviderClassPodStatus};
 use crate::core::decide::{Options, SourceAction, source_action};
+use crate::core::hash::ContentHash;
 use crate::core::index::State;
 use crate::core::policy::Keys;
 use crate::core::source::{SourceFlags, SourceInfo, SourceKind, SourceObject, SourceRef};
@@ -307,6 +309,163 @@ fn notify_webhook(ctx: &Ctx, name: &str, kind: SourceKind, ns: &str) {
             counter.get_or_create(&crate::runtime::metrics::ResultLabel { result }).inc();
         }
     });
+}
+
+/// Watches SecretProviderClassPodStatuses (Secrets Store CSI) in one scope: what the driver
+/// mounted for each pod, folded per SecretProviderClass into one content (see `core::csi`).
+pub(crate) async fn spc_pod_statuses(
+    ctx: Arc<Ctx>,
+    api: Api<SecretProviderClassPodStatus>,
+    cfg: watcher::Config,
+    scope: Option<String>,
+    synced: Handle,
+) {
+    let resource = SourceKind::SecretProviderClass.event_resource();
+    let what = format!("{resource} in {}", scope.as_deref().unwrap_or("all namespaces"));
+    drive(ctx, api, cfg, what, resource, synced, SpcPodStatuses { scope }).await
+}
+
+struct SpcPodStatuses {
+    scope: Option<String>,
+}
+
+impl SpcPodStatuses {
+    fn set(
+        idx: &mut State,
+        intake: &Intake,
+        ns: &str,
+        name: &str,
+        mount: Option<(String, ContentHash)>,
+        rv: Option<u64>,
+    ) -> Handled {
+        idx.observe_rv(rv);
+        let gone = mount.is_none();
+        // Unknown resourceVersions do not happen; such a write would count as the newest.
+        let (known, changed, touched) = idx.set_spc_mount(ns, name, mount, rv.unwrap_or(u64::MAX));
+        let received = match (known, gone) {
+            (_, true) => "delete",
+            (true, false) => "update",
+            (false, false) => "add",
+        };
+        let mut h = Handled { received: Some(received), ..Default::default() };
+        if !changed {
+            h.skipped = Some("no_data_change");
+        }
+        for spc in touched {
+            h = spc_settled(idx, intake, ns, &spc, rv, h);
+        }
+        h
+    }
+}
+
+impl Handler<SecretProviderClassPodStatus> for SpcPodStatuses {
+    fn apply(&mut self, idx: &mut State, intake: &Intake, obj: SecretProviderClassPodStatus) -> Handled {
+        let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+        let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
+        let mount = csi::mount_of(&obj);
+        drop(obj);
+        let mut h = Self::set(idx, intake, &ns, &name, mount.clone(), rv);
+        if mount.is_none() {
+            // Terminating, or nothing mounted yet: it holds nothing, but it was not deleted.
+            h.received = Some("update");
+        }
+        h
+    }
+    fn delete(&mut self, idx: &mut State, intake: &Intake, obj: SecretProviderClassPodStatus) -> Handled {
+        let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+        let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
+        Self::set(idx, intake, &ns, &name, None, rv)
+    }
+    fn relisted(&mut self, idx: &mut State, intake: &Intake, listed: &Listed) -> Handled {
+        let gone: Vec<(String, String)> = idx
+            .spcps_names()
+            .into_iter()
+            .filter(|(ns, n)| in_scope(self.scope.as_deref(), ns) && !listed.contains(&(ns.clone(), n.clone())))
+            .collect();
+        let mut all = Handled::default();
+        for (ns, name) in gone {
+            let h = Self::set(idx, intake, &ns, &name, None, None);
+            all.debounced.extend(h.debounced);
+            all.now.extend(h.now);
+            all.webhooks.extend(h.webhooks);
+        }
+        all
+    }
+}
+
+/// Watches SecretProviderClasses in one scope, for their `match` and `ignore` annotations: the
+/// decisions read them from the index, as those of ConfigMaps and Secrets, rather than with a
+/// GET per decision (no API call during a rotation across many pods, and a change of them is
+/// acted on at once).
+pub(crate) async fn spcs(
+    ctx: Arc<Ctx>,
+    api: Api<SecretProviderClass>,
+    cfg: watcher::Config,
+    scope: Option<String>,
+    synced: Handle,
+) {
+    let what = format!("secretproviderclasses in {}", scope.as_deref().unwrap_or("all namespaces"));
+    drive(ctx, api, cfg, what, "secretproviderclasses", synced, Spcs { scope }).await
+}
+
+struct Spcs {
+    scope: Option<String>,
+}
+
+impl Handler<SecretProviderClass> for Spcs {
+    fn apply(&mut self, idx: &mut State, intake: &Intake, obj: SecretProviderClass) -> Handled {
+        let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+        let (matched, ignored) = intake.keys.source_flags(obj.meta().annotations.as_ref());
+        idx.set_spc_flags(&ns, &name, Some(SourceFlags { matched, ignored }));
+        spc_settled(idx, intake, &ns, &name, None, Handled::default())
+    }
+    fn delete(&mut self, idx: &mut State, intake: &Intake, obj: SecretProviderClass) -> Handled {
+        let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+        idx.set_spc_flags(&ns, &name, None);
+        spc_settled(idx, intake, &ns, &name, None, Handled::default())
+    }
+    fn relisted(&mut self, idx: &mut State, intake: &Intake, listed: &Listed) -> Handled {
+        let gone: Vec<(String, String)> = idx
+            .spc_names()
+            .into_iter()
+            .filter(|(ns, n)| in_scope(self.scope.as_deref(), ns) && !listed.contains(&(ns.clone(), n.clone())))
+            .collect();
+        let mut all = Handled::default();
+        for (ns, name) in gone {
+            idx.set_spc_flags(&ns, &name, None);
+            let h = spc_settled(idx, intake, &ns, &name, None, Handled::default());
+            all.now.extend(h.now);
+        }
+        all
+    }
+}
+
+/// Brings the index's entry of a SecretProviderClass in line with its mounts and flags, and
+/// says what follows: its content changed (at resourceVersion `rv`), or only its flags.
+fn spc_settled(idx: &mut State, intake: &Intake, ns: &str, spc: &str, rv: Option<u64>, h: Handled) -> Handled {
+    let r = SourceRef::new(SourceKind::SecretProviderClass, spc);
+    let old = idx.sources(ns).and_then(|s| s.get(&r)).cloned();
+    let new = idx.spc_info(ns, spc);
+    if old == new {
+        return h;
+    }
+    let (before, after) = (old.as_ref().map(|i| i.hash), new.as_ref().map(|i| i.hash));
+    let flags_changed = matches!((&old, &new), (Some(o), Some(n)) if (o.matched, o.ignored) != (n.matched, n.ignored));
+    match new {
+        Some(info) => {
+            idx.upsert_source(ns, r.kind, spc, info);
+        }
+        None => {
+            idx.remove_source(ns, r.kind, spc);
+        }
+    }
+    if before != after {
+        idx.note_change(ns, &r, rv, old, std::time::Instant::now());
+        debug!(source = %r, namespace = %ns, hash = ?after, "mounted content changed");
+    }
+    // Neither the first mount nor the last unmount is a creation or deletion (see `decide::plan`).
+    let action = source_action(before, after, flags_changed, intake.webhook, Options::default(), intake.synced);
+    effects(idx, ns, r, action, h)
 }
 
 /// Watches one workload kind in one scope.
