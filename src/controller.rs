@@ -93,6 +93,7 @@ async fn spawn_csi(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, scopes: &[Option<Strin
     use crate::core::csi::{SecretProviderClass, SecretProviderClassPodStatus};
     let (statuses, classes) = csi_installed(&ctx.client).await;
     if !statuses {
+        ctx.without_csi();
         warn!(
             "CSI provider is not installed: --enable-csi-integration is on, but the secrets-store.csi.x-k8s.io/v1 \
              SecretProviderClassPodStatus API is not served; SecretProviderClasses are not watched"

@@ -95,7 +95,7 @@ async fn drive<K, H>(
         }
         let s = &ctx.settings;
         let intake = Intake {
-            keys: &s.keys,
+            keys: ctx.keys(),
             auto_reload_all: s.auto_reload_all,
             webhook: ctx.notifier.webhook_mode(),
             options: s.options,

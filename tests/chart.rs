@@ -60,7 +60,16 @@ fn lint_and_template_with_default_and_custom_values() {
     ] {
         assert!(default.contains(want), "default render lacks {want:?}");
     }
-    for unwanted in ["\nkind: Role\n", "leases", "namespaces\"]", "argoproj.io", "--enable-ha"] {
+    for unwanted in [
+        "\nkind: Role\n",
+        "leases",
+        "namespaces\"]",
+        "argoproj.io",
+        "--enable-ha",
+        "secrets-store.csi.x-k8s.io",
+        "secretproviderclass",
+        "--enable-csi-integration",
+    ] {
         assert!(!default.contains(unwanted), "default render has {unwanted:?}");
     }
     let custom = ok(
@@ -83,6 +92,9 @@ fn lint_and_template_with_default_and_custom_values() {
         "--resources-to-ignore=secrets",
         "--ignored-workload-types=jobs",
         "--is-Argo-Rollouts=true",
+        "--enable-csi-integration=true",
+        "apiGroups: [\"secrets-store.csi.x-k8s.io\"]",
+        "resources: [\"secretproviderclasspodstatuses\", \"secretproviderclasses\"]",
         "--enable-ha=true",
         "--dry-run=true",
         "--auto-annotation=example.com/auto",

@@ -217,10 +217,15 @@ mod tests {
     }
     use Op::*;
 
+    /// A step and the content wanted after it.
+    type Step = (Op, Option<u8>);
+    /// A status object, its content and its resourceVersion.
+    type Listed = (&'static str, u8, u64);
+
     /// Each row: the steps, then the content wanted after each one.
     #[test]
     fn the_spc_content_moves_once_per_rotation() {
-        let rows: Vec<(&str, Vec<(Op, Option<u8>)>)> = vec![
+        let rows: Vec<(&str, Vec<Step>)> = vec![
             (
                 "three pods rotate one by one: one change, at the first",
                 vec![
@@ -292,7 +297,7 @@ mod tests {
     #[test]
     fn a_restart_finds_the_same_content_in_any_list_order() {
         // (SPCPS, content, resourceVersion now), and the content a live controller chose.
-        let rows: Vec<(&str, Vec<(&str, u8, u64)>, u8)> = vec![
+        let rows: Vec<(&str, Vec<Listed>, u8)> = vec![
             ("mid-rotation: one pod rotated", vec![("p1", 2, 20), ("p2", 1, 11), ("p3", 1, 12)], 2),
             ("rotation done, rollout under way", vec![("p2", 2, 21), ("n1", 2, 30), ("p3", 2, 22)], 2),
             ("nothing rotated", vec![("p1", 1, 10), ("p2", 1, 11)], 1),

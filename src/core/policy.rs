@@ -1119,7 +1119,8 @@ mod tests {
     fn secret_provider_class_policy_table() {
         let csi = Keys { csi: true, ..Keys::default() };
         let spc = SourceKind::SecretProviderClass;
-        let rows: Vec<(&str, Vec<(&str, &str)>, Src, bool, Result<Rule, Skip>)> = vec![
+        type Row = (&'static str, Vec<(&'static str, &'static str)>, Src, bool, Result<Rule, Skip>);
+        let rows: Vec<Row> = vec![
             ("generic auto", vec![(AUTO, "true")], Src::Plain, true, Ok(Rule::Auto)),
             ("typed auto", vec![(SPC_AUTO, "true")], Src::Plain, true, Ok(Rule::TypedAuto)),
             ("a ConfigMap's typed auto does not apply", vec![(CM_AUTO, "true")], Src::Plain, true, Err(Skip::NoRule)),
