@@ -512,6 +512,10 @@ mod tests {
         let s = parse(&["--is-Argo-Rollouts=true", "--dry-run", "--ignored-workload-types=jobs"]).unwrap();
         assert!(s.is_argo_rollouts && s.dry_run && s.ignore_jobs && !s.ignore_cronjobs);
         assert!(s.notices.is_empty(), "Rollouts are supported: no warning {:?}", s.notices);
+        let s = parse(&["--enable-csi-integration"]).unwrap();
+        assert!(s.keys.csi && s.notices.is_empty(), "CSI is supported: no warning {:?}", s.notices);
+        assert!(!parse(&["--enable-csi-integration=false"]).unwrap().keys.csi);
+        assert!(!parse(&[]).unwrap().keys.csi, "off by default");
         let s = parse(&["--is-Argo-Rollouts", "false", "--metrics-addr=:9091"]).unwrap();
         assert!(!s.is_argo_rollouts);
         assert_eq!(s.metrics_addr, Some("0.0.0.0:9091".parse().unwrap()));

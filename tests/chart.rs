@@ -360,3 +360,41 @@ async fn kustomize_base_applies() {
     let _ = kubectl(&["delete", "-n", "common-service", "deployment/reloader", "serviceaccount/reloader"]);
     let _ = kubectl(&["delete", "clusterrole/reloader-role", "clusterrolebinding/reloader-role-binding"]);
 }
+
+/// `reloader.enableCSIIntegration=true`: the chart's RBAC lets the controller watch the CSI
+/// driver's two resources, and a rotation rolls under it; no permission error.
+#[tokio::test]
+async fn csi_integration_works_under_its_own_rbac() {
+    use common::csi::{Driver, install_csi_crds, mounting, spc};
+    install_csi_crds();
+    let ns = TestNs::new("rbac-csi").await;
+    let release = Release::install(
+        &format!("c{}", &ns.name[ns.name.len() - 6..]),
+        &[
+            "reloader.watchGlobally=false".to_string(),
+            format!("reloader.namespaces={{{}}}", ns.name),
+            "reloader.enableCSIIntegration=true".to_string(),
+        ],
+    );
+    assert!(release.args().iter().any(|a| a == "--enable-csi-integration=true"));
+    spc(&ns, "vault-app", json!({"reloader.stakater.com/match": "true"})).await;
+    let driver = Driver::start(&ns, &[("vault-app", "1")]);
+    let mut d = deployment("web", json!({"reloader.stakater.com/search": "true"}), mounting("vault-app"));
+    d["spec"]["replicas"] = json!(1);
+    ns.apply_json::<k8s_openapi::api::apps::v1::Deployment>(d).await;
+    driver.await_mounted("vault-app", "1", 1).await;
+    let (mut child, log) = release.run(&[]);
+    let t0 = eventually(Duration::from_secs(20), "web recorded with vault-app", || async {
+        let r = record_of(&ns, "web").await?;
+        r.contains("secretproviderclass/vault-app").then_some(())?;
+        Some(pod_template(&ns, "web").await)
+    })
+    .await;
+    driver.rotate("vault-app", "2", Duration::ZERO).await;
+    await_reload(&ns, "web", &t0).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = controller_log(&log);
+    assert!(!text.contains("forbidden"), "no permission error:\n{text}");
+    assert!(text.contains("CSI provider is installed"), "{text}");
+}
