@@ -75,14 +75,16 @@ async fn rollouts_installed(client: &Client) -> bool {
     }
 }
 
-/// Which Secrets Store CSI APIs are served: (SecretProviderClassPodStatuses, SecretProviderClasses).
-async fn csi_installed(client: &Client) -> (bool, bool) {
+/// Which Secrets Store CSI APIs are served: (SecretProviderClassPodStatuses,
+/// SecretProviderClasses), or why discovery failed otherwise than with "not found".
+async fn csi_installed(client: &Client) -> Result<(bool, bool), String> {
     match client.list_api_group_resources(crate::core::csi::GROUP_VERSION).await {
         Ok(list) => {
             let has = |n: &str| list.resources.iter().any(|r| r.name == n);
-            (has("secretproviderclasspodstatuses"), has("secretproviderclasses"))
+            Ok((has("secretproviderclasspodstatuses"), has("secretproviderclasses")))
         }
-        Err(_) => (false, false),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok((false, false)),
+        Err(e) => Err(crate::error::api_message(&e)),
     }
 }
 
@@ -91,7 +93,17 @@ async fn csi_installed(client: &Client) -> (bool, bool) {
 /// driver's CRDs are installed; otherwise says so once and leaves everything else as it is.
 async fn spawn_csi(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, scopes: &[Option<String>], ignore: &[String]) {
     use crate::core::csi::{SecretProviderClass, SecretProviderClassPodStatus};
-    let (statuses, classes) = csi_installed(&ctx.client).await;
+    let (statuses, classes) = match csi_installed(&ctx.client).await {
+        Ok(found) => found,
+        Err(e) => {
+            ctx.without_csi();
+            warn!(
+                "CSI provider is not installed, as far as discovery of secrets-store.csi.x-k8s.io/v1 could tell \
+                 ({e}): SecretProviderClasses are not watched until the controller restarts"
+            );
+            return;
+        }
+    };
     if !statuses {
         ctx.without_csi();
         warn!(

@@ -352,7 +352,10 @@ impl SpcPodStatuses {
             h.skipped = Some("no_data_change");
         }
         for spc in touched {
-            h = spc_settled(idx, intake, ns, &spc, rv, h);
+            let e = spc_settled(idx, intake, ns, &spc, rv, Handled::default());
+            h.now.extend(e.now);
+            h.debounced.extend(e.debounced);
+            h.webhooks.extend(e.webhooks);
         }
         h
     }
