@@ -552,4 +552,75 @@ mod tests {
         b.reset();
         assert_eq!(b.next(), Some(Duration::from_millis(250)));
     }
+
+    /// The pod-status watch at the index level: which events send the workload that mounts the
+    /// class to the queue. A rotation seen pod by pod sends it once; the new pods, old pods
+    /// going, a label change and the class's own annotations do not send it for a rollout.
+    #[test]
+    fn pod_statuses_queue_the_workload_once_per_rotation() {
+        use crate::core::workload::{WorkloadKind, project};
+        use serde_json::json;
+        let keys = Keys { csi: true, ..Keys::default() };
+        let intake =
+            Intake { keys: &keys, auto_reload_all: false, webhook: false, options: Options::default(), synced: true };
+        let mut st = State::default();
+        let meta = serde_json::from_value(json!({"name": "web", "namespace": "ns", "resourceVersion": "1",
+            "annotations": {"reloader.stakater.com/auto": "true"}}))
+        .unwrap();
+        let t = serde_json::from_value(json!({"spec": {"containers": [{"name": "app",
+            "volumeMounts": [{"name": "s", "mountPath": "/s"}]}],
+            "volumes": [{"name": "s", "csi": {"driver": "secrets-store.csi.k8s.io",
+                "volumeAttributes": {"secretProviderClass": "vault"}}}]}}))
+        .unwrap();
+        st.upsert_workload(project(WorkloadKind::Deployment, &meta, Some(&t), &keys, false));
+        let status = |name: &str, rv: u64, version: &str, labels: serde_json::Value| -> SecretProviderClassPodStatus {
+            serde_json::from_value(
+                json!({"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv.to_string(),
+                "labels": labels},
+                "status": {"secretProviderClassName": "vault", "objects": [{"id": "secret/db", "version": version}]}}),
+            )
+            .unwrap()
+        };
+        let mut h = SpcPodStatuses { scope: None };
+        // (what happens, whether the workload is queued after the debounce)
+        let mut rows: Vec<(&str, Handled)> = Vec::new();
+        for (i, p) in ["p1", "p2", "p3"].iter().enumerate() {
+            rows.push(("a pod mounts it", h.apply(&mut st, &intake, status(p, 10 + i as u64, "1", json!({})))));
+        }
+        rows.push(("p1 rotated", h.apply(&mut st, &intake, status("p1", 20, "2", json!({})))));
+        rows.push(("p2 rotated", h.apply(&mut st, &intake, status("p2", 21, "2", json!({})))));
+        rows.push(("p3 relabelled", h.apply(&mut st, &intake, status("p3", 22, "1", json!({"x": "y"})))));
+        rows.push(("p3 rotated", h.apply(&mut st, &intake, status("p3", 23, "2", json!({})))));
+        rows.push(("a new pod with the rotated version", h.apply(&mut st, &intake, status("n1", 30, "2", json!({})))));
+        rows.push(("p1 deleted", h.delete(&mut st, &intake, status("p1", 31, "2", json!({})))));
+        let mut spcs = Spcs { scope: None };
+        let class: SecretProviderClass =
+            serde_json::from_value(json!({"metadata": {"name": "vault", "namespace": "ns",
+            "annotations": {"reloader.stakater.com/ignore": "true"}}}))
+            .unwrap();
+        rows.push(("the class gets ignore", spcs.apply(&mut st, &intake, class)));
+        let queued: Vec<(&str, usize, usize)> =
+            rows.iter().map(|(n, h)| (*n, h.debounced.len(), h.now.len())).collect();
+        assert_eq!(
+            queued,
+            [
+                ("a pod mounts it", 1, 0),
+                ("a pod mounts it", 0, 0),
+                ("a pod mounts it", 0, 0),
+                ("p1 rotated", 1, 0),
+                ("p2 rotated", 0, 0),
+                ("p3 relabelled", 0, 0),
+                ("p3 rotated", 0, 0),
+                ("a new pod with the rotated version", 0, 0),
+                ("p1 deleted", 0, 0),
+                ("the class gets ignore", 0, 1),
+            ],
+            "(event, queued after the debounce, queued now)"
+        );
+        let received: Vec<Option<&str>> = rows.iter().map(|(_, h)| h.received).collect();
+        assert_eq!(&received[..4], [Some("add"), Some("add"), Some("add"), Some("update")]);
+        assert_eq!(rows[5].1.skipped, Some("no_data_change"), "a label change is no data change");
+        let r = SourceRef::new(SourceKind::SecretProviderClass, "vault");
+        assert!(st.sources("ns").unwrap().get(&r).unwrap().ignored);
+    }
 }
