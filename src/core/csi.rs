@@ -191,7 +191,7 @@ impl SpcMounts {
             let e = first.entry(h.hash).or_insert(h.since);
             *e = (*e).min(h.since);
         }
-        // The newest first sight; equal ones (only possible with unparseable versions) by hash.
+        // The newest first sight; equal ones (only with unparseable resourceVersions) by hash.
         let newest = first.iter().map(|(h, s)| (*h, *s)).max_by_key(|(h, since)| (*since, *h)).expect("not empty");
         // While some pod holds the current content, the newest content is the content. Once
         // none does, it stays until a content first seen after it arrives.
