@@ -161,7 +161,9 @@ pub struct RunArgs {
     /// Accepted for compatibility.
     #[arg(long, env = "RELOADER_PPROF_ADDR", default_value = ":6060")]
     pub(crate) pprof_addr: String,
-    /// Accepted for compatibility; SecretProviderClass (CSI) reloads are not supported.
+    /// Reload workloads when the secrets the Secrets Store CSI driver mounts for a
+    /// SecretProviderClass they use rotate (watches SecretProviderClassPodStatuses and
+    /// SecretProviderClasses, if installed).
     #[arg(long, env = "RELOADER_ENABLE_CSI_INTEGRATION", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub(crate) enable_csi_integration: bool,
 

@@ -251,11 +251,6 @@ impl RunArgs {
         if self.enable_pprof {
             notices.push("--enable-pprof is accepted for compatibility and has no effect".to_string());
         }
-        if self.enable_csi_integration {
-            notices.push(
-                "--enable-csi-integration: SecretProviderClass reloads are not supported; ignoring it".to_string(),
-            );
-        }
         if self.sync_after_restart {
             notices.push(
                 "--sync-after-restart is always on in effect: changes made while stopped are applied exactly once"
@@ -325,6 +320,7 @@ impl RunArgs {
             ignore: self.ignore_annotation.clone(),
             pause_period: self.pause_deployment_annotation.clone(),
             paused_at: self.pause_deployment_time_annotation.clone(),
+            csi: self.enable_csi_integration,
         }
     }
 
@@ -516,6 +512,10 @@ mod tests {
         let s = parse(&["--is-Argo-Rollouts=true", "--dry-run", "--ignored-workload-types=jobs"]).unwrap();
         assert!(s.is_argo_rollouts && s.dry_run && s.ignore_jobs && !s.ignore_cronjobs);
         assert!(s.notices.is_empty(), "Rollouts are supported: no warning {:?}", s.notices);
+        let s = parse(&["--enable-csi-integration"]).unwrap();
+        assert!(s.keys.csi && s.notices.is_empty(), "CSI is supported: no warning {:?}", s.notices);
+        assert!(!parse(&["--enable-csi-integration=false"]).unwrap().keys.csi);
+        assert!(!parse(&[]).unwrap().keys.csi, "off by default");
         let s = parse(&["--is-Argo-Rollouts", "false", "--metrics-addr=:9091"]).unwrap();
         assert!(!s.is_argo_rollouts);
         assert_eq!(s.metrics_addr, Some("0.0.0.0:9091".parse().unwrap()));

@@ -75,6 +75,66 @@ async fn rollouts_installed(client: &Client) -> bool {
     }
 }
 
+/// Which Secrets Store CSI APIs are served: (SecretProviderClassPodStatuses,
+/// SecretProviderClasses), or why discovery failed otherwise than with "not found".
+async fn csi_installed(client: &Client) -> Result<(bool, bool), String> {
+    match client.list_api_group_resources(crate::core::csi::GROUP_VERSION).await {
+        Ok(list) => {
+            let has = |n: &str| list.resources.iter().any(|r| r.name == n);
+            Ok((has("secretproviderclasspodstatuses"), has("secretproviderclasses")))
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok((false, false)),
+        Err(e) => Err(crate::error::api_message(&e)),
+    }
+}
+
+/// With `--enable-csi-integration`: watches SecretProviderClassPodStatuses (and
+/// SecretProviderClasses, for their match/ignore annotations) in every scope, if the CSI
+/// driver's CRDs are installed; otherwise says so once and leaves everything else as it is.
+async fn spawn_csi(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, scopes: &[Option<String>], ignore: &[String]) {
+    use crate::core::csi::{SecretProviderClass, SecretProviderClassPodStatus};
+    let (statuses, classes) = match csi_installed(&ctx.client).await {
+        Ok(found) => found,
+        Err(e) => {
+            ctx.without_csi();
+            warn!(
+                "CSI provider is not installed, as far as discovery of secrets-store.csi.x-k8s.io/v1 could tell \
+                 ({e}): SecretProviderClasses are not watched until the controller restarts"
+            );
+            return;
+        }
+    };
+    if !statuses {
+        ctx.without_csi();
+        warn!(
+            "CSI provider is not installed: --enable-csi-integration is on, but the secrets-store.csi.x-k8s.io/v1 \
+             SecretProviderClassPodStatus API is not served; SecretProviderClasses are not watched"
+        );
+        return;
+    }
+    info!("CSI provider is installed; watching secretproviderclasspodstatuses");
+    for scope in scopes {
+        // Not `--resource-label-selector`: the driver labels nothing, so Reloader's selector on
+        // them (its quirk Q13) only turns CSI reloads off.
+        let cfg = watcher::Config {
+            field_selector: field_selector(ignore, &[]),
+            page_size: Some(LIST_PAGE_SIZE),
+            ..Default::default()
+        };
+        let synced = ctx.health.readiness.handle_in(scope.clone());
+        let api: Api<SecretProviderClassPodStatus> = scoped_api(&ctx.client, scope);
+        set.spawn(watch::spc_pod_statuses(ctx.clone(), api, cfg.clone(), scope.clone(), synced));
+        if classes {
+            let synced = ctx.health.readiness.handle_in(scope.clone());
+            let api: Api<SecretProviderClass> = scoped_api(&ctx.client, scope);
+            set.spawn(watch::spcs(ctx.clone(), api, cfg, scope.clone(), synced));
+        }
+    }
+    if !classes {
+        warn!("the SecretProviderClass API is not served: match and ignore cannot be read from SecretProviderClasses");
+    }
+}
+
 fn log_scope(s: &Settings) {
     match &s.scope {
         Scope::All { ignore, selector } => {
@@ -151,6 +211,9 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
             let synced = ctx.health.readiness.handle_in(scope.clone());
             tasks.spawn(watch::sources(ctx.clone(), api, mk_cfg(extra), scope.clone(), synced));
         }
+    }
+    if s.keys.csi {
+        spawn_csi(&mut tasks, &ctx, &scopes, &ignore).await;
     }
     for kind in s.workload_kinds() {
         if kind == WorkloadKind::Rollout {

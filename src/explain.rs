@@ -58,6 +58,10 @@ pub struct SourceLine {
     pub used_by: Option<String>,
     pub current: Option<String>,
     pub applied: Option<String>,
+    /// SecretProviderClasses: the objects and versions mounted now (`id=version`; the driver
+    /// reports no values).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,8 +88,12 @@ async fn get<K: WorkloadObject>(client: &Client, ns: &str, name: &str, s: &Setti
     }
 }
 
-async fn sources(client: &Client, ns: &str, s: &Settings) -> Result<NamespaceSources, Error> {
+/// The `id=version` lines of each SecretProviderClass's current content.
+pub(crate) type SpcVersions = BTreeMap<String, Vec<String>>;
+
+async fn sources(client: &Client, ns: &str, s: &Settings) -> Result<(NamespaceSources, SpcVersions), Error> {
     let mut out = NamespaceSources::default();
+    let mut versions = SpcVersions::new();
     let api_err = |what: &str| {
         let what = what.to_string();
         let ns = ns.to_string();
@@ -109,7 +117,57 @@ async fn sources(client: &Client, ns: &str, s: &Settings) -> Result<NamespaceSou
             out.secrets.insert(sec.name_any(), SourceInfo::of(&sec, &s.keys));
         }
     }
-    Ok(out)
+    if s.keys.csi {
+        versions = spc_sources(client, ns, s, &mut out).await?;
+    }
+    Ok((out, versions))
+}
+
+/// SecretProviderClasses as the controller sees them: each one's content by the same rule
+/// (`core::csi`) from its pods' status objects, with its flags. Not installed: none.
+async fn spc_sources(
+    client: &Client,
+    ns: &str,
+    s: &Settings,
+    out: &mut NamespaceSources,
+) -> Result<SpcVersions, Error> {
+    use crate::core::csi::{self, SecretProviderClass, SecretProviderClassPodStatus, SpcMounts};
+    let read = |what: &str, source: kube::Error| Error::Read { what: what.into(), namespace: ns.into(), source };
+    let not_served = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 404);
+    let statuses =
+        match Api::<SecretProviderClassPodStatus>::namespaced(client.clone(), ns).list(&ListParams::default()).await {
+            Ok(l) => l.items,
+            Err(e) if not_served(&e) => return Ok(SpcVersions::new()),
+            Err(e) => return Err(read("secretproviderclasspodstatuses", e)),
+        };
+    let mut flags = BTreeMap::new();
+    match Api::<SecretProviderClass>::namespaced(client.clone(), ns).list(&ListParams::default()).await {
+        Ok(l) => {
+            for spc in l.items {
+                flags.insert(spc.name_any(), s.keys.source_flags(spc.metadata.annotations.as_ref()));
+            }
+        }
+        Err(e) if not_served(&e) => {}
+        Err(e) => return Err(read("secretproviderclasses", e)),
+    }
+    let mut mounts: BTreeMap<String, SpcMounts> = BTreeMap::new();
+    let mut by_hash = BTreeMap::new();
+    for st in &statuses {
+        let Some((spc, hash)) = csi::mount_of(st) else { continue };
+        let rv = crate::core::history::parse_rv(st.metadata.resource_version.as_deref()).unwrap_or(u64::MAX);
+        mounts.entry(spc.clone()).or_default().set(&st.name_any(), hash, rv);
+        by_hash.entry((spc, hash)).or_insert_with(|| csi::versions_of(st));
+    }
+    let mut versions = SpcVersions::new();
+    for (name, m) in mounts {
+        let Some(hash) = m.current() else { continue };
+        let (matched, ignored) = flags.get(&name).copied().unwrap_or_default();
+        if let Some(v) = by_hash.get(&(name.clone(), hash)) {
+            versions.insert(name.clone(), v.clone());
+        }
+        out.secret_provider_classes.insert(name, SourceInfo { hash, matched, ignored });
+    }
+    Ok(versions)
 }
 
 fn rules(p: &KindPolicy) -> Vec<String> {
@@ -147,7 +205,7 @@ fn short(a: Applied) -> String {
 }
 
 /// Builds the explanation from a projection and the namespace's sources (pure).
-pub(crate) fn explain(w: &Workload, sources: &NamespaceSources, s: &Settings) -> Explanation {
+pub(crate) fn explain(w: &Workload, sources: &NamespaceSources, versions: &SpcVersions, s: &Settings) -> Explanation {
     // A one-shot look has no history of changes: every source is taken as it is now.
     let now = k8s_openapi::jiff::Timestamp::now();
     let (considered, d) = decide::decide(w, Some(sources), None, s.options, &s.keys.pause_period, now);
@@ -159,6 +217,9 @@ pub(crate) fn explain(w: &Workload, sources: &NamespaceSources, s: &Settings) ->
     };
     let mut policy = BTreeMap::new();
     for kind in SourceKind::ALL {
+        if kind == SourceKind::SecretProviderClass && !s.keys.csi {
+            continue;
+        }
         let p = w.policy.for_kind(kind);
         let from = match p.origin {
             Origin::Workload => "workload annotations",
@@ -184,6 +245,8 @@ pub(crate) fn explain(w: &Workload, sources: &NamespaceSources, s: &Settings) ->
                 used_by: w.refs.get(r).cloned(),
                 current: Some(short(c.current)),
                 applied: recorded.and_then(|rec| rec.get(r)).map(|a| short(*a)),
+                versions: (r.kind == SourceKind::SecretProviderClass)
+                    .then(|| versions.get(&r.name).cloned().unwrap_or_default()),
             }
         })
         .collect();
@@ -303,6 +366,10 @@ pub fn render_text(e: &Explanation) -> String {
                     s.applied.as_deref().unwrap_or("not recorded")
                 );
             }
+            if let Some(v) = &s.versions {
+                let mounted = if v.is_empty() { "nothing (no pod mounts it)".to_string() } else { v.join(", ") };
+                let _ = write!(o, "; mounted versions: {mounted}");
+            }
             let _ = writeln!(o);
         }
     }
@@ -327,8 +394,8 @@ pub async fn run(client: Client, args: &ExplainArgs) -> Result<String, Error> {
     let (kind, name) = parse_target(&args.target)?;
     let ns = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
     let w = with_workload_type!(kind, K => get::<K>(&client, &ns, &name, &s).await?);
-    let sources = sources(&client, &ns, &s).await?;
-    let mut e = explain(&w, &sources, &s);
+    let (sources, versions) = sources(&client, &ns, &s).await?;
+    let mut e = explain(&w, &sources, &versions, &s);
     // What the controller would act on besides the objects: a hold of the storm brake (from its
     // Events) and, with HA, whether any replica may write (from the Lease).
     e.held = held(&client, &w).await?;

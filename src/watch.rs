@@ -15,7 +15,9 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
+use crate::core::csi::{self, SecretProviderClass, SecretProviderClassPodStatus};
 use crate::core::decide::{Options, SourceAction, source_action};
+use crate::core::hash::ContentHash;
 use crate::core::index::State;
 use crate::core::policy::Keys;
 use crate::core::source::{SourceFlags, SourceInfo, SourceKind, SourceObject, SourceRef};
@@ -93,7 +95,7 @@ async fn drive<K, H>(
         }
         let s = &ctx.settings;
         let intake = Intake {
-            keys: &s.keys,
+            keys: ctx.keys(),
             auto_reload_all: s.auto_reload_all,
             webhook: ctx.notifier.webhook_mode(),
             options: s.options,
@@ -309,6 +311,166 @@ fn notify_webhook(ctx: &Ctx, name: &str, kind: SourceKind, ns: &str) {
     });
 }
 
+/// Watches SecretProviderClassPodStatuses (Secrets Store CSI) in one scope: what the driver
+/// mounted for each pod, folded per SecretProviderClass into one content (see `core::csi`).
+pub(crate) async fn spc_pod_statuses(
+    ctx: Arc<Ctx>,
+    api: Api<SecretProviderClassPodStatus>,
+    cfg: watcher::Config,
+    scope: Option<String>,
+    synced: Handle,
+) {
+    let resource = SourceKind::SecretProviderClass.event_resource();
+    let what = format!("{resource} in {}", scope.as_deref().unwrap_or("all namespaces"));
+    drive(ctx, api, cfg, what, resource, synced, SpcPodStatuses { scope }).await
+}
+
+struct SpcPodStatuses {
+    scope: Option<String>,
+}
+
+impl SpcPodStatuses {
+    fn set(
+        idx: &mut State,
+        intake: &Intake,
+        ns: &str,
+        name: &str,
+        mount: Option<(String, ContentHash)>,
+        rv: Option<u64>,
+    ) -> Handled {
+        idx.observe_rv(rv);
+        let gone = mount.is_none();
+        // Unknown resourceVersions do not happen; such a write would count as the newest.
+        let (known, changed, touched) = idx.set_spc_mount(ns, name, mount, rv.unwrap_or(u64::MAX));
+        let received = match (known, gone) {
+            (_, true) => "delete",
+            (true, false) => "update",
+            (false, false) => "add",
+        };
+        let mut h = Handled { received: Some(received), ..Default::default() };
+        if !changed {
+            h.skipped = Some("no_data_change");
+        }
+        for spc in touched {
+            let e = spc_settled(idx, intake, ns, &spc, rv, Handled::default());
+            h.now.extend(e.now);
+            h.debounced.extend(e.debounced);
+            h.webhooks.extend(e.webhooks);
+        }
+        h
+    }
+}
+
+impl Handler<SecretProviderClassPodStatus> for SpcPodStatuses {
+    fn apply(&mut self, idx: &mut State, intake: &Intake, obj: SecretProviderClassPodStatus) -> Handled {
+        let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+        let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
+        let mount = csi::mount_of(&obj);
+        drop(obj);
+        let mut h = Self::set(idx, intake, &ns, &name, mount.clone(), rv);
+        if mount.is_none() {
+            // Terminating, or nothing mounted yet: it holds nothing, but it was not deleted.
+            h.received = Some("update");
+        }
+        h
+    }
+    fn delete(&mut self, idx: &mut State, intake: &Intake, obj: SecretProviderClassPodStatus) -> Handled {
+        let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+        let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
+        Self::set(idx, intake, &ns, &name, None, rv)
+    }
+    fn relisted(&mut self, idx: &mut State, intake: &Intake, listed: &Listed) -> Handled {
+        let gone: Vec<(String, String)> = idx
+            .spcps_names()
+            .into_iter()
+            .filter(|(ns, n)| in_scope(self.scope.as_deref(), ns) && !listed.contains(&(ns.clone(), n.clone())))
+            .collect();
+        let mut all = Handled::default();
+        for (ns, name) in gone {
+            let h = Self::set(idx, intake, &ns, &name, None, None);
+            all.debounced.extend(h.debounced);
+            all.now.extend(h.now);
+            all.webhooks.extend(h.webhooks);
+        }
+        all
+    }
+}
+
+/// Watches SecretProviderClasses in one scope, for their `match` and `ignore` annotations: the
+/// decisions read them from the index, as those of ConfigMaps and Secrets, rather than with a
+/// GET per decision (no API call during a rotation across many pods, and a change of them is
+/// acted on at once).
+pub(crate) async fn spcs(
+    ctx: Arc<Ctx>,
+    api: Api<SecretProviderClass>,
+    cfg: watcher::Config,
+    scope: Option<String>,
+    synced: Handle,
+) {
+    let what = format!("secretproviderclasses in {}", scope.as_deref().unwrap_or("all namespaces"));
+    drive(ctx, api, cfg, what, "secretproviderclasses", synced, Spcs { scope }).await
+}
+
+struct Spcs {
+    scope: Option<String>,
+}
+
+impl Handler<SecretProviderClass> for Spcs {
+    fn apply(&mut self, idx: &mut State, intake: &Intake, obj: SecretProviderClass) -> Handled {
+        let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+        let (matched, ignored) = intake.keys.source_flags(obj.meta().annotations.as_ref());
+        idx.set_spc_flags(&ns, &name, Some(SourceFlags { matched, ignored }));
+        spc_settled(idx, intake, &ns, &name, None, Handled::default())
+    }
+    fn delete(&mut self, idx: &mut State, intake: &Intake, obj: SecretProviderClass) -> Handled {
+        let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+        idx.set_spc_flags(&ns, &name, None);
+        spc_settled(idx, intake, &ns, &name, None, Handled::default())
+    }
+    fn relisted(&mut self, idx: &mut State, intake: &Intake, listed: &Listed) -> Handled {
+        let gone: Vec<(String, String)> = idx
+            .spc_names()
+            .into_iter()
+            .filter(|(ns, n)| in_scope(self.scope.as_deref(), ns) && !listed.contains(&(ns.clone(), n.clone())))
+            .collect();
+        let mut all = Handled::default();
+        for (ns, name) in gone {
+            idx.set_spc_flags(&ns, &name, None);
+            let h = spc_settled(idx, intake, &ns, &name, None, Handled::default());
+            all.now.extend(h.now);
+        }
+        all
+    }
+}
+
+/// Brings the index's entry of a SecretProviderClass in line with its mounts and flags, and
+/// says what follows: its content changed (at resourceVersion `rv`), or only its flags.
+fn spc_settled(idx: &mut State, intake: &Intake, ns: &str, spc: &str, rv: Option<u64>, h: Handled) -> Handled {
+    let r = SourceRef::new(SourceKind::SecretProviderClass, spc);
+    let old = idx.sources(ns).and_then(|s| s.get(&r)).cloned();
+    let new = idx.spc_info(ns, spc);
+    if old == new {
+        return h;
+    }
+    let (before, after) = (old.as_ref().map(|i| i.hash), new.as_ref().map(|i| i.hash));
+    let flags_changed = matches!((&old, &new), (Some(o), Some(n)) if (o.matched, o.ignored) != (n.matched, n.ignored));
+    match new {
+        Some(info) => {
+            idx.upsert_source(ns, r.kind, spc, info);
+        }
+        None => {
+            idx.remove_source(ns, r.kind, spc);
+        }
+    }
+    if before != after {
+        idx.note_change(ns, &r, rv, old, std::time::Instant::now());
+        debug!(source = %r, namespace = %ns, hash = ?after, "mounted content changed");
+    }
+    // Neither the first mount nor the last unmount is a creation or deletion (see `decide::plan`).
+    let action = source_action(before, after, flags_changed, intake.webhook, Options::default(), intake.synced);
+    effects(idx, ns, r, action, h)
+}
+
 /// Watches one workload kind in one scope.
 pub(crate) async fn workloads<K: WorkloadObject>(
     ctx: Arc<Ctx>,
@@ -389,5 +551,76 @@ mod tests {
         assert_eq!(waits, [250, 500, 1000, 2000, 2000, 2000]);
         b.reset();
         assert_eq!(b.next(), Some(Duration::from_millis(250)));
+    }
+
+    /// The pod-status watch at the index level: which events send the workload that mounts the
+    /// class to the queue. A rotation seen pod by pod sends it once; the new pods, old pods
+    /// going, a label change and the class's own annotations do not send it for a rollout.
+    #[test]
+    fn pod_statuses_queue_the_workload_once_per_rotation() {
+        use crate::core::workload::{WorkloadKind, project};
+        use serde_json::json;
+        let keys = Keys { csi: true, ..Keys::default() };
+        let intake =
+            Intake { keys: &keys, auto_reload_all: false, webhook: false, options: Options::default(), synced: true };
+        let mut st = State::default();
+        let meta = serde_json::from_value(json!({"name": "web", "namespace": "ns", "resourceVersion": "1",
+            "annotations": {"reloader.stakater.com/auto": "true"}}))
+        .unwrap();
+        let t = serde_json::from_value(json!({"spec": {"containers": [{"name": "app",
+            "volumeMounts": [{"name": "s", "mountPath": "/s"}]}],
+            "volumes": [{"name": "s", "csi": {"driver": "secrets-store.csi.k8s.io",
+                "volumeAttributes": {"secretProviderClass": "vault"}}}]}}))
+        .unwrap();
+        st.upsert_workload(project(WorkloadKind::Deployment, &meta, Some(&t), &keys, false));
+        let status = |name: &str, rv: u64, version: &str, labels: serde_json::Value| -> SecretProviderClassPodStatus {
+            serde_json::from_value(
+                json!({"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv.to_string(),
+                "labels": labels},
+                "status": {"secretProviderClassName": "vault", "objects": [{"id": "secret/db", "version": version}]}}),
+            )
+            .unwrap()
+        };
+        let mut h = SpcPodStatuses { scope: None };
+        // (what happens, whether the workload is queued after the debounce)
+        let mut rows: Vec<(&str, Handled)> = Vec::new();
+        for (i, p) in ["p1", "p2", "p3"].iter().enumerate() {
+            rows.push(("a pod mounts it", h.apply(&mut st, &intake, status(p, 10 + i as u64, "1", json!({})))));
+        }
+        rows.push(("p1 rotated", h.apply(&mut st, &intake, status("p1", 20, "2", json!({})))));
+        rows.push(("p2 rotated", h.apply(&mut st, &intake, status("p2", 21, "2", json!({})))));
+        rows.push(("p3 relabelled", h.apply(&mut st, &intake, status("p3", 22, "1", json!({"x": "y"})))));
+        rows.push(("p3 rotated", h.apply(&mut st, &intake, status("p3", 23, "2", json!({})))));
+        rows.push(("a new pod with the rotated version", h.apply(&mut st, &intake, status("n1", 30, "2", json!({})))));
+        rows.push(("p1 deleted", h.delete(&mut st, &intake, status("p1", 31, "2", json!({})))));
+        let mut spcs = Spcs { scope: None };
+        let class: SecretProviderClass =
+            serde_json::from_value(json!({"metadata": {"name": "vault", "namespace": "ns",
+            "annotations": {"reloader.stakater.com/ignore": "true"}}}))
+            .unwrap();
+        rows.push(("the class gets ignore", spcs.apply(&mut st, &intake, class)));
+        let queued: Vec<(&str, usize, usize)> =
+            rows.iter().map(|(n, h)| (*n, h.debounced.len(), h.now.len())).collect();
+        assert_eq!(
+            queued,
+            [
+                ("a pod mounts it", 1, 0),
+                ("a pod mounts it", 0, 0),
+                ("a pod mounts it", 0, 0),
+                ("p1 rotated", 1, 0),
+                ("p2 rotated", 0, 0),
+                ("p3 relabelled", 0, 0),
+                ("p3 rotated", 0, 0),
+                ("a new pod with the rotated version", 0, 0),
+                ("p1 deleted", 0, 0),
+                ("the class gets ignore", 0, 1),
+            ],
+            "(event, queued after the debounce, queued now)"
+        );
+        let received: Vec<Option<&str>> = rows.iter().map(|(_, h)| h.received).collect();
+        assert_eq!(&received[..4], [Some("add"), Some("add"), Some("add"), Some("update")]);
+        assert_eq!(rows[5].1.skipped, Some("no_data_change"), "a label change is no data change");
+        let r = SourceRef::new(SourceKind::SecretProviderClass, "vault");
+        assert!(st.sources("ns").unwrap().get(&r).unwrap().ignored);
     }
 }

@@ -60,7 +60,16 @@ fn lint_and_template_with_default_and_custom_values() {
     ] {
         assert!(default.contains(want), "default render lacks {want:?}");
     }
-    for unwanted in ["\nkind: Role\n", "leases", "namespaces\"]", "argoproj.io", "--enable-ha"] {
+    for unwanted in [
+        "\nkind: Role\n",
+        "leases",
+        "namespaces\"]",
+        "argoproj.io",
+        "--enable-ha",
+        "secrets-store.csi.x-k8s.io",
+        "secretproviderclass",
+        "--enable-csi-integration",
+    ] {
         assert!(!default.contains(unwanted), "default render has {unwanted:?}");
     }
     let custom = ok(
@@ -83,6 +92,9 @@ fn lint_and_template_with_default_and_custom_values() {
         "--resources-to-ignore=secrets",
         "--ignored-workload-types=jobs",
         "--is-Argo-Rollouts=true",
+        "--enable-csi-integration=true",
+        "apiGroups: [\"secrets-store.csi.x-k8s.io\"]",
+        "resources: [\"secretproviderclasspodstatuses\", \"secretproviderclasses\"]",
         "--enable-ha=true",
         "--dry-run=true",
         "--auto-annotation=example.com/auto",
@@ -347,4 +359,42 @@ async fn kustomize_base_applies() {
     assert_eq!(d, "reloader");
     let _ = kubectl(&["delete", "-n", "common-service", "deployment/reloader", "serviceaccount/reloader"]);
     let _ = kubectl(&["delete", "clusterrole/reloader-role", "clusterrolebinding/reloader-role-binding"]);
+}
+
+/// `reloader.enableCSIIntegration=true`: the chart's RBAC lets the controller watch the CSI
+/// driver's two resources, and a rotation rolls under it; no permission error.
+#[tokio::test]
+async fn csi_integration_works_under_its_own_rbac() {
+    use common::csi::{Driver, install_csi_crds, mounting, spc};
+    install_csi_crds();
+    let ns = TestNs::new("rbac-csi").await;
+    let release = Release::install(
+        &format!("c{}", &ns.name[ns.name.len() - 6..]),
+        &[
+            "reloader.watchGlobally=false".to_string(),
+            format!("reloader.namespaces={{{}}}", ns.name),
+            "reloader.enableCSIIntegration=true".to_string(),
+        ],
+    );
+    assert!(release.args().iter().any(|a| a == "--enable-csi-integration=true"));
+    spc(&ns, "vault-app", json!({"reloader.stakater.com/match": "true"})).await;
+    let driver = Driver::start(&ns, &[("vault-app", "1")]);
+    let mut d = deployment("web", json!({"reloader.stakater.com/search": "true"}), mounting("vault-app"));
+    d["spec"]["replicas"] = json!(1);
+    ns.apply_json::<k8s_openapi::api::apps::v1::Deployment>(d).await;
+    driver.await_mounted("vault-app", "1", 1).await;
+    let (mut child, log) = release.run(&[]);
+    let t0 = eventually(Duration::from_secs(20), "web recorded with vault-app", || async {
+        let r = record_of(&ns, "web").await?;
+        r.contains("secretproviderclass/vault-app").then_some(())?;
+        Some(pod_template(&ns, "web").await)
+    })
+    .await;
+    driver.rotate("vault-app", "2", Duration::ZERO).await;
+    await_reload(&ns, "web", &t0).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = controller_log(&log);
+    assert!(!text.contains("forbidden"), "no permission error:\n{text}");
+    assert!(text.contains("CSI provider is installed"), "{text}");
 }

@@ -227,3 +227,31 @@ async fn cronjob() {
         Some("manual")
     );
 }
+
+/// The CSI example, with the driver's CRDs and a stand-in for the driver: a rotation reported by
+/// the three pods in turn rolls `web` once, and the new pods reporting it roll nothing more.
+#[tokio::test]
+async fn csi() {
+    use common::csi::{Driver, install_csi_crds};
+    install_csi_crds();
+    let ns = TestNs::new("ex-csi").await;
+    let path = repo().join("examples/csi/manifests.yaml");
+    let out = kubectl(&["apply", "-n", &ns.name, "-f", path.to_str().unwrap()]);
+    assert!(out.status.success(), "csi: {}", String::from_utf8_lossy(&out.stderr));
+    let driver = Driver::start(&ns, &[("vault-db", "1")]);
+    let ctl = Controller::start(&ns, &["--enable-csi-integration=true"]).await;
+    driver.await_mounted("vault-db", "1", 3).await;
+    eventually(Duration::from_secs(20), "csi: web recorded with vault-db", || async {
+        let r = record_of(&ns, "web").await?;
+        (r.contains("secretproviderclass/vault-db") && !r.contains("\"secretproviderclass/vault-db\":\"-\""))
+            .then_some(())
+    })
+    .await;
+    let before = pod_template(&ns, "web").await;
+    driver.rotate("vault-db", "2", Duration::from_millis(700)).await;
+    let after = await_reload(&ns, "web", &before).await;
+    driver.await_mounted("vault-db", "2", 3).await;
+    assert_no_reload(&ns, "web", &after).await;
+    let reloads = ctl.ctx.metrics.reload_executed.get_or_create(&reloader::metrics::Success { success: "true" }).get();
+    assert_eq!(reloads, 1);
+}

@@ -15,7 +15,7 @@ use crate::runtime::context::Ctx;
 /// The source of a change, as an Event's related object.
 pub(crate) fn source_ref(namespace: &str, c: &Change) -> ObjectReference {
     ObjectReference {
-        api_version: Some("v1".into()),
+        api_version: Some(c.source.kind.api_version().into()),
         kind: Some(c.source.kind.kind_name().into()),
         name: Some(c.source.name.clone()),
         namespace: Some(namespace.to_string()),

@@ -180,6 +180,9 @@ pub(crate) fn plan(w: &Workload, desired: &Record, seen: &Record, opts: Options)
     let mut new = Record::new();
     let mut changes = Vec::new();
     for (src, want) in desired {
+        // A SecretProviderClass appears with the first pod that mounts it and disappears with
+        // the last: neither is a change of what a pod sees, and Reloader acts on neither.
+        let opts = if src.kind == SourceKind::SecretProviderClass { Options::default() } else { opts };
         let keep = match (old.get(src).or_else(|| seen.get(src)), *want) {
             (None, w) => w,
             (Some(Applied::Hash(a)), Applied::Hash(b)) => {
@@ -1639,6 +1642,72 @@ mod tests {
         ];
         for (name, (before, after), flags, webhook, opts, synced, want) in rows {
             assert_eq!(source_action(before, after, flags, webhook, opts, synced), want, "{name}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod csi_tests {
+    use super::*;
+    use crate::core::policy::Keys;
+    use crate::core::record::{RECORD_ANNOTATION, encode};
+    use crate::core::workload::{WorkloadKind, project};
+    use k8s_openapi::api::core::v1::PodTemplateSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use serde_json::json;
+
+    fn h(n: u8) -> ContentHash {
+        ContentHash([n; 32])
+    }
+
+    /// A Deployment with `auto` whose pods mount the class `spc`, having applied `applied`.
+    fn workload(applied: Applied) -> Workload {
+        let spc = SourceRef::new(SourceKind::SecretProviderClass, "spc");
+        let rec = encode(&[(spc, applied)].into_iter().collect());
+        let meta: ObjectMeta = serde_json::from_value(json!({"name": "web", "namespace": "ns", "uid": "u",
+            "resourceVersion": "5", "annotations": {"reloader.stakater.com/auto": "true", RECORD_ANNOTATION: rec},
+            "managedFields": [{"manager": "kube-reloader", "operation": "Apply", "apiVersion": "apps/v1",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:annotations": {format!("f:{RECORD_ANNOTATION}"): {}}}}}]}))
+        .unwrap();
+        let t: PodTemplateSpec = serde_json::from_value(json!({"spec": {"containers": [{"name": "app",
+            "volumeMounts": [{"name": "s", "mountPath": "/s"}]}],
+            "volumes": [{"name": "s", "csi": {"driver": "secrets-store.csi.k8s.io", "volumeAttributes": {"secretProviderClass": "spc"}}}]}}))
+        .unwrap();
+        project(WorkloadKind::Deployment, &meta, Some(&t), &Keys { csi: true, ..Keys::default() }, false)
+    }
+
+    fn sources(current: Option<u8>) -> NamespaceSources {
+        let mut ns = NamespaceSources::default();
+        if let Some(n) = current {
+            ns.secret_provider_classes.insert("spc".into(), SourceInfo { hash: h(n), matched: false, ignored: false });
+        }
+        ns
+    }
+
+    use crate::core::source::SourceInfo;
+
+    /// The first pod mounting a class and the last one going are not changes, whatever
+    /// `--reload-on-create`/`--reload-on-delete` say; a new mounted content is.
+    #[test]
+    fn mounts_come_and_go_without_a_reload() {
+        let all = Options { reload_on_create: true, reload_on_delete: true };
+        let rows: Vec<(&str, Applied, Option<u8>, &str)> = vec![
+            ("first mount", Applied::Absent, Some(1), "record"),
+            ("same content", Applied::Hash(h(1)), Some(1), "nothing"),
+            ("rotated", Applied::Hash(h(1)), Some(2), "reload"),
+            ("no pod mounts it any more", Applied::Hash(h(1)), None, "nothing"),
+        ];
+        for (name, applied, current, want) in rows {
+            let w = workload(applied);
+            assert!(w.record_foreign.is_none(), "{name}: own record");
+            let srcs = sources(current);
+            let considered = consider(&w, Some(&srcs), None);
+            let got = match plan(&w, &desired(&considered), &seen(&considered), all) {
+                Plan::Nothing => "nothing",
+                Plan::Record(_) | Plan::Adopt(_) => "record",
+                Plan::Reload { .. } => "reload",
+            };
+            assert_eq!(got, want, "{name}");
         }
     }
 }

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use sha2::{Digest, Sha256};
 
 /// A SHA-256 content hash.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct ContentHash(pub [u8; 32]);
 
 impl ContentHash {
@@ -107,6 +107,22 @@ pub(crate) fn secret_hash_parts(data: Option<&BTreeMap<String, ByteString>>) -> 
     let empty = BTreeMap::new();
     let mut e = Encoder::new(b"secret");
     e.section(b"data", data.unwrap_or(&empty).iter().map(|(k, v)| (k, &v.0[..])));
+    e.finish()
+}
+
+/// Hash of what a SecretProviderClassPodStatus reports as mounted: the SecretProviderClass
+/// name and each object's id and version (Reloader's items `id=version` and
+/// `SecretProviderClassName=name`), in a stable order. Versions only: the status carries no value.
+pub(crate) fn spcps_hash<'a>(spc: &str, objects: impl Iterator<Item = (&'a str, &'a str)>) -> ContentHash {
+    let mut items: Vec<(&str, &str)> = objects.collect();
+    items.sort_unstable();
+    let mut e = Encoder::new(b"secretproviderclasspodstatus");
+    e.bytes(spc.as_bytes());
+    e.0.update((items.len() as u64).to_be_bytes());
+    for (id, version) in items {
+        e.bytes(id.as_bytes());
+        e.bytes(version.as_bytes());
+    }
     e.finish()
 }
 

@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::core::csi::SpcMounts;
+use crate::core::hash::ContentHash;
 use crate::core::history::History;
 use crate::core::source::{NamespaceSources, SourceFlags, SourceInfo, SourceKind, SourceRef};
 use crate::core::workload::{Workload, WorkloadKey};
@@ -19,6 +21,13 @@ pub(crate) struct State {
     history: History,
     /// The largest resourceVersion seen in any event: "now", in resourceVersions.
     rv_high_water: u64,
+    /// Secrets Store CSI: the mounts of each (namespace, SecretProviderClass); its content, as
+    /// `csi` decides it, is what `sources` holds for it.
+    spc_mounts: HashMap<(String, String), SpcMounts>,
+    /// (namespace, SecretProviderClassPodStatus) → the SecretProviderClass it holds content of.
+    spcps: HashMap<(String, String), String>,
+    /// (namespace, SecretProviderClass) → its match/ignore flags, from the object itself.
+    spc_flags: HashMap<(String, String), SourceFlags>,
 }
 
 impl State {
@@ -72,7 +81,7 @@ impl State {
     }
 
     pub(crate) fn source_count(&self) -> usize {
-        self.sources.values().map(|n| n.configmaps.len() + n.secrets.len()).sum()
+        self.sources.values().map(|n| n.configmaps.len() + n.secrets.len() + n.secret_provider_classes.len()).sum()
     }
 
     pub(crate) fn workload_count(&self) -> usize {
@@ -123,6 +132,72 @@ impl State {
         }
         self.note_change(namespace, source, rv, Some(old.clone()), now);
         Some(old)
+    }
+
+    /// The SecretProviderClassPodStatus `name` of `namespace` now holds `mount` (the class and
+    /// content hash; `None`: nothing, or it is gone) as of resourceVersion `rv`. Returns whether
+    /// the object was known, whether what it holds changed, and the classes whose mounts changed.
+    pub(crate) fn set_spc_mount(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        mount: Option<(String, ContentHash)>,
+        rv: u64,
+    ) -> (bool, bool, Vec<String>) {
+        let key = (namespace.to_string(), name.to_string());
+        let before = self.spcps.get(&key).cloned();
+        let mut touched = Vec::new();
+        let mut changed = false;
+        if let Some(old) = &before
+            && mount.as_ref().is_none_or(|(spc, _)| spc != old)
+        {
+            let k = (namespace.to_string(), old.clone());
+            if let Some(m) = self.spc_mounts.get_mut(&k) {
+                changed |= m.remove(name);
+                if m.is_empty() {
+                    self.spc_mounts.remove(&k);
+                }
+            }
+            self.spcps.remove(&key);
+            touched.push(old.clone());
+        }
+        if let Some((spc, hash)) = mount {
+            let k = (namespace.to_string(), spc.clone());
+            changed |= self.spc_mounts.entry(k).or_default().set(name, hash, rv);
+            self.spcps.insert(key, spc.clone());
+            if !touched.contains(&spc) {
+                touched.push(spc);
+            }
+        }
+        (before.is_some(), changed, touched)
+    }
+
+    /// A SecretProviderClass's match/ignore flags (`None`: it is gone).
+    pub(crate) fn set_spc_flags(&mut self, namespace: &str, name: &str, flags: Option<SourceFlags>) {
+        let key = (namespace.to_string(), name.to_string());
+        match flags {
+            Some(f) => self.spc_flags.insert(key, f),
+            None => self.spc_flags.remove(&key),
+        };
+    }
+
+    /// What the mounts and the object of a SecretProviderClass make of it: its content with its
+    /// flags, or `None` when no pod mounts it.
+    pub(crate) fn spc_info(&self, namespace: &str, name: &str) -> Option<SourceInfo> {
+        let key = (namespace.to_string(), name.to_string());
+        let hash = self.spc_mounts.get(&key)?.current()?;
+        let f = self.spc_flags.get(&key).copied().unwrap_or_default();
+        Some(SourceInfo { hash, matched: f.matched, ignored: f.ignored })
+    }
+
+    /// Every SecretProviderClassPodStatus that holds something (for a relist diff).
+    pub(crate) fn spcps_names(&self) -> Vec<(String, String)> {
+        self.spcps.keys().cloned().collect()
+    }
+
+    /// Every SecretProviderClass object seen (for a relist diff).
+    pub(crate) fn spc_names(&self) -> Vec<(String, String)> {
+        self.spc_flags.keys().cloned().collect()
     }
 
     /// Every source of one kind (for a relist diff).

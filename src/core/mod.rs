@@ -5,6 +5,7 @@
 //! the API server, spawns a task or reads a clock: times are passed in.
 
 pub(crate) mod brake;
+pub(crate) mod csi;
 pub(crate) mod decide;
 pub(crate) mod duration;
 pub(crate) mod hash;

@@ -23,6 +23,9 @@ pub(crate) struct Keys {
     pub(crate) ignore: String,
     pub(crate) pause_period: String,
     pub(crate) paused_at: String,
+    /// `--enable-csi-integration`: SecretProviderClasses are sources, and the SecretProviderClass
+    /// annotations (fixed keys, as in Reloader) are read. Off, they are not policy at all.
+    pub(crate) csi: bool,
 }
 
 impl Keys {
@@ -33,6 +36,7 @@ impl Keys {
             .any(|key| key.as_str() == k)
             || k == CONFIGMAP_EXCLUDE
             || k == SECRET_EXCLUDE
+            || (self.csi && [SPC_AUTO, SPC_RELOAD, SPC_EXCLUDE].contains(&k))
     }
 }
 
@@ -49,6 +53,7 @@ impl Default for Keys {
             ignore: "reloader.stakater.com/ignore".into(),
             pause_period: "deployment.reloader.stakater.com/pause-period".into(),
             paused_at: "deployment.reloader.stakater.com/paused-at".into(),
+            csi: false,
         }
     }
 }
@@ -56,24 +61,31 @@ impl Default for Keys {
 /// Exclude keys are fixed in Reloader (no flag).
 pub(crate) const CONFIGMAP_EXCLUDE: &str = "configmaps.exclude.reloader.stakater.com/reload";
 pub(crate) const SECRET_EXCLUDE: &str = "secrets.exclude.reloader.stakater.com/reload";
+pub(crate) const SPC_EXCLUDE: &str = "secretproviderclasses.exclude.reloader.stakater.com/reload";
+/// SecretProviderClass typed auto and named reload: fixed in Reloader (no flag).
+pub(crate) const SPC_AUTO: &str = "secretproviderclass.reloader.stakater.com/auto";
+pub(crate) const SPC_RELOAD: &str = "secretproviderclass.reloader.stakater.com/reload";
 
 impl Keys {
     fn typed_auto(&self, kind: SourceKind) -> &str {
         match kind {
             SourceKind::ConfigMap => &self.configmap_auto,
             SourceKind::Secret => &self.secret_auto,
+            SourceKind::SecretProviderClass => SPC_AUTO,
         }
     }
     fn named(&self, kind: SourceKind) -> &str {
         match kind {
             SourceKind::ConfigMap => &self.configmap_reload,
             SourceKind::Secret => &self.secret_reload,
+            SourceKind::SecretProviderClass => SPC_RELOAD,
         }
     }
     fn exclude(kind: SourceKind) -> &'static str {
         match kind {
             SourceKind::ConfigMap => CONFIGMAP_EXCLUDE,
             SourceKind::Secret => SECRET_EXCLUDE,
+            SourceKind::SecretProviderClass => SPC_EXCLUDE,
         }
     }
 
@@ -163,11 +175,27 @@ pub(crate) struct KindPolicy {
     pub(crate) exclude: Vec<String>,
 }
 
+impl KindPolicy {
+    /// A policy that governs nothing: SecretProviderClasses without `--enable-csi-integration`.
+    fn inert() -> KindPolicy {
+        KindPolicy {
+            origin: Origin::Workload,
+            named: Vec::new(),
+            search: false,
+            auto: None,
+            typed_auto: None,
+            auto_all: false,
+            exclude: Vec::new(),
+        }
+    }
+}
+
 /// A workload's whole policy.
 #[derive(Clone, Debug)]
 pub(crate) struct Policy {
     pub(crate) configmap: KindPolicy,
     pub(crate) secret: KindPolicy,
+    pub(crate) secret_provider_class: KindPolicy,
     pub(crate) errors: Vec<AnnotationError>,
 }
 
@@ -186,18 +214,19 @@ impl KindPolicy {
 impl Policy {
     #[cfg(test)]
     fn is_active(&self) -> bool {
-        self.configmap.is_active() || self.secret.is_active()
+        self.configmap.is_active() || self.secret.is_active() || self.secret_provider_class.is_active()
     }
 
     pub(crate) fn for_kind(&self, kind: SourceKind) -> &KindPolicy {
         match kind {
             SourceKind::ConfigMap => &self.configmap,
             SourceKind::Secret => &self.secret,
+            SourceKind::SecretProviderClass => &self.secret_provider_class,
         }
     }
 
     pub(crate) fn has_named(&self) -> bool {
-        !self.configmap.named.is_empty() || !self.secret.named.is_empty()
+        SourceKind::ALL.iter().any(|k| !self.for_kind(*k).named.is_empty())
     }
 
     /// Parses the policy from the workload's own annotations and its pod template's.
@@ -210,6 +239,11 @@ impl Policy {
         let mut errors = Vec::new();
         let configmap = parse_kind(keys, SourceKind::ConfigMap, workload, template, auto_reload_all, &mut errors);
         let secret = parse_kind(keys, SourceKind::Secret, workload, template, auto_reload_all, &mut errors);
+        let secret_provider_class = if keys.csi {
+            parse_kind(keys, SourceKind::SecretProviderClass, workload, template, auto_reload_all, &mut errors)
+        } else {
+            KindPolicy::inert()
+        };
         // The generic auto key is read once per kind: report each problem once.
         let mut seen = Vec::new();
         errors.retain(|e| {
@@ -219,7 +253,7 @@ impl Policy {
             }
             new
         });
-        Policy { configmap, secret, errors }
+        Policy { configmap, secret, secret_provider_class, errors }
     }
 }
 
@@ -1072,11 +1106,77 @@ mod tests {
                 // The other kind is untouched.
                 let other = match kind {
                     CM => &p.secret,
-                    SEC => &p.configmap,
+                    _ => &p.configmap,
                 };
                 assert!(other.named.is_empty(), "row {:?}: {key} leaked into the other kind", c.name);
             }
         }
+    }
+
+    /// SecretProviderClasses follow the same rules with their own fixed keys (A4, A7, A13), the
+    /// generic auto (A1) included, and are no policy at all without the CSI integration.
+    #[test]
+    fn secret_provider_class_policy_table() {
+        let csi = Keys { csi: true, ..Keys::default() };
+        let spc = SourceKind::SecretProviderClass;
+        type Row = (&'static str, Vec<(&'static str, &'static str)>, Src, bool, Result<Rule, Skip>);
+        let rows: Vec<Row> = vec![
+            ("generic auto", vec![(AUTO, "true")], Src::Plain, true, Ok(Rule::Auto)),
+            ("typed auto", vec![(SPC_AUTO, "true")], Src::Plain, true, Ok(Rule::TypedAuto)),
+            ("a ConfigMap's typed auto does not apply", vec![(CM_AUTO, "true")], Src::Plain, true, Err(Skip::NoRule)),
+            (
+                "typed auto needs the reference",
+                vec![(SPC_AUTO, "true")],
+                Src::Plain,
+                false,
+                not_referenced(Rule::TypedAuto),
+            ),
+            ("named regex, unreferenced", vec![(SPC_RELOAD, "vault-.*")], Src::Plain, false, named("vault-.*")),
+            (
+                "excluded",
+                vec![(AUTO, "true"), (SPC_EXCLUDE, "other, vault-spc")],
+                Src::Plain,
+                true,
+                Err(Skip::Excluded),
+            ),
+            (
+                "a Secret exclude does not apply",
+                vec![(AUTO, "true"), (SECRET_EXCLUDE, "vault-spc")],
+                Src::Plain,
+                true,
+                Ok(Rule::Auto),
+            ),
+            ("search and match on the class", vec![(SEARCH, "true")], Src::Matched, true, Ok(Rule::Search)),
+            ("search without match", vec![(SEARCH, "true")], Src::Plain, true, Err(Skip::NoRule)),
+            (
+                "ignore on the class wins over named",
+                vec![(SPC_RELOAD, "vault-spc")],
+                Src::Ignored,
+                true,
+                Err(Skip::Ignored),
+            ),
+            (
+                "typed auto false blocks --auto-reload-all",
+                vec![(SPC_AUTO, "false")],
+                Src::Plain,
+                true,
+                Err(Skip::NoRule),
+            ),
+        ];
+        for (name, ann, src, referenced, want) in rows {
+            let p = mk_policy_with(&csi, &ann, &[], false);
+            let got = decide(p.for_kind(spc), "vault-spc", src.info().as_ref(), referenced);
+            assert_eq!(got, want, "{name}");
+            let off = mk_policy_with(&Keys::default(), &ann, &[], false);
+            let got = decide(off.for_kind(spc), "vault-spc", src.info().as_ref(), referenced);
+            assert!(matches!(got, Err(Skip::NoRule | Skip::Ignored)), "{name}: without the integration: {got:?}");
+        }
+        let all = mk_policy_with(&csi, &[], &[], true);
+        assert_eq!(decide(all.for_kind(spc), "x", Src::Plain.info().as_ref(), true), Ok(Rule::AutoReloadAll));
+        let from_template = mk_policy_with(&csi, &[], &[(SPC_AUTO, "true")], false);
+        assert_eq!(from_template.secret_provider_class.origin, Origin::PodTemplate);
+        assert_eq!(decide(from_template.for_kind(spc), "x", Src::Plain.info().as_ref(), true), Ok(Rule::TypedAuto));
+        assert!(csi.is_policy_key(SPC_EXCLUDE) && !Keys::default().is_policy_key(SPC_EXCLUDE));
     }
 
     /// Each comma element must be a valid regex on its own: wrapping it as `^(?:element)$` must

@@ -1,5 +1,8 @@
-//! Which ConfigMaps and Secrets a pod template uses, and which container uses each: Reloader's
-//! `getContainerUsingResource`, reproduced exactly (volumes, then volume mounts, then env).
+//! Which ConfigMaps, Secrets and SecretProviderClasses a pod template uses, and which container
+//! uses each: Reloader's `getContainerUsingResource`, reproduced exactly (volumes, then volume
+//! mounts, then env). A SecretProviderClass is used through a CSI volume's
+//! `volumeAttributes.secretProviderClass` (the driver is not checked, as in Reloader), never
+//! through env.
 
 use std::collections::BTreeMap;
 
@@ -21,8 +24,16 @@ fn volume_uses(v: &Volume, kind: SourceKind, name: &str) -> bool {
                     p.sources.iter().flatten().any(|s| s.secret.as_ref().is_some_and(|c| c.name == name))
                 })
         }
+        SourceKind::SecretProviderClass => csi_class(v) == Some(name),
     }
 }
+
+/// The SecretProviderClass a CSI volume names.
+fn csi_class(v: &Volume) -> Option<&str> {
+    v.csi.as_ref()?.volume_attributes.as_ref()?.get(SPC_ATTRIBUTE).map(String::as_str)
+}
+
+const SPC_ATTRIBUTE: &str = "secretProviderClass";
 
 fn mounts(c: &Container, volume: &str) -> bool {
     c.volume_mounts.iter().flatten().any(|m| m.name == volume)
@@ -34,11 +45,13 @@ fn env_uses(c: &Container, kind: SourceKind, name: &str) -> bool {
         match kind {
             SourceKind::ConfigMap => from.config_map_key_ref.as_ref().is_some_and(|r| r.name == name),
             SourceKind::Secret => from.secret_key_ref.as_ref().is_some_and(|r| r.name == name),
+            SourceKind::SecretProviderClass => false,
         }
     });
     env || c.env_from.iter().flatten().any(|e| match kind {
         SourceKind::ConfigMap => e.config_map_ref.as_ref().is_some_and(|r| r.name == name),
         SourceKind::Secret => e.secret_ref.as_ref().is_some_and(|r| r.name == name),
+        SourceKind::SecretProviderClass => false,
     })
 }
 
@@ -69,9 +82,13 @@ pub(crate) fn container_using(spec: &PodSpec, kind: SourceKind, name: &str) -> O
 
 /// Every source the template uses, with the container each one is attributed to. Sources a
 /// template merely declares (a volume nobody mounts) are not uses, as in Reloader.
-pub(crate) fn references(spec: &PodSpec) -> BTreeMap<SourceRef, String> {
+/// SecretProviderClasses count only with `csi` (`--enable-csi-integration`).
+pub(crate) fn references(spec: &PodSpec, csi: bool) -> BTreeMap<SourceRef, String> {
     let mut candidates: Vec<SourceRef> = Vec::new();
     for v in spec.volumes.iter().flatten() {
+        if let Some(spc) = csi_class(v).filter(|_| csi) {
+            candidates.push(SourceRef::new(SourceKind::SecretProviderClass, spc));
+        }
         if let Some(c) = &v.config_map {
             candidates.push(SourceRef::new(SourceKind::ConfigMap, &c.name));
         }
@@ -250,7 +267,7 @@ pub(crate) mod tests {
                 {"name":"p","projected":{"sources":[{"configMap":{"name":"proj-cm"}},{"secret":{"name":"proj-s"}},{"downwardAPI":{}}]}},
                 {"name":"unused","configMap":{"name":"unmounted"}}]
         }));
-        let got: Vec<(String, String)> = references(&s).into_iter().map(|(r, c)| (r.to_string(), c)).collect();
+        let got: Vec<(String, String)> = references(&s, false).into_iter().map(|(r, c)| (r.to_string(), c)).collect();
         let want = [
             ("configmap/env-cm", "a"),
             ("configmap/proj-cm", "a"),
@@ -265,8 +282,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn csi_volumes_name_secret_provider_classes_only_with_the_integration() {
+        let s = spec(json!({
+            "containers":[{"name":"a","envFrom":[{"secretRef":{"name":"vault-spc"}}]},
+                          {"name":"b","volumeMounts":[{"name":"secrets","mountPath":"/mnt/secrets"}]}],
+            "initContainers":[{"name":"i","volumeMounts":[{"name":"init-secrets","mountPath":"/s"}]}],
+            "volumes":[
+                {"name":"secrets","csi":{"driver":"secrets-store.csi.k8s.io","readOnly":true,
+                    "volumeAttributes":{"secretProviderClass":"vault-spc"}}},
+                {"name":"init-secrets","csi":{"driver":"secrets-store.csi.k8s.io",
+                    "volumeAttributes":{"secretProviderClass":"init-spc"}}},
+                {"name":"other-attr","csi":{"driver":"x","volumeAttributes":{"class":"nope"}}},
+                {"name":"unmounted","csi":{"driver":"secrets-store.csi.k8s.io","volumeAttributes":{"secretProviderClass":"idle"}}}]
+        }));
+        let got: Vec<(String, String)> = references(&s, true).into_iter().map(|(r, c)| (r.to_string(), c)).collect();
+        let want =
+            [("secret/vault-spc", "a"), ("secretproviderclass/init-spc", "a"), ("secretproviderclass/vault-spc", "b")];
+        let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        assert_eq!(got, want, "a Secret of the same name is another source; init-only goes to containers[0]");
+        let off: Vec<String> = references(&s, false).into_keys().map(|r| r.to_string()).collect();
+        assert_eq!(off, ["secret/vault-spc"], "without the integration nothing changes");
+        let spc = SourceRef::new(SourceKind::SecretProviderClass, "vault-spc");
+        assert_eq!(container_using(&s, spc.kind, &spc.name).as_deref(), Some("b"));
+    }
+
+    #[test]
     fn no_containers_no_crash() {
         let s = spec(json!({"containers":[]}));
-        assert!(references(&s).is_empty());
+        assert!(references(&s, true).is_empty());
     }
 }

@@ -1,24 +1,30 @@
-//! ConfigMaps and Secrets as the controller sees them: a kind, a name and a content hash.
+//! ConfigMaps, Secrets and SecretProviderClasses as the controller sees them: a kind, a name and
+//! a content hash. (A SecretProviderClass's content is what the Secrets Store CSI driver reports
+//! as mounted: see `csi`.)
 
 use std::fmt;
 
 use crate::core::hash::ContentHash;
 
-/// The two kinds of configuration source.
+/// The kinds of configuration source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum SourceKind {
     ConfigMap,
     Secret,
+    /// A Secrets Store CSI SecretProviderClass (only with `--enable-csi-integration`).
+    SecretProviderClass,
 }
 
 impl SourceKind {
-    pub(crate) const ALL: [SourceKind; 2] = [SourceKind::ConfigMap, SourceKind::Secret];
+    pub(crate) const ALL: [SourceKind; 3] =
+        [SourceKind::ConfigMap, SourceKind::Secret, SourceKind::SecretProviderClass];
 
     /// Reloader's type name, used in `last-reloaded-from`, env-var names and messages.
     pub(crate) fn type_name(self) -> &'static str {
         match self {
             SourceKind::ConfigMap => "CONFIGMAP",
             SourceKind::Secret => "SECRET",
+            SourceKind::SecretProviderClass => "SECRETPROVIDERCLASS",
         }
     }
 
@@ -27,6 +33,7 @@ impl SourceKind {
         match self {
             SourceKind::ConfigMap => "configmaps",
             SourceKind::Secret => "secrets",
+            SourceKind::SecretProviderClass => "secretproviderclasses",
         }
     }
 
@@ -35,6 +42,7 @@ impl SourceKind {
         match self {
             SourceKind::ConfigMap => "configmap",
             SourceKind::Secret => "secret",
+            SourceKind::SecretProviderClass => "secretproviderclass",
         }
     }
 
@@ -42,6 +50,23 @@ impl SourceKind {
         match self {
             SourceKind::ConfigMap => "ConfigMap",
             SourceKind::Secret => "Secret",
+            SourceKind::SecretProviderClass => "SecretProviderClass",
+        }
+    }
+
+    pub(crate) fn api_version(self) -> &'static str {
+        match self {
+            SourceKind::ConfigMap | SourceKind::Secret => "v1",
+            SourceKind::SecretProviderClass => "secrets-store.csi.x-k8s.io/v1",
+        }
+    }
+
+    /// The resource whose events carry this kind's changes, for the events-received metric:
+    /// SecretProviderClasses change through their pod statuses, as in Reloader.
+    pub(crate) fn event_resource(self) -> &'static str {
+        match self {
+            SourceKind::SecretProviderClass => "secretproviderclasspodstatuses",
+            k => k.resource(),
         }
     }
 }
@@ -58,12 +83,13 @@ impl SourceRef {
         SourceRef { kind, name: name.into() }
     }
 
-    /// Parses `configmap/name` or `secret/name`.
+    /// Parses `configmap/name`, `secret/name` or `secretproviderclass/name`.
     pub(crate) fn parse(s: &str) -> Option<Self> {
         let (kind, name) = s.split_once('/')?;
         let kind = match kind {
             "configmap" => SourceKind::ConfigMap,
             "secret" => SourceKind::Secret,
+            "secretproviderclass" => SourceKind::SecretProviderClass,
             _ => return None,
         };
         (!name.is_empty()).then(|| SourceRef::new(kind, name))
@@ -102,11 +128,13 @@ impl SourceFlags {
     }
 }
 
-/// The ConfigMaps and Secrets of one namespace.
+/// The ConfigMaps, Secrets and SecretProviderClasses of one namespace.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct NamespaceSources {
     pub(crate) configmaps: std::collections::HashMap<String, SourceInfo>,
     pub(crate) secrets: std::collections::HashMap<String, SourceInfo>,
+    /// Those some pod has mounted, with the content the driver reports (see `csi`).
+    pub(crate) secret_provider_classes: std::collections::HashMap<String, SourceInfo>,
 }
 
 impl NamespaceSources {
@@ -114,6 +142,7 @@ impl NamespaceSources {
         match kind {
             SourceKind::ConfigMap => &self.configmaps,
             SourceKind::Secret => &self.secrets,
+            SourceKind::SecretProviderClass => &self.secret_provider_classes,
         }
     }
 
@@ -121,6 +150,7 @@ impl NamespaceSources {
         match kind {
             SourceKind::ConfigMap => &mut self.configmaps,
             SourceKind::Secret => &mut self.secrets,
+            SourceKind::SecretProviderClass => &mut self.secret_provider_classes,
         }
     }
 
@@ -129,7 +159,7 @@ impl NamespaceSources {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.configmaps.is_empty() && self.secrets.is_empty()
+        self.configmaps.is_empty() && self.secrets.is_empty() && self.secret_provider_classes.is_empty()
     }
 }
 

@@ -192,7 +192,7 @@ fn project_with(
     let template_annotations = template.and_then(|t| t.metadata.as_ref()).and_then(|m| m.annotations.as_ref());
     let policy = Policy::parse(keys, meta.annotations.as_ref(), template_annotations, auto_reload_all);
     let spec = template.and_then(|t| t.spec.as_ref());
-    let refs = spec.map(refs::references).unwrap_or_default();
+    let refs = spec.map(|s| refs::references(s, keys.csi)).unwrap_or_default();
     let first_container = spec.and_then(|s| s.containers.first()).map(|c| c.name.clone());
     let stakater_env: BTreeSet<(String, String)> = spec
         .into_iter()

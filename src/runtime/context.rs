@@ -44,9 +44,23 @@ pub struct Ctx {
     slots: Slots,
     /// `--adoption-writes-per-second`.
     adoption_pacer: Pacer,
+    /// The annotation keys the watches use, when they differ from the settings': without the
+    /// CSI driver's CRDs, `--enable-csi-integration` changes nothing at all (set once, at start).
+    keys_in_effect: std::sync::OnceLock<crate::core::policy::Keys>,
 }
 
 impl Ctx {
+    /// The annotation keys in effect (see `keys_in_effect`).
+    pub(crate) fn keys(&self) -> &crate::core::policy::Keys {
+        self.keys_in_effect.get().unwrap_or(&self.settings.keys)
+    }
+
+    /// The CSI driver's CRDs are not installed: SecretProviderClasses are no sources.
+    pub(crate) fn without_csi(&self) {
+        let keys = crate::core::policy::Keys { csi: false, ..self.settings.keys.clone() };
+        let _ = self.keys_in_effect.set(keys);
+    }
+
     pub fn new(client: Client, settings: Settings) -> Arc<Ctx> {
         let selected = match &settings.scope {
             Scope::All { selector: Some(_), .. } => Some(HashSet::new()),
@@ -68,6 +82,7 @@ impl Ctx {
             selected: Mutex::new(selected),
             slots: Slots::default(),
             adoption_pacer: Pacer::new(settings.adoption_writes_per_second),
+            keys_in_effect: std::sync::OnceLock::new(),
             settings,
         })
     }

@@ -100,6 +100,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
   resources: ["rollouts"]
   verbs: ["get", "list", "watch", "patch", "update"]
 {{- end }}
+{{- if $r.enableCSIIntegration }}
+- apiGroups: ["secrets-store.csi.x-k8s.io"]
+  resources: ["secretproviderclasspodstatuses", "secretproviderclasses"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
@@ -113,6 +118,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 {{- if $r.isArgoRollouts }}
 - --is-Argo-Rollouts=true
+{{- end }}
+{{- if $r.enableCSIIntegration }}
+- --enable-csi-integration=true
 {{- end }}
 {{- if $r.ignoreSecrets }}
 - --resources-to-ignore=secrets
