@@ -17,15 +17,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PodTemplateSpec, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Client, Config};
@@ -50,6 +50,12 @@ struct Sizes {
     noop_edits: usize,
     churn_workloads: usize,
     churn_rounds: usize,
+    /// Large objects: ConfigMaps of 100 KiB–1000 KiB, one Deployment each.
+    large: usize,
+    /// API pressure: sources (one Deployment each), writers, seconds.
+    pressure_sources: usize,
+    pressure_writers: usize,
+    pressure_secs: u64,
 }
 
 impl Sizes {
@@ -65,6 +71,10 @@ impl Sizes {
                 noop_edits: 20,
                 churn_workloads: 50,
                 churn_rounds: 2,
+                large: 10,
+                pressure_sources: 10,
+                pressure_writers: 4,
+                pressure_secs: 10,
             }
         } else {
             Sizes {
@@ -77,6 +87,10 @@ impl Sizes {
                 noop_edits: 200,
                 churn_workloads: 1_000,
                 churn_rounds: 4,
+                large: 200,
+                pressure_sources: 50,
+                pressure_writers: 10,
+                pressure_secs: 60,
             }
         }
     }

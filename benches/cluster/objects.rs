@@ -79,6 +79,15 @@ pub(crate) async fn set_data(client: &Client, ns: &str, name: &str, value: &str)
     Ok(())
 }
 
+/// The size of large ConfigMap `i`: 100 KiB to 1000 KiB (the API's limit is 1 MiB per object).
+pub(crate) fn large_size(i: usize) -> usize {
+    (100 + (i * 389) % 901) << 10
+}
+
+pub(crate) fn large_value(seed: u64, i: usize) -> String {
+    String::from_utf8(filler(seed, large_size(i))).expect("filler is ASCII")
+}
+
 /// The scenario objects of one controller, created before it starts so every controller
 /// starts from the same state.
 pub(crate) struct Layout {
@@ -87,6 +96,9 @@ pub(crate) struct Layout {
     pub(crate) burst: String,
     pub(crate) noop: String,
     pub(crate) churn: String,
+    pub(crate) large: String,
+    pub(crate) pressure: String,
+    pub(crate) mixed: String,
 }
 
 impl Layout {
@@ -97,11 +109,15 @@ impl Layout {
             burst: format!("{tag}-burst"),
             noop: format!("{tag}-noop"),
             churn: format!("{tag}-churn"),
+            large: format!("{tag}-large"),
+            pressure: format!("{tag}-pressure"),
+            mixed: format!("{tag}-mixed"),
         }
     }
     pub(crate) fn namespaces(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.lat.iter().map(String::as_str).collect();
         v.extend([self.fan.as_str(), self.burst.as_str(), self.noop.as_str(), self.churn.as_str()]);
+        v.extend([self.large.as_str(), self.pressure.as_str(), self.mixed.as_str()]);
         v
     }
 
@@ -109,8 +125,12 @@ impl Layout {
         for ns in self.namespaces() {
             namespace(client, ns).await?;
         }
-        for ns in self.lat.iter().chain([&self.noop]) {
-            let n = if *ns == self.noop { sz.noop_edits.min(50) } else { sz.latency_updates };
+        for ns in self.lat.iter().chain([&self.noop, &self.pressure]) {
+            let n = match ns {
+                ns if *ns == self.noop => sz.noop_edits.min(50),
+                ns if *ns == self.pressure => sz.pressure_sources,
+                _ => sz.latency_updates,
+            };
             let cms = (0..n).map(|i| configmap(&format!("c-{i}"), "0")).collect();
             create_all(&Api::namespaced(client.clone(), ns), cms).await?;
             let ds = (0..n).map(|i| deployment(&format!("d-{i}"), &[format!("c-{i}")], None)).collect();
@@ -130,6 +150,128 @@ impl Layout {
         create_all(&Api::namespaced(client.clone(), &self.burst), ds).await?;
         let cms = (0..CHURN_SOURCES).map(|i| configmap(&format!("c-{i}"), "0")).collect();
         create_all(&Api::namespaced(client.clone(), &self.churn), cms).await?;
+        for (kind, name, _) in MIXED {
+            let o = json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name}, "data": {"v": "MA=="}});
+            create_json(client, &self.mixed, o).await?;
+        }
+        for w in mixed_workloads() {
+            create_json(client, &self.mixed, w).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Scenario 10's sources: (kind, name, the workload that uses it, as a bench watch key suffix).
+pub(crate) const MIXED: [(&str, &str, &str); 7] = [
+    ("ConfigMap", "m-volume", "statefulset/sts-volume"),
+    ("ConfigMap", "m-projected", "daemonset/ds-projected"),
+    ("Secret", "s-projected", "daemonset/ds-projected"),
+    ("ConfigMap", "m-init", "d-init"),
+    ("Secret", "s-valuefrom", "d-valuefrom"),
+    ("Secret", "s-envfrom", "statefulset/sts-envfrom"),
+    ("ConfigMap", "m-init-envfrom", "daemonset/ds-init-envfrom"),
+];
+
+/// Scenario 10's workloads, each using its sources in a different way.
+fn mixed_workloads() -> Vec<Value> {
+    let container = |name: &str, extra: Value| {
+        let mut c = json!({"name": name, "image": "example.com/app:1"});
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
+    };
+    let key_ref = |kind: &str, name: &str| json!({kind: {"name": name, "key": "v"}});
+    let workload = |kind: &str, name: &str, spec: Value| {
+        let mut w = json!({
+            "apiVersion": "apps/v1", "kind": kind,
+            "metadata": {"name": name, "annotations": {"reloader.stakater.com/auto": "true"}},
+            "spec": {"selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}
+        });
+        match kind {
+            "Deployment" => w["spec"]["replicas"] = json!(0),
+            "StatefulSet" => {
+                w["spec"]["replicas"] = json!(0);
+                w["spec"]["serviceName"] = json!(name);
+            }
+            _ => {}
+        }
+        w
+    };
+    vec![
+        workload(
+            "StatefulSet",
+            "sts-volume",
+            json!({"containers": [container("app", json!({"volumeMounts": [{"name": "c", "mountPath": "/c"}]}))],
+                   "volumes": [{"name": "c", "configMap": {"name": "m-volume"}}]}),
+        ),
+        workload(
+            "DaemonSet",
+            "ds-projected",
+            json!({"containers": [container("app", json!({"volumeMounts": [{"name": "p", "mountPath": "/p"}]}))],
+                   "volumes": [{"name": "p", "projected": {"sources": [
+                       {"configMap": {"name": "m-projected"}}, {"secret": {"name": "s-projected"}}]}}]}),
+        ),
+        workload(
+            "Deployment",
+            "d-init",
+            json!({"initContainers": [container("init", json!({"env": [{"name": "V", "valueFrom": key_ref("configMapKeyRef", "m-init")}]}))],
+                   "containers": [container("app", json!({}))]}),
+        ),
+        workload(
+            "Deployment",
+            "d-valuefrom",
+            json!({"containers": [container("app", json!({"env": [{"name": "V", "valueFrom": key_ref("secretKeyRef", "s-valuefrom")}]}))]}),
+        ),
+        workload(
+            "StatefulSet",
+            "sts-envfrom",
+            json!({"containers": [container("app", json!({"envFrom": [{"secretRef": {"name": "s-envfrom"}}]}))]}),
+        ),
+        workload(
+            "DaemonSet",
+            "ds-init-envfrom",
+            json!({"initContainers": [container("init", json!({"envFrom": [{"configMapRef": {"name": "m-init-envfrom"}}]}))],
+                   "containers": [container("app", json!({}))]}),
+        ),
+    ]
+}
+
+/// Creates any namespaced object from its JSON (`apiVersion` and `kind` set).
+pub(crate) async fn create_json(client: &Client, ns: &str, o: Value) -> anyhow::Result<()> {
+    let what =
+        format!("{} {}/{}", o["kind"].as_str().unwrap_or("?"), ns, o["metadata"]["name"].as_str().unwrap_or("?"));
+    let (group, version) = match o["apiVersion"].as_str().unwrap_or("v1").split_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (String::new(), o["apiVersion"].as_str().unwrap_or("v1").to_string()),
+    };
+    let kind = o["kind"].as_str().unwrap_or_default().to_string();
+    let gvk = kube::api::GroupVersionKind::gvk(&group, &version, &kind);
+    let ar = kube::api::ApiResource::from_gvk(&gvk);
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let obj: kube::api::DynamicObject = serde_json::from_value(o)?;
+    api.create(&PostParams::default(), &obj).await.with_context(|| what)?;
+    Ok(())
+}
+
+impl Layout {
+    /// Changes one of scenario 10's sources to new content.
+    pub(crate) async fn change_mixed(
+        &self,
+        client: &Client,
+        kind: &str,
+        name: &str,
+        value: &str,
+    ) -> anyhow::Result<()> {
+        if kind == "Secret" {
+            // stringData: the API server encodes it into data.
+            let patch = Patch::Merge(json!({"stringData": {"v": value}}));
+            Api::<Secret>::namespaced(client.clone(), &self.mixed).patch(name, &PatchParams::default(), &patch).await?;
+        } else {
+            let patch = Patch::Merge(json!({"data": {"v": value}}));
+            Api::<ConfigMap>::namespaced(client.clone(), &self.mixed)
+                .patch(name, &PatchParams::default(), &patch)
+                .await?;
+        }
         Ok(())
     }
 }

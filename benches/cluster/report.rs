@@ -91,8 +91,12 @@ pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
         r.scale.iter().map(|s| s.requests_during_sync.workload_writes().to_string()).collect::<Vec<_>>().join(", ")
     });
     let variants: Vec<String> = {
-        let mut v: Vec<String> = results.iter().flat_map(|r| r.latency_ms.keys().cloned()).collect();
-        v.dedup();
+        let mut v: Vec<String> = Vec::new();
+        for k in results.iter().flat_map(|r| r.latency_ms.keys()) {
+            if !v.contains(k) {
+                v.push(k.clone());
+            }
+        }
         v
     };
     for variant in &variants {
@@ -123,6 +127,28 @@ pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
     });
     row("7 churn", "heap in use after each round (MiB)", &|r| {
         r.churn_heap_mib.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(" → ")
+    });
+    row("8 large objects", "p50 / p95 / p99 (ms), one 100–1000 KiB ConfigMap changed at a time", &|r| {
+        let v = &r.large_latency_ms;
+        format!("{:.0} / {:.0} / {:.0}", percentile(v, 50.0), percentile(v, 95.0), percentile(v, 99.0))
+    });
+    row("8 large objects", "RSS before / after the changes (MiB)", &|r| {
+        format!("{:.1} / {:.1}", r.large_rss_mib.0, r.large_rss_mib.1)
+    });
+    row("9 API pressure", "writes (concurrent writers, each one a second)", &|r| r.pressure_changes.to_string());
+    row("9 API pressure", "p50 / p99 (ms), write to its workload's next rollout", &|r| {
+        let v = &r.pressure_latency_ms;
+        format!("{:.0} / {:.0}", percentile(v, 50.0), percentile(v, 99.0))
+    });
+    row("9 API pressure", "rollouts per workload, median / max", &|r| {
+        let v: Vec<f64> = r.pressure_rollouts.iter().map(|n| *n as f64).collect();
+        format!("{:.0} / {:.0}", percentile(&v, 50.0), percentile(&v, 100.0))
+    });
+    row("9 API pressure", "last rollout after the writes stopped (s) / workloads converged", &|r| {
+        format!("{:.1} / {}", r.pressure_drain_s, r.pressure_converged)
+    });
+    row("10 mixed kinds", &format!("of {} source changes: rolled / max latency (ms)", MIXED.len()), &|r| {
+        format!("{} / {:.0}", r.mixed_latency_ms.len(), percentile(&r.mixed_latency_ms, 100.0))
     });
     row("–", "LIST requests after the initial sync (streaming lists included)", &|r| r.lists_after_sync.to_string());
     row("–", "PATCH / UPDATE / all requests after the initial sync", &|r| {

@@ -37,6 +37,19 @@ pub(crate) struct SubjectResult {
     /// Workload churn: heap in use after each round, as the controller's allocator counts it
     /// (ours: `reloader_heap_bytes`; Go: `go_memstats_heap_inuse_bytes`), when it reports it.
     pub(crate) churn_heap_mib: Vec<f64>,
+    /// Large objects: latency of each change (ms), RSS before and after the changes (MiB).
+    pub(crate) large_latency_ms: Vec<f64>,
+    pub(crate) large_rss_mib: (f64, f64),
+    /// API pressure: writes made, the latency of each (ms; until its workload's next rollout),
+    /// rollouts per workload, seconds from the last write until the last rollout, and the
+    /// workloads whose last rollout came after their source's last write.
+    pub(crate) pressure_changes: usize,
+    pub(crate) pressure_latency_ms: Vec<f64>,
+    pub(crate) pressure_rollouts: Vec<usize>,
+    pub(crate) pressure_drain_s: f64,
+    pub(crate) pressure_converged: usize,
+    /// Mixed kinds and references: latency of each source change that rolled its workload (ms).
+    pub(crate) mixed_latency_ms: Vec<f64>,
     pub(crate) missed: Vec<String>,
 }
 
@@ -201,6 +214,27 @@ impl Bench {
 
         r.requests_after_sync = self.audit.since(after_sync, &s.agent)?;
         r.lists_after_sync = r.requests_after_sync.count("list");
+
+        // 8–9 after the request counts above, so those stay comparable across versions.
+        self.large(s, &p, &layout.large, &mut r).await?;
+        self.pressure(s, &layout.pressure, &mut r).await?;
+
+        // 10. Mixed kinds and references: each source changed once, one at a time.
+        for (i, (kind, name, workload)) in MIXED.iter().enumerate() {
+            if i > 0 && MIXED[i - 1].2 == *workload {
+                // The same workload again: past our --min-reload-interval (10 s), so this
+                // measures the reference, not the storm brake.
+                tokio::time::sleep(Duration::from_secs(11)).await;
+            }
+            self.audit.quiesce(&s.agent, Duration::from_millis(300)).await?;
+            let sent = Instant::now();
+            layout.change_mixed(&self.client, kind, name, &uniq()).await?;
+            let t0 = Instant::now();
+            match self.templates.change_after(&format!("{}/{workload}", layout.mixed), sent).await {
+                Some(t) => r.mixed_latency_ms.push(t.saturating_duration_since(t0).as_secs_f64() * 1000.0),
+                None => r.missed.push(format!("mixed {kind} {name} → {workload}")),
+            }
+        }
         p.stop();
 
         // 6. Restart with nothing changed: rollouts and workload writes.
@@ -294,6 +328,129 @@ impl Bench {
             }
         }
         p.stop();
+        Ok(())
+    }
+
+    /// Scenario 8, large objects: ConfigMaps of 100 KiB–1000 KiB (one Deployment each) created
+    /// while the controller runs, then each changed to new content of the same size, one at a
+    /// time. Latency as in scenario 2; RSS before and after. They are deleted at the end so the
+    /// next controller starts on the same cluster.
+    pub(crate) async fn large(&self, s: &Subject, p: &Running, ns: &str, r: &mut SubjectResult) -> anyhow::Result<()> {
+        let n = self.sizes.large;
+        let cms: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
+        // Sequential creates: 32 MiB-sized requests at once would measure the API server.
+        for i in 0..n {
+            cms.create(&PostParams::default(), &configmap(&format!("c-{i}"), &large_value(i as u64, i))).await?;
+        }
+        let ds = (0..n).map(|i| deployment(&format!("d-{i}"), &[format!("c-{i}")], None)).collect();
+        create_all(&deployments, ds).await?;
+        self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
+        let before = mib(p.rss_kib());
+        for i in 0..n {
+            self.audit.quiesce(&s.agent, Duration::from_millis(300)).await?;
+            let value = large_value(1_000 + i as u64, i);
+            let sent = Instant::now();
+            cms.patch(&format!("c-{i}"), &PatchParams::default(), &Patch::Merge(json!({"data": {"v": value}}))).await?;
+            let t0 = Instant::now();
+            match self.templates.change_after(&format!("{ns}/d-{i}"), sent).await {
+                Some(t) => r.large_latency_ms.push(t.saturating_duration_since(t0).as_secs_f64() * 1000.0),
+                None => r.missed.push(format!("large {ns}/d-{i}")),
+            }
+        }
+        self.audit.quiesce(&s.agent, Duration::from_secs(2)).await?;
+        r.large_rss_mib = (before, mib(p.rss_kib()));
+        eprintln!(">> {}: large objects: RSS {before:.1} → {:.1} MiB", s.name, r.large_rss_mib.1);
+        deployments.delete_collection(&Default::default(), &Default::default()).await?;
+        for i in 0..n {
+            cms.delete(&format!("c-{i}"), &Default::default()).await?;
+        }
+        // Not the namespace's kube-root-ca.crt, which the controller-manager keeps there.
+        let left = || async {
+            let list = cms.list_metadata(&ListParams::default()).await?;
+            anyhow::Ok(list.items.iter().any(|c| c.metadata.name.as_deref().is_some_and(|n| n.starts_with("c-"))))
+        };
+        while left().await? {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.templates.forget(ns);
+        Ok(())
+    }
+
+    /// Scenario 9, API pressure: writers change the namespace's sources (one Deployment each)
+    /// concurrently, each once a second, for a fixed time. Each write's latency runs until its
+    /// workload's next rollout; after the writes stop, the run waits until every workload has
+    /// rolled after its source's last write (at most 5 min) and counts those that did.
+    pub(crate) async fn pressure(&self, s: &Subject, ns: &str, r: &mut SubjectResult) -> anyhow::Result<()> {
+        let sz = self.sizes;
+        let start = Instant::now();
+        let until = start + Duration::from_secs(sz.pressure_secs);
+        let writers = (0..sz.pressure_writers).map(|w| {
+            let client = self.client.clone();
+            async move {
+                let mut writes = Vec::new();
+                let mut k = 0;
+                while Instant::now() < until {
+                    let i = (w * 7 + k * 13) % sz.pressure_sources;
+                    let sent = Instant::now();
+                    set_data(&client, ns, &format!("c-{i}"), &format!("p{w}-{k}-{}", uniq())).await?;
+                    writes.push((i, sent, Instant::now()));
+                    k += 1;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                anyhow::Ok(writes)
+            }
+        });
+        let writes: Vec<(usize, Instant, Instant)> =
+            futures::future::try_join_all(writers).await?.into_iter().flatten().collect();
+        let stopped = Instant::now();
+        let keys: Vec<String> = (0..sz.pressure_sources).map(|i| format!("{ns}/d-{i}")).collect();
+        let last_change = || {
+            let seen = self.templates.seen.lock().unwrap();
+            keys.iter().filter_map(|k| seen.get(k).and_then(|(_, c)| c.last().copied())).max()
+        };
+        let last_writes: Vec<Option<Instant>> =
+            (0..sz.pressure_sources).map(|i| writes.iter().filter(|w| w.0 == i).map(|w| w.1).max()).collect();
+        let converged = |seen: &HashMap<String, Seen>, i: usize| match last_writes[i] {
+            None => true,
+            Some(w) => seen.get(&keys[i]).and_then(|(_, c)| c.last()).is_some_and(|c| *c >= w),
+        };
+        // Held workloads (our flap brake) roll once more after --flap-settle (2 min): wait for
+        // every workload to follow its last write, then for 5 s of quiet; at most 5 min.
+        loop {
+            let all = {
+                let seen = self.templates.seen.lock().unwrap();
+                (0..sz.pressure_sources).all(|i| converged(&seen, i))
+            };
+            let quiet = last_change().is_none_or(|t| t.elapsed() > Duration::from_secs(5));
+            if (all && quiet) || stopped.elapsed() > Duration::from_secs(300) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.audit.quiesce(&s.agent, Duration::from_secs(1)).await?;
+        let seen = self.templates.seen.lock().unwrap().clone();
+        let changes = |i: usize| seen.get(&keys[i]).map(|(_, c)| c.clone()).unwrap_or_default();
+        r.pressure_changes = writes.len();
+        for (i, sent, acked) in &writes {
+            if let Some(t) = changes(*i).into_iter().find(|t| t >= sent) {
+                r.pressure_latency_ms.push(t.saturating_duration_since(*acked).as_secs_f64() * 1000.0);
+            }
+        }
+        r.pressure_rollouts =
+            (0..sz.pressure_sources).map(|i| changes(i).iter().filter(|t| **t >= start).count()).collect();
+        r.pressure_drain_s = last_change().map_or(0.0, |t| t.saturating_duration_since(stopped).as_secs_f64());
+        for i in 0..sz.pressure_sources {
+            if converged(&seen, i) {
+                r.pressure_converged += 1;
+            } else {
+                r.missed.push(format!("pressure {ns}/d-{i}"));
+            }
+        }
+        eprintln!(
+            ">> {}: API pressure: {} writes, {}/{} workloads converged, drained {:.1} s after the writes",
+            s.name, r.pressure_changes, r.pressure_converged, sz.pressure_sources, r.pressure_drain_s
+        );
         Ok(())
     }
 

@@ -1,4 +1,4 @@
-//! The independent watch: when each Deployment's pod template changed.
+//! The independent watch: when each Deployment's, StatefulSet's and DaemonSet's pod template changed.
 
 use super::*;
 
@@ -9,32 +9,59 @@ pub(crate) type Seen = (String, Vec<Instant>);
 pub(crate) struct Templates {
     /// namespace/name → what was seen of it
     pub(crate) seen: Arc<Mutex<HashMap<String, Seen>>>,
-    pub(crate) ready: Arc<AtomicBool>,
+    /// Watches that have not finished their initial list.
+    pub(crate) pending: Arc<AtomicUsize>,
 }
 
 impl Templates {
+    /// Watches Deployments (keys `namespace/name`), StatefulSets (`namespace/statefulset/name`)
+    /// and DaemonSets (`namespace/daemonset/name`).
     pub(crate) fn start(client: Client) -> Templates {
         let t = Templates::default();
-        let t2 = t.clone();
+        t.watch::<Deployment>(client.clone(), "", |d| d.spec.as_ref().map(|s| &s.template));
+        t.watch::<StatefulSet>(client.clone(), "statefulset/", |d| d.spec.as_ref().map(|s| &s.template));
+        t.watch::<DaemonSet>(client, "daemonset/", |d| d.spec.as_ref().map(|s| &s.template));
+        t
+    }
+
+    fn watch<K>(&self, client: Client, prefix: &'static str, template: fn(&K) -> Option<&PodTemplateSpec>)
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + 'static,
+    {
+        let t = self.clone();
+        self.pending.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            let api: Api<Deployment> = Api::all(client);
+            let api: Api<K> = Api::all(client);
             let mut s = watcher::watcher(api, watcher::Config::default()).boxed();
+            let mut synced = false;
             while let Some(ev) = s.next().await {
                 let now = Instant::now();
                 match ev {
-                    Ok(watcher::Event::Apply(d) | watcher::Event::InitApply(d)) => t2.observe(&d, now),
-                    Ok(watcher::Event::InitDone) => t2.ready.store(true, Ordering::SeqCst),
+                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                        let m = o.meta();
+                        let key = format!(
+                            "{}/{prefix}{}",
+                            m.namespace.as_deref().unwrap_or(""),
+                            m.name.as_deref().unwrap_or("")
+                        );
+                        t.observe(key, serde_json::to_string(&template(&o)).unwrap_or_default(), now);
+                    }
+                    Ok(watcher::Event::InitDone) if !synced => {
+                        synced = true;
+                        t.pending.fetch_sub(1, Ordering::SeqCst);
+                    }
                     _ => {}
                 }
             }
         });
-        t
     }
 
-    pub(crate) fn observe(&self, d: &Deployment, now: Instant) {
-        let key =
-            format!("{}/{}", d.metadata.namespace.as_deref().unwrap_or(""), d.metadata.name.as_deref().unwrap_or(""));
-        let template = serde_json::to_string(&d.spec.as_ref().map(|s| &s.template)).unwrap_or_default();
+    pub(crate) fn observe(&self, key: String, template: String, now: Instant) {
         let mut seen = self.seen.lock().unwrap();
         match seen.get_mut(&key) {
             Some((t, changes)) if *t != template => {
@@ -49,7 +76,7 @@ impl Templates {
     }
 
     pub(crate) async fn wait_synced(&self) {
-        while !self.ready.load(Ordering::SeqCst) {
+        while self.pending.load(Ordering::SeqCst) > 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
