@@ -36,5 +36,15 @@ rm -rf "$out"
 mkdir -p "$out"
 trap 'hack/cluster.sh down' EXIT
 eval "$(hack/cluster.sh up | tail -n 1)"
+rc=0
 cargo bench -q --bench soak -- --audit-log "$RELOADER_CLUSTER_DIR/logs/audit.log" \
-  --cluster-script "$repo/hack/cluster.sh" --out "$out" "${args[@]}"
+  --cluster-script "$repo/hack/cluster.sh" --out "$out" "${args[@]}" || rc=$?
+if [ "$rc" != 0 ]; then
+  # The next run empties $out and the control plane's logs: keep this run's for diagnosis.
+  kept="target/soak-failed/$(date -u +%Y%m%dT%H%M%S)"
+  mkdir -p "$kept"
+  cp -r "$out/." "$kept/"
+  cp -r "$RELOADER_CLUSTER_DIR/logs" "$kept/control-plane"
+  echo "soak: failed; its logs, the control plane's and the audit log are kept in $kept" >&2
+fi
+exit "$rc"
