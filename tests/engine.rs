@@ -545,16 +545,25 @@ async fn several_sources_changed_together_give_one_rollout() {
     assert_eq!(replica_sets(&ns, "web").await, 2, "one rollout for the whole burst");
 }
 
-/// At the defaults (no `--debounce` flags): five changes 20 ms apart, each restarting the quiet
-/// window, give one rollout.
+/// Five changes written 20 ms apart, each restarting the quiet window, give one rollout. The
+/// window is 300 ms here, not the default 50 ms: with the other tests of this file running at
+/// once on two cores, the controller saw writes made 20 ms apart up to 135 ms apart, and then
+/// rolled twice or three times (the storm brake, which folds such repeats into one reload 10 s
+/// later at the defaults, is off in tests). The defaults' burst figure is the benchmark's.
 #[tokio::test]
-async fn a_burst_20ms_apart_at_the_defaults_gives_one_rollout() {
+async fn a_burst_20ms_apart_gives_one_rollout() {
     let ns = TestNs::new("burst20").await;
     let names = ["c1", "c2", "c3", "c4", "c5"];
     for n in names {
         ns.set_configmap(n, json!({"v": "1"})).await;
     }
-    let (_ctl, g0) = setup(&ns, json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&names), &[]).await;
+    let (_ctl, g0) = setup(
+        &ns,
+        json!({"reloader.stakater.com/auto": "true"}),
+        env_from_configmaps(&names),
+        &["--debounce-quiet=300ms"],
+    )
+    .await;
     await_record(&ns, "web").await;
     // Each write starts 20 ms after the one before, however long the API server takes.
     let ns = &ns;
@@ -590,14 +599,20 @@ async fn a_configmap_and_a_secret_changed_back_to_back_give_one_rollout() {
     }
 }
 
-/// At the defaults a lone change waits only the quiet window, not the 500 ms cap: the
-/// fastest of three is patched well before 500 ms (the others allow for a loaded machine).
+/// At the defaults (the default quiet window, 50 ms, given explicitly since tests otherwise
+/// use 300 ms) a lone change waits only the quiet window, not the 500 ms cap: the fastest of
+/// three is patched well before 500 ms (the others allow for a loaded machine).
 #[tokio::test]
 async fn a_lone_change_at_the_defaults_is_not_held_for_the_cap() {
     let ns = TestNs::new("lone").await;
     ns.set_configmap("cfg", json!({"v": "0"})).await;
-    let (_ctl, mut g) =
-        setup(&ns, json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&["cfg"]), &[]).await;
+    let (_ctl, mut g) = setup(
+        &ns,
+        json!({"reloader.stakater.com/auto": "true"}),
+        env_from_configmaps(&["cfg"]),
+        &["--debounce-quiet=50ms"],
+    )
+    .await;
     await_record(&ns, "web").await;
     let mut fastest = Duration::MAX;
     for v in 1..=3 {

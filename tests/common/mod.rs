@@ -88,8 +88,10 @@ impl TestNs {
         .unwrap();
         Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
         // Pods need the namespace's default ServiceAccount, which the controller-manager adds.
+        // Right after a test restarted kube-apiserver (faults.rs) its informers take up to
+        // ~30 s to come back (client-go's backoff), so this waits longer than a test would.
         let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &name);
-        eventually(Duration::from_secs(20), "default ServiceAccount", || async {
+        eventually(Duration::from_secs(90), "default ServiceAccount", || async {
             sa.get_opt("default").await.ok().flatten()
         })
         .await;
@@ -195,6 +197,13 @@ pub fn settings(args: &[&str]) -> Settings {
     }
     if !args.iter().any(|a| a.starts_with("--flap-limit")) {
         all.push("--flap-limit=0");
+    }
+    // Tests write several sources back to back and expect one rollout. With the other tests of
+    // a file running at once on two cores, the controller saw writes made 20 ms apart up to
+    // 135 ms apart, past the default 50 ms quiet window (and the brake that folds a second
+    // rollout is off). Tests of the defaults' timing pass `--debounce-quiet=50ms` themselves.
+    if !args.iter().any(|a| a.starts_with("--debounce")) {
+        all.push("--debounce-quiet=300ms");
     }
     all.extend_from_slice(args);
     let cli = Cli::try_parse_from(all).expect("valid args");
