@@ -50,6 +50,15 @@ where
     }
 }
 
+/// A watch without a label selector: listed in pages, `--namespaces-to-ignore` server-side.
+fn paged(ignore: &[String]) -> watcher::Config {
+    watcher::Config {
+        field_selector: field_selector(ignore, &[]),
+        page_size: Some(LIST_PAGE_SIZE),
+        ..Default::default()
+    }
+}
+
 fn spawn_workloads<K: WorkloadObject>(
     set: &mut JoinSet<()>,
     ctx: &Arc<Ctx>,
@@ -57,11 +66,7 @@ fn spawn_workloads<K: WorkloadObject>(
     ignore: &[String],
 ) {
     for scope in scopes {
-        let cfg = watcher::Config {
-            field_selector: field_selector(ignore, &[]),
-            page_size: Some(LIST_PAGE_SIZE),
-            ..Default::default()
-        };
+        let cfg = paged(ignore);
         let synced = ctx.health.readiness.handle_in(scope.clone());
         set.spawn(watch::workloads::<K>(ctx.clone(), scoped_api(&ctx.client, scope), cfg, scope.clone(), synced));
     }
@@ -116,11 +121,7 @@ async fn spawn_csi(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, scopes: &[Option<Strin
     for scope in scopes {
         // Not `--resource-label-selector`: the driver labels nothing, so Reloader's selector on
         // them (its quirk Q13) only turns CSI reloads off.
-        let cfg = watcher::Config {
-            field_selector: field_selector(ignore, &[]),
-            page_size: Some(LIST_PAGE_SIZE),
-            ..Default::default()
-        };
+        let cfg = paged(ignore);
         let synced = ctx.health.readiness.handle_in(scope.clone());
         let api: Api<SecretProviderClassPodStatus> = scoped_api(&ctx.client, scope);
         set.spawn(watch::spc_pod_statuses(ctx.clone(), api, cfg.clone(), scope.clone(), synced));

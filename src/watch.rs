@@ -32,6 +32,11 @@ fn in_scope(scope: Option<&str>, namespace: &str) -> bool {
 /// `(namespace, name)` of every object a (re)list returned.
 type Listed = HashSet<(String, String)>;
 
+/// Of the `known` objects, those in `scope` that a relist no longer returned.
+fn gone(known: Vec<(String, String)>, scope: Option<&str>, listed: &Listed) -> Vec<(String, String)> {
+    known.into_iter().filter(|(ns, n)| in_scope(scope, ns) && !listed.contains(&(ns.clone(), n.clone()))).collect()
+}
+
 /// What the handlers need to know of the settings and the moment.
 pub(crate) struct Intake<'a> {
     pub(crate) keys: &'a Keys,
@@ -61,6 +66,15 @@ pub(crate) struct Handled {
     pub(crate) received: Option<&'static str>,
     /// `reloader_skipped_total{reason}`.
     pub(crate) skipped: Option<&'static str>,
+}
+
+impl Handled {
+    /// Adds the workloads and webhooks `other` asks for (a relist's deletions, as one).
+    fn absorb(&mut self, other: Handled) {
+        self.now.extend(other.now);
+        self.debounced.extend(other.debounced);
+        self.webhooks.extend(other.webhooks);
+    }
 }
 
 /// What one watch does with its objects: it updates the index and says what follows; it never
@@ -255,16 +269,9 @@ impl<K: SourceObject> Handler<K> for Sources {
         forget_source(idx, intake, &ns, r, rv, Some(flags), h)
     }
     fn relisted(&mut self, idx: &mut State, intake: &Intake, listed: &Listed) -> Handled {
-        let gone: Vec<(String, String)> = idx
-            .source_names(K::KIND)
-            .into_iter()
-            .filter(|(ns, n)| in_scope(self.scope.as_deref(), ns) && !listed.contains(&(ns.clone(), n.clone())))
-            .collect();
         let mut all = Handled::default();
-        for (ns, name) in gone {
-            let h = forget_source(idx, intake, &ns, SourceRef::new(K::KIND, name), None, None, Handled::default());
-            all.debounced.extend(h.debounced);
-            all.webhooks.extend(h.webhooks);
+        for (ns, name) in gone(idx.source_names(K::KIND), self.scope.as_deref(), listed) {
+            all.absorb(forget_source(idx, intake, &ns, SourceRef::new(K::KIND, name), None, None, Handled::default()));
         }
         all
     }
@@ -380,17 +387,9 @@ impl Handler<SecretProviderClassPodStatus> for SpcPodStatuses {
         Self::set(idx, intake, &ns, &name, None, rv)
     }
     fn relisted(&mut self, idx: &mut State, intake: &Intake, listed: &Listed) -> Handled {
-        let gone: Vec<(String, String)> = idx
-            .spcps_names()
-            .into_iter()
-            .filter(|(ns, n)| in_scope(self.scope.as_deref(), ns) && !listed.contains(&(ns.clone(), n.clone())))
-            .collect();
         let mut all = Handled::default();
-        for (ns, name) in gone {
-            let h = Self::set(idx, intake, &ns, &name, None, None);
-            all.debounced.extend(h.debounced);
-            all.now.extend(h.now);
-            all.webhooks.extend(h.webhooks);
+        for (ns, name) in gone(idx.spcps_names(), self.scope.as_deref(), listed) {
+            all.absorb(Self::set(idx, intake, &ns, &name, None, None));
         }
         all
     }
@@ -428,16 +427,10 @@ impl Handler<SecretProviderClass> for Spcs {
         spc_settled(idx, intake, &ns, &name, None, Handled::default())
     }
     fn relisted(&mut self, idx: &mut State, intake: &Intake, listed: &Listed) -> Handled {
-        let gone: Vec<(String, String)> = idx
-            .spc_names()
-            .into_iter()
-            .filter(|(ns, n)| in_scope(self.scope.as_deref(), ns) && !listed.contains(&(ns.clone(), n.clone())))
-            .collect();
         let mut all = Handled::default();
-        for (ns, name) in gone {
+        for (ns, name) in gone(idx.spc_names(), self.scope.as_deref(), listed) {
             idx.set_spc_flags(&ns, &name, None);
-            let h = spc_settled(idx, intake, &ns, &name, None, Handled::default());
-            all.now.extend(h.now);
+            all.absorb(spc_settled(idx, intake, &ns, &name, None, Handled::default()));
         }
         all
     }

@@ -69,24 +69,13 @@ pub(crate) struct MountedObject {
     pub(crate) version: String,
 }
 
-impl k8s_openapi::Resource for SecretProviderClassPodStatus {
-    const API_VERSION: &'static str = GROUP_VERSION;
-    const GROUP: &'static str = "secrets-store.csi.x-k8s.io";
-    const KIND: &'static str = "SecretProviderClassPodStatus";
-    const VERSION: &'static str = "v1";
-    const URL_PATH_SEGMENT: &'static str = "secretproviderclasspodstatuses";
-    type Scope = k8s_openapi::NamespaceResourceScope;
-}
-
-impl k8s_openapi::Metadata for SecretProviderClassPodStatus {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+namespaced_resource!(
+    SecretProviderClassPodStatus,
+    "secrets-store.csi.x-k8s.io",
+    "v1",
+    "SecretProviderClassPodStatus",
+    "secretproviderclasspodstatuses"
+);
 
 /// A SecretProviderClass: only its metadata (its `match` and `ignore` annotations). Its spec
 /// (provider parameters) is dropped when decoded.
@@ -95,24 +84,13 @@ pub(crate) struct SecretProviderClass {
     pub(crate) metadata: ObjectMeta,
 }
 
-impl k8s_openapi::Resource for SecretProviderClass {
-    const API_VERSION: &'static str = GROUP_VERSION;
-    const GROUP: &'static str = "secrets-store.csi.x-k8s.io";
-    const KIND: &'static str = "SecretProviderClass";
-    const VERSION: &'static str = "v1";
-    const URL_PATH_SEGMENT: &'static str = "secretproviderclasses";
-    type Scope = k8s_openapi::NamespaceResourceScope;
-}
-
-impl k8s_openapi::Metadata for SecretProviderClass {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+namespaced_resource!(
+    SecretProviderClass,
+    "secrets-store.csi.x-k8s.io",
+    "v1",
+    "SecretProviderClass",
+    "secretproviderclasses"
+);
 
 /// What one SPCPS says is mounted: the SPC and the content hash. `None` when it holds nothing
 /// (no status or no objects yet, no SPC name, or being deleted).

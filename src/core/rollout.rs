@@ -21,21 +21,4 @@ pub(crate) struct RolloutSpec {
     pub(crate) workload_ref: Option<serde_json::Value>,
 }
 
-impl k8s_openapi::Resource for Rollout {
-    const API_VERSION: &'static str = "argoproj.io/v1alpha1";
-    const GROUP: &'static str = "argoproj.io";
-    const KIND: &'static str = "Rollout";
-    const VERSION: &'static str = "v1alpha1";
-    const URL_PATH_SEGMENT: &'static str = "rollouts";
-    type Scope = k8s_openapi::NamespaceResourceScope;
-}
-
-impl k8s_openapi::Metadata for Rollout {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+namespaced_resource!(Rollout, "argoproj.io", "v1alpha1", "Rollout", "rollouts");
