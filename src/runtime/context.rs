@@ -114,7 +114,7 @@ impl Ctx {
 
     /// A reconcile of `key` failed: how long until it is retried.
     pub(crate) fn failed(&self, key: &WorkloadKey) -> Duration {
-        self.slots.failed(key)
+        self.slots.failed(key, Instant::now())
     }
 
     pub(crate) fn begin_shutdown(&self) {

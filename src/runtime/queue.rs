@@ -203,9 +203,11 @@ pub(crate) fn conflict_backoff(n: u32) -> Duration {
     Duration::from_millis(50u64 << n.saturating_sub(1).min(5)).min(Duration::from_secs(1))
 }
 
-/// Delay before retrying a failed workload: 1 s doubling to 5 min.
+/// Delay before retrying a failed workload after its `n`th failure: 2 s doubling to 128 s.
+/// Short enough that a refusal that ends (RBAC given back, a policy lifted) is noticed within
+/// about two minutes even without a new change.
 pub(crate) fn backoff(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(8)).min(Duration::from_secs(300))
+    Duration::from_secs(1u64 << failures.clamp(1, 7))
 }
 
 #[cfg(test)]
@@ -386,7 +388,7 @@ mod tests {
         q.add_after("a", conflict_backoff(3));
         assert_eq!(next_at(&q, t1).await, ("a", ms(50)));
         assert_eq!([1, 2, 6, 9].map(conflict_backoff), [ms(50), ms(100), ms(1000), ms(1000)]);
-        assert_eq!([0, 1, 8].map(backoff), [1, 2, 256].map(Duration::from_secs));
+        assert_eq!([1, 2, 7, 30].map(backoff), [2, 4, 128, 128].map(Duration::from_secs));
     }
 
     #[tokio::test(start_paused = true)]

@@ -19,6 +19,8 @@ use crate::runtime::queue;
 #[derive(Debug, Default)]
 struct Slot {
     failures: u32,
+    /// When the retry after the last counted failure is due.
+    retry_at: Option<Instant>,
     conflicts: u32,
     first_change: Option<Instant>,
     brake: Brake,
@@ -30,6 +32,7 @@ struct Slot {
 impl Slot {
     fn is_empty(&self) -> bool {
         self.failures == 0
+            && self.retry_at.is_none()
             && self.conflicts == 0
             && self.first_change.is_none()
             && self.brake.is_idle()
@@ -72,6 +75,7 @@ impl Slots {
     pub(crate) fn settled(&self, key: &WorkloadKey) {
         self.with(key, |s| {
             s.failures = 0;
+            s.retry_at = None;
             s.conflicts = 0;
         });
     }
@@ -84,11 +88,21 @@ impl Slots {
         })
     }
 
-    /// A reconcile failed: how long until it is retried.
-    pub(crate) fn failed(&self, key: &WorkloadKey) -> Duration {
-        self.with(key, |s| {
-            s.failures += 1;
-            queue::backoff(s.failures)
+    /// A reconcile failed at `now`: how long until it is retried.
+    ///
+    /// Only a failure at or after the scheduled retry raises the backoff. An attempt that a
+    /// new change started earlier keeps the schedule: otherwise, while writes are refused,
+    /// a busy source would push its workloads to the longest backoff within seconds, and
+    /// they would wait it out after the refusal ends.
+    pub(crate) fn failed(&self, key: &WorkloadKey, now: Instant) -> Duration {
+        self.with(key, |s| match s.retry_at {
+            Some(at) if now < at => at - now,
+            _ => {
+                s.failures += 1;
+                let delay = queue::backoff(s.failures);
+                s.retry_at = Some(now + delay);
+                delay
+            }
         })
     }
 
@@ -178,8 +192,28 @@ mod tests {
         assert_eq!(slots.len(), 0, "settled: dropped");
         slots.brake_reloaded(&a, now);
         assert_eq!(slots.len(), 1, "a recent reload is kept for the brake");
+        assert_eq!(slots.failed(&b, now), Duration::from_secs(2));
+        slots.settled(&b);
         slots.forget(&a);
         assert_eq!(slots.len(), 0, "a deleted workload leaves nothing");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_failures_of_scheduled_retries_raise_the_backoff() {
+        let slots = Slots::default();
+        let a = key("a");
+        let t0 = Instant::now();
+        assert_eq!(slots.failed(&a, t0), Duration::from_secs(2));
+        // New changes run it again before the retry is due and fail: the schedule stands.
+        for ms in [100, 700, 1900] {
+            let now = t0 + Duration::from_millis(ms);
+            assert_eq!(slots.failed(&a, now), Duration::from_millis(2000 - ms));
+        }
+        // The retry itself fails: the backoff doubles.
+        assert_eq!(slots.failed(&a, t0 + Duration::from_secs(2)), Duration::from_secs(4));
+        slots.settled(&a);
+        assert_eq!(slots.len(), 0, "a success starts over");
+        assert_eq!(slots.failed(&a, t0 + Duration::from_secs(3)), Duration::from_secs(2));
     }
 
     #[tokio::test(start_paused = true)]
