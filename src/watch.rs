@@ -45,6 +45,9 @@ pub(crate) struct Intake<'a> {
     pub(crate) options: Options,
     /// The initial lists are done (a creation seen before that is not news).
     pub(crate) synced: bool,
+    /// This watch has not finished its first list: what it returns is where the index starts,
+    /// not a change (its content before is unknown, so nothing is noted in the history).
+    pub(crate) first_list: bool,
 }
 
 /// What the runtime does once a handler has updated the index.
@@ -103,6 +106,7 @@ async fn drive<K, H>(
     let stream = watcher::watcher(api, cfg).backoff(WatchBackoff::default());
     futures::pin_mut!(stream);
     let mut listing: Option<Listed> = None;
+    let mut listed_once = false;
     while let Some(event) = stream.next().await {
         if event.is_ok() {
             ctx.watch_ok(&what);
@@ -114,6 +118,7 @@ async fn drive<K, H>(
             webhook: ctx.notifier.webhook_mode(),
             options: s.options,
             synced: ctx.health.readiness.is_ready(),
+            first_list: !listed_once,
         };
         let handled = {
             let mut st = ctx.state.lock().expect("state lock");
@@ -131,6 +136,7 @@ async fn drive<K, H>(
                 Ok(Event::Apply(obj)) => handler.apply(&mut st, &intake, obj),
                 Ok(Event::Delete(obj)) => handler.delete(&mut st, &intake, obj),
                 Ok(Event::InitDone) => {
+                    listed_once = true;
                     let mut h = handler.relisted(&mut st, &intake, &listing.take().unwrap_or_default());
                     if synced.done() {
                         // Every watch of this scope has listed: its workloads can be decided on.
@@ -253,7 +259,13 @@ impl<K: SourceObject> Handler<K> for Sources {
         if before == after {
             h.skipped = Some("no_data_change");
         } else {
-            idx.note_change(&ns, &r, rv, old.clone(), std::time::Instant::now());
+            // A source listed at start is no change from "absent": what it held before is
+            // unknown, and a workload without a record takes it as its baseline. Noting it
+            // would also keep a history entry per source for ten minutes (half the heap after
+            // the initial sync).
+            if old.is_some() || !intake.first_list {
+                idx.note_change(&ns, &r, rv, old.clone(), std::time::Instant::now());
+            }
             debug!(source = %r, namespace = %ns, hash = %hash.short(), "source changed");
         }
         let action = source_action(before, after, flags_changed, intake.webhook, intake.options, intake.synced);
@@ -554,8 +566,14 @@ mod tests {
         use crate::core::workload::{WorkloadKind, project};
         use serde_json::json;
         let keys = Keys { csi: true, ..Keys::default() };
-        let intake =
-            Intake { keys: &keys, auto_reload_all: false, webhook: false, options: Options::default(), synced: true };
+        let intake = Intake {
+            keys: &keys,
+            auto_reload_all: false,
+            webhook: false,
+            options: Options::default(),
+            synced: true,
+            first_list: false,
+        };
         let mut st = State::default();
         let meta = serde_json::from_value(json!({"name": "web", "namespace": "ns", "resourceVersion": "1",
             "annotations": {"reloader.stakater.com/auto": "true"}}))

@@ -274,6 +274,40 @@ async fn a_change_while_stopped_after_first_sight_is_applied_once_at_start() {
     assert_eq!(reloads(&ctl), 1);
 }
 
+/// A workload created while the controller is down, and its ConfigMap created after it: at
+/// start the ConfigMap is where the workload's record begins, not a creation to reload for,
+/// even with `--reload-on-create` (Reloader also ignores the adds of its initial sync). Its
+/// next change rolls it once.
+#[tokio::test]
+async fn sources_listed_at_start_are_the_baseline_even_with_reload_on_create() {
+    let ns = TestNs::new("start-baseline").await;
+    ns.apply_json::<Deployment>(deployment(
+        "web",
+        json!({"reloader.stakater.com/auto": "true"}),
+        env_from_configmaps(&["cfg"]),
+    ))
+    .await;
+    // Once its rollout is done nothing writes the Deployment, so the ConfigMap is newer.
+    let deployments = ns.api::<Deployment>();
+    eventually(Duration::from_secs(30), "web available", || async {
+        let d = deployments.get("web").await.ok()?;
+        let s = d.status?;
+        (s.observed_generation == d.metadata.generation && s.available_replicas.unwrap_or(0) >= 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    let g0 = pod_template(&ns, "web").await;
+    let ctl = Controller::start(&ns, &["--reload-on-create=true"]).await;
+    await_record(&ns, "web").await;
+    assert_no_reload(&ns, "web", &g0).await;
+    assert_eq!(reloads(&ctl), 0, "recorded, not reloaded");
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    let g1 = await_reload(&ns, "web", &g0).await;
+    assert_no_reload(&ns, "web", &g1).await;
+    assert_eq!(reloads(&ctl), 1);
+}
+
 /// Sources named as real objects are (`app-config`, `db.credentials`, `tls-cert-v2`), not
 /// created yet: with both flags, their creation and deletion reload the workloads that name
 /// them, by a reload annotation or by a reference of every kind.
