@@ -327,7 +327,7 @@ impl Chaos {
         self.counts.api_restarts += 1;
         let (lag, t) = self.probe.measure(&self.client).await?;
         eprintln!(
-            "   a change made as the API served again was applied in {:.2} s (the API served workloads {:.2} s after /readyz)",
+            "   a change made as the API served again was applied in {:.2} s (the API served workloads and the Lease {:.2} s after /readyz)",
             t.as_secs_f64(),
             lag.as_secs_f64()
         );
@@ -356,7 +356,7 @@ impl Probe {
     }
 
     /// Waits for the API server's `/readyz` and for it to serve the probe's Deployment and
-    /// ConfigMap, changes the ConfigMap, and returns how long the API took to serve them after
+    /// ConfigMap and the controllers' Lease, changes the ConfigMap, and returns how long the API took to serve them after
     /// `/readyz`, and how long from then until the probe Deployment's record holds the new hash
     /// (read with GETs, not a watch, so the figure does not include the soak's own watch
     /// catching up).
@@ -364,7 +364,9 @@ impl Probe {
     /// Why not from `/readyz`: after an etcd restart kube-apiserver answered `/readyz` while
     /// requests for apps/v1 objects still hung for up to 7 s (its etcd client for them was
     /// still reconnecting; the audit log showed a 7.15 s GET), and no controller can write a
-    /// workload before the API serves it.
+    /// workload before the API serves it. Likewise Leases: after another etcd restart every
+    /// Lease request (kwok's node leases, kube-apiserver's own, both replicas') hung for 21 s
+    /// after `/readyz`, and a replica that cannot renew its lease must not write.
     pub(crate) async fn measure(&mut self, client: &Client) -> anyhow::Result<(Duration, Duration)> {
         let deadline = Instant::now() + Duration::from_secs(120);
         while !readyz(client).await {
@@ -376,7 +378,8 @@ impl Probe {
         let ready = Instant::now();
         let api: Api<Deployment> = Api::namespaced(client.clone(), PROBE_NAMESPACE);
         let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), PROBE_NAMESPACE);
-        while api.get(PROBE).await.is_err() || cms.get(PROBE).await.is_err() {
+        let leases: Api<Lease> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
+        while api.get(PROBE).await.is_err() || cms.get(PROBE).await.is_err() || leases.get(LEASE).await.is_err() {
             if Instant::now() > deadline {
                 bail!("the API did not serve the probe objects within 120 s");
             }

@@ -141,7 +141,14 @@ pub(crate) async fn run(
     let mut following: Option<String> = None;
     loop {
         let sent = Instant::now();
-        let outcome = attempt(&api, &ha).await;
+        // A request the API server holds (its Lease storage reconnecting to etcd, a dead
+        // connection) must not stall the loop: give up after half the renew deadline, as
+        // client-go's leader-election clients do, and try again.
+        let limit = ha.renew_deadline() / 2;
+        let outcome = match tokio::time::timeout(limit, attempt(&api, &ha)).await {
+            Ok(o) => o,
+            Err(_) => Err(format!("the API server did not answer within {limit:?}")),
+        };
         let now = Instant::now();
         {
             let mut g = gate.inner.lock().expect("gate lock");
@@ -331,6 +338,31 @@ mod tests {
         assert!(gate.open());
         tokio::time::advance(Duration::from_millis(2)).await;
         assert!(!gate.open(), "closed at the deadline without any renewal");
+    }
+
+    /// After an etcd restart the API server held every Lease request for 21 s; the loop must
+    /// not wait on one request that long.
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_request_the_server_holds_is_given_up() {
+        let svc = tower::service_fn(|_: http::Request<kube::client::Body>| {
+            std::future::pending::<Result<http::Response<kube::client::Body>, std::convert::Infallible>>()
+        });
+        let ha = HaSettings {
+            identity: "a".into(),
+            namespace: "n".into(),
+            lease_name: "l".into(),
+            lease_duration: Duration::from_secs(15),
+        };
+        let (gate, stop) = (Arc::new(Gate::default()), CancellationToken::new());
+        let (leading, _) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(run(kube::Client::new(svc, "n"), ha, gate.clone(), leading, stop.clone()));
+        let error = || gate.inner.lock().unwrap().error.clone();
+        tokio::time::sleep(Duration::from_millis(4900)).await;
+        assert_eq!(error(), None, "still waiting for the first answer");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(error().as_deref(), Some("the API server did not answer within 5s"));
+        stop.cancel();
+        task.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]
