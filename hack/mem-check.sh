@@ -5,7 +5,8 @@
 # waits for its initial sync and start-up writes, and prints its resident set size. Extra
 # arguments go to the controller. The side-by-side comparison is `make bench`.
 #   hack/mem-check.sh [N] [controller flags...]   (default N: 10000)
-# MEM_CHECK_KEEP=1 keeps the namespace, so runs with other flags skip the set-up.
+# MEM_CHECK_KEEP=1 keeps the namespace, so runs with other flags skip the set-up;
+# MEM_CHECK_BIN=path runs that build of the controller instead of target/release/reloader.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -48,7 +49,7 @@ PY
   kubectl annotate namespace "$ns" "mem-check/n=$n" > /dev/null
 fi
 log=$(mktemp)
-target/release/reloader --metrics-addr=127.0.0.1:0 "$@" > "$log" 2>&1 &
+${MEM_CHECK_BIN:-target/release/reloader} --metrics-addr=127.0.0.1:0 "$@" > "$log" 2>&1 &
 pid=$!
 cleanup() {
   kill "$pid" 2> /dev/null || true
@@ -58,4 +59,5 @@ trap cleanup EXIT
 for _ in $(seq 1 600); do grep -q "initial sync complete" "$log" && break; sleep 0.1; done
 grep -o "initial sync complete.*" "$log" >&2 || { cat "$log" >&2; exit 1; }
 sleep 5
-echo "RSS after sync with the scale set of $n: $(awk '/VmRSS/{print $2, $3}' /proc/$pid/status) (peak $(awk '/VmHWM/{print $2, $3}' /proc/$pid/status))"
+kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$pid/status"; }
+echo "RSS after sync with the scale set of $n: $(kib VmRSS) kB (peak $(kib VmHWM) kB; anonymous $(kib RssAnon) kB, file-backed $(kib RssFile) kB)"

@@ -56,6 +56,8 @@ struct Sizes {
     pressure_sources: usize,
     pressure_writers: usize,
     pressure_secs: u64,
+    /// Many namespaces: the scale set spread over this many.
+    spread_namespaces: usize,
 }
 
 impl Sizes {
@@ -75,6 +77,7 @@ impl Sizes {
                 pressure_sources: 10,
                 pressure_writers: 4,
                 pressure_secs: 10,
+                spread_namespaces: 20,
             }
         } else {
             Sizes {
@@ -91,6 +94,7 @@ impl Sizes {
                 pressure_sources: 50,
                 pressure_writers: 10,
                 pressure_secs: 60,
+                spread_namespaces: 500,
             }
         }
     }
@@ -194,6 +198,14 @@ async fn main() -> anyhow::Result<()> {
     for s in &subjects {
         eprintln!(">> {}: running the scenarios", s.name);
         results.push(bench.run_subject(s).await.with_context(|| s.name.clone())?);
+    }
+    if a.only.is_none() {
+        // 11. The same set over many namespaces, for each controller in turn (the one-namespace
+        // set is deleted first, so each start lists the same number of objects).
+        bench.setup_spread().await?;
+        for (s, r) in subjects.iter().zip(results.iter_mut()) {
+            bench.spread(s, r).await.with_context(|| format!("{}: many namespaces", s.name))?;
+        }
     }
     if a.only.is_some() {
         for r in &results {

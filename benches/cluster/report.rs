@@ -150,6 +150,25 @@ pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
     row("10 mixed kinds", &format!("of {} source changes: rolled / max latency (ms)", MIXED.len()), &|r| {
         format!("{} / {:.0}", r.mixed_latency_ms.len(), percentile(&r.mixed_latency_ms, 100.0))
     });
+    let spread_ns = meta["sizes"]["spread_namespaces"].as_u64().unwrap_or(0);
+    let sp = |f: fn(&ScaleRun) -> f64, d: usize| {
+        move |r: &SubjectResult| r.spread.as_ref().map_or("–".into(), |x| format!("{:.*}", d, f(x)))
+    };
+    let many = format!("11 {spread_ns} namespaces");
+    row(&many, "time to ready (s)", &sp(|s| s.ready_s, 2));
+    row(&many, "RSS after sync / peak (MiB)", &|r| {
+        r.spread.as_ref().map_or("–".into(), |x| format!("{:.1} / {:.1}", x.rss_steady_mib, x.rss_peak_mib))
+    });
+    row(&many, "CPU time to ready (s)", &sp(|s| s.cpu_at_ready_s, 2));
+    row(&many, "LIST / WATCH requests during sync", &|r| {
+        r.spread.as_ref().map_or("–".into(), |x| {
+            format!("{} / {}", x.requests_during_sync.count("list"), x.requests_during_sync.count("watch"))
+        })
+    });
+    row(&many, "p50 / p99 (ms), one change at a time, each in another namespace", &|r| {
+        let v = &r.spread_latency_ms;
+        format!("{:.0} / {:.0}", percentile(v, 50.0), percentile(v, 99.0))
+    });
     row("–", "LIST requests after the initial sync (streaming lists included)", &|r| r.lists_after_sync.to_string());
     row("–", "PATCH / UPDATE / all requests after the initial sync", &|r| {
         let q = &r.requests_after_sync;

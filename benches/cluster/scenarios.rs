@@ -50,6 +50,10 @@ pub(crate) struct SubjectResult {
     pub(crate) pressure_converged: usize,
     /// Mixed kinds and references: latency of each source change that rolled its workload (ms).
     pub(crate) mixed_latency_ms: Vec<f64>,
+    /// Many namespaces: the start with the scale set spread over them, and the latency of
+    /// changes in different namespaces (ms).
+    pub(crate) spread: Option<ScaleRun>,
+    pub(crate) spread_latency_ms: Vec<f64>,
     pub(crate) missed: Vec<String>,
 }
 
@@ -98,6 +102,93 @@ impl Bench {
             sz.deployments,
             t.elapsed().as_secs_f64()
         );
+        Ok(())
+    }
+
+    /// Replaces the one-namespace scale set with the same objects spread over
+    /// `spread_namespaces` namespaces: object `i` goes to `bench-spread-{i mod n}`, and
+    /// Deployment `d-i` uses `c-i` and `s-i`, which are in its namespace.
+    pub(crate) async fn setup_spread(&self) -> anyhow::Result<()> {
+        let sz = &self.sizes;
+        let t = Instant::now();
+        let namespaces = Api::<Namespace>::all(self.client.clone());
+        namespaces.delete("bench-scale", &Default::default()).await?;
+        while namespaces.get_opt("bench-scale").await?.is_some() {
+            if t.elapsed() > Duration::from_secs(600) {
+                bail!("namespace bench-scale not deleted within 600 s");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let n = sz.spread_namespaces;
+        for k in 0..n {
+            namespace(&self.client, &spread_ns(k)).await?;
+        }
+        let c = &self.client;
+        let creates = (0..sz.secrets.max(sz.configmaps)).flat_map(|i| {
+            let ns = spread_ns(i % n);
+            let mut v: Vec<futures::future::BoxFuture<'_, kube::Result<()>>> = Vec::new();
+            if i < sz.secrets {
+                let api = Api::<Secret>::namespaced(c.clone(), &ns);
+                v.push(Box::pin(async move { api.create(&PostParams::default(), &scale_secret(i)).await.map(|_| ()) }));
+            }
+            if i < sz.configmaps {
+                let api = Api::<ConfigMap>::namespaced(c.clone(), &ns);
+                let cm = configmap(
+                    &format!("c-{i}"),
+                    &String::from_utf8(filler(i as u64 + 7, 1024 + (i * 53) % 3072)).unwrap(),
+                );
+                v.push(Box::pin(async move { api.create(&PostParams::default(), &cm).await.map(|_| ()) }));
+            }
+            if i < sz.deployments {
+                let api = Api::<Deployment>::namespaced(c.clone(), &ns);
+                let d = deployment(&format!("d-{i}"), &[format!("c-{i}")], Some(&format!("s-{i}")));
+                v.push(Box::pin(async move { api.create(&PostParams::default(), &d).await.map(|_| ()) }));
+            }
+            v
+        });
+        stream::iter(creates).buffer_unordered(32).try_collect::<Vec<_>>().await.context("create the spread set")?;
+        eprintln!(
+            ">> spread set: the scale set over {n} namespaces, created in {:.0} s (with the deletion of the first)",
+            t.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Scenario 11, many namespaces: a start with the spread set (time to ready, memory, CPU,
+    /// requests), then one change at a time in different namespaces.
+    pub(crate) async fn spread(&self, s: &Subject, r: &mut SubjectResult) -> anyhow::Result<()> {
+        let tag = s.name.to_lowercase().replace(' ', "-");
+        let from = self.audit.offset();
+        let (p, ready) = self.launch(s, &[], &format!("{tag}-spread.log")).await?;
+        let cpu = p.cpu_secs();
+        self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let run = ScaleRun {
+            ready_s: ready.as_secs_f64(),
+            cpu_at_ready_s: cpu,
+            rss_steady_mib: mib(p.rss_kib()),
+            rss_peak_mib: mib(p.peak_kib()),
+            requests_during_sync: self.audit.since(from, &s.agent)?,
+        };
+        eprintln!(
+            ">> {}: many namespaces: ready in {:.2} s, RSS {:.1} MiB (peak {:.1} MiB)",
+            s.name, run.ready_s, run.rss_steady_mib, run.rss_peak_mib
+        );
+        r.spread = Some(run);
+        // Deployment d-i is in namespace i mod n: the first ones are each in their own.
+        let n = self.sizes.spread_namespaces;
+        for i in 0..self.sizes.latency_updates.min(n).min(self.sizes.deployments) {
+            let ns = spread_ns(i % n);
+            self.audit.quiesce(&s.agent, Duration::from_millis(300)).await?;
+            let sent = Instant::now();
+            set_data(&self.client, &ns, &format!("c-{i}"), &uniq()).await?;
+            let t0 = Instant::now();
+            match self.templates.change_after(&format!("{ns}/d-{i}"), sent).await {
+                Some(t) => r.spread_latency_ms.push(t.saturating_duration_since(t0).as_secs_f64() * 1000.0),
+                None => r.missed.push(format!("many namespaces: {ns}/d-{i}")),
+            }
+        }
+        p.stop();
         Ok(())
     }
 
@@ -490,6 +581,10 @@ impl Bench {
         }
         Ok(out)
     }
+}
+
+pub(crate) fn spread_ns(k: usize) -> String {
+    format!("bench-spread-{k}")
 }
 
 pub(crate) fn uniq() -> String {
