@@ -204,6 +204,12 @@ pub struct RunArgs {
     /// second, evenly spaced; reloads are never held back by it. 0: unlimited.
     #[arg(long, env = "RELOADER_ADOPTION_WRITES_PER_SECOND", default_value = "20", value_parser = per_second)]
     pub(crate) adoption_writes_per_second: u32,
+    // The default is Kubernetes' own default progressDeadlineSeconds (600 s), so StatefulSets
+    // and DaemonSets, which have no deadline of their own, are bounded like Deployments.
+    /// A rollout a reload started that is not complete and available this long after the
+    /// reload counts as failed (Deployments also fail on their own progressDeadlineSeconds). 0: never.
+    #[arg(long, env = "RELOADER_ROLLOUT_TIMEOUT", default_value = "10m", value_parser = duration)]
+    pub(crate) rollout_timeout: Duration,
     /// Watch Helm release Secrets too (type helm.sh/release.v1; excluded by default).
     #[arg(long, env = "RELOADER_WATCH_HELM_RELEASE_SECRETS", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub(crate) watch_helm_release_secrets: bool,

@@ -61,6 +61,8 @@ pub struct Settings {
     pub(crate) count_by_namespace: bool,
     pub(crate) dry_run: bool,
     pub(crate) brake: BrakeSettings,
+    /// `--rollout-timeout` (`None`: 0, never).
+    pub(crate) rollout_timeout: Option<Duration>,
     pub(crate) ignore_jobs: bool,
     pub(crate) ignore_cronjobs: bool,
     pub(crate) is_argo_rollouts: bool,
@@ -292,6 +294,7 @@ impl RunArgs {
             alert,
             count_by_namespace: std::env::var("METRICS_COUNT_BY_NAMESPACE").as_deref() == Ok("enabled"),
             dry_run: self.dry_run,
+            rollout_timeout: (!self.rollout_timeout.is_zero()).then_some(self.rollout_timeout),
             brake: BrakeSettings {
                 min_interval: self.min_reload_interval,
                 flap_limit: self.flap_limit,
@@ -482,6 +485,7 @@ mod tests {
         assert_eq!(s.debounce, Duration::from_millis(500));
         assert_eq!(s.debounce_quiet, Duration::from_millis(50));
         assert_eq!(s.adoption_writes_per_second, 20);
+        assert_eq!(s.rollout_timeout, Some(Duration::from_secs(600)));
         assert!(s.watch_configmaps && s.watch_secrets && !s.watch_helm_release_secrets);
         assert_eq!(s.keys.auto, "reloader.stakater.com/auto");
     }
@@ -529,6 +533,8 @@ mod tests {
         assert_eq!(s.adoption_writes_per_second, 5);
         let s = parse(&["--adoption-writes-per-second", "0"]).unwrap();
         assert_eq!(s.adoption_writes_per_second, 0, "0: unlimited");
+        assert_eq!(parse(&["--rollout-timeout=90s"]).unwrap().rollout_timeout, Some(Duration::from_secs(90)));
+        assert_eq!(parse(&["--rollout-timeout=0"]).unwrap().rollout_timeout, None, "0: never");
     }
 
     #[test]

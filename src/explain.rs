@@ -34,6 +34,9 @@ pub struct Explanation {
     pub held: Option<String>,
     /// With `--enable-ha`: who may write.
     pub leader: Option<String>,
+    /// The rollout the last reload started: under way, or how it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
     pub decision: Decision,
 }
 
@@ -317,8 +320,29 @@ pub(crate) fn explain(w: &Workload, sources: &NamespaceSources, versions: &SpcVe
         sources: sources_out,
         held: None,
         leader: None,
+        rollout: rollout_line(w, now.as_second(), s.rollout_timeout),
         decision,
     }
+}
+
+/// Where the rollout the last reload started stands, in words.
+fn rollout_line(w: &Workload, now: i64, timeout: Option<std::time::Duration>) -> Option<String> {
+    use crate::core::outcome::{self, Ended, Verdict};
+    let t = w.tracked.as_ref()?;
+    let ago =
+        |at: i64| humantime::format_duration(std::time::Duration::from_secs(now.saturating_sub(at).max(0) as u64));
+    let took = t.ended.unwrap_or(t.at).saturating_sub(t.at);
+    Some(match t.outcome {
+        Some(Ended::Succeeded) => format!("succeeded for {}: available {took} s after the reload", t.cause),
+        Some(Ended::Failed) => format!("failed for {}: {}", t.cause, t.reason.as_deref().unwrap_or("unknown")),
+        Some(Ended::Superseded) => format!("superseded for {}", t.cause),
+        None => match outcome::classify(t, &w.progress, now, timeout) {
+            Verdict::InProgress(why) => format!("in progress for {} (reloaded {} ago): {why}", t.cause, ago(t.at)),
+            Verdict::Succeeded => format!("succeeded for {} (not recorded by the controller yet)", t.cause),
+            Verdict::Failed(why) => format!("failed for {} (not recorded by the controller yet): {why}", t.cause),
+            Verdict::Untracked => format!("not followed for {}: the workload has no rollout status", t.cause),
+        },
+    })
 }
 
 /// Plain text.
@@ -378,6 +402,9 @@ pub fn render_text(e: &Explanation) -> String {
     }
     if let Some(l) = &e.leader {
         let _ = writeln!(o, "leader: {l}");
+    }
+    if let Some(r) = &e.rollout {
+        let _ = writeln!(o, "rollout: {r}");
     }
     let _ = writeln!(o, "decision: {}: {}", e.decision.action, e.decision.detail);
     o

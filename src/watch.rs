@@ -485,9 +485,13 @@ impl<K: WorkloadObject> Handler<K> for Workloads {
         let w = workload::project_object(&obj, intake.keys, intake.auto_reload_all);
         let key = w.key.clone();
         idx.observe_rv(w.anchor);
-        let changed = idx.workload(&key).is_none_or(|old| old.fingerprint != w.fingerprint);
+        let changed = idx.workload(&key).is_none_or(|old| {
+            old.fingerprint != w.fingerprint
+                // A rollout a reload started moved: its outcome may be known now.
+                || (w.pending_rollout().is_some() && old.progress != w.progress)
+        });
         idx.upsert_workload(w);
-        // Status-only updates (the rollout itself) change nothing we decide on.
+        // Other status-only updates (the rollout itself) change nothing we decide on.
         Handled { now: if changed { vec![key] } else { vec![] }, ..Default::default() }
     }
     fn delete(&mut self, idx: &mut State, _: &Intake, obj: K) -> Handled {

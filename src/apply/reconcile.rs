@@ -12,6 +12,7 @@ use crate::apply::report::{self, event, problems_note, publish, source_ref};
 use crate::apply::write::{self, Wrote};
 use crate::core::brake::Verdict;
 use crate::core::decide::{self, Change, Decision, Plan, Resume};
+use crate::core::outcome::{self, Ended, Tracked, Verdict as Rollout};
 use crate::core::record::Record;
 use crate::core::workload::{Workload, WorkloadKey};
 use crate::error::Error;
@@ -57,6 +58,9 @@ async fn pass(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) -> Result<Did
         return Ok(Did::Nothing);
     };
     report_problems(ctx, &w, &d);
+    if let Some(did) = follow_rollout(ctx, &w).await? {
+        return Ok(did);
+    }
     match d.resume {
         Some(Resume::Now) => return resume(ctx, &w).await,
         Some(Resume::After(due)) => ctx.enqueue(key.clone(), due),
@@ -251,6 +255,61 @@ fn brake_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
     }
 }
 
+/// Follows the rollout the last reload started, from the workload's status as the watch
+/// delivered it: once it ended, records the outcome on the workload (which also keeps a
+/// restarted controller or a new leader from reporting it again) and reports it. `Some` when
+/// it wrote; the watch then delivers the workload again for the rest of the pass.
+async fn follow_rollout(ctx: &Arc<Ctx>, w: &Workload) -> Result<Option<Did>, Error> {
+    let Some(t) = w.pending_rollout() else {
+        return Ok(None);
+    };
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let timeout = ctx.settings.rollout_timeout;
+    let (ended, reason) = match outcome::classify(t, &w.progress, now, timeout) {
+        Rollout::Untracked => return Ok(None),
+        Rollout::InProgress(why) => {
+            debug!(cause = %t.cause, "rollout in progress: {why}");
+            if let Some(limit) = timeout {
+                // Looked at again when it is due, should the status not move before.
+                let due = (t.at + limit.as_secs() as i64 - now).max(0) as u64;
+                ctx.enqueue(w.key.clone(), std::time::Duration::from_secs(due + 1));
+            }
+            return Ok(None);
+        }
+        Rollout::Succeeded => (Ended::Succeeded, None),
+        Rollout::Failed(why) => (Ended::Failed, Some(why)),
+    };
+    if !ctx.may_write("outcome", w) {
+        return Ok(None);
+    }
+    let done = t.ended(ended, now, reason);
+    let did = written(ctx, w, "recording the rollout outcome", write::write_outcome(&ctx.client, w, &done).await)?;
+    if matches!(did, Did::Wrote) {
+        report::report_outcome(ctx, w, &done);
+    }
+    Ok(Some(did))
+}
+
+/// The tracking note of a reload about to be written, for kinds whose rollout can be followed.
+fn tracking_note(w: &Workload, changes: &[Change]) -> Option<Tracked> {
+    if !w.progress.trackable() {
+        return None;
+    }
+    let cause = changes
+        .iter()
+        .map(|c| format!("{}@{}", c.source, c.hash.map_or_else(|| "deleted".to_string(), |h| h.short())))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(Tracked {
+        cause,
+        at: k8s_openapi::jiff::Timestamp::now().as_second(),
+        generation: w.progress.generation() + 1,
+        outcome: None,
+        ended: None,
+        reason: None,
+    })
+}
+
 async fn reload(
     ctx: &Arc<Ctx>,
     w: &Workload,
@@ -260,7 +319,7 @@ async fn reload(
     started: Instant,
 ) -> Result<Did, Error> {
     let key = &w.key;
-    let mut extra = write::Extra::default();
+    let mut extra = write::Extra { tracked: tracking_note(w, changes), ..Default::default() };
     if let Some(period) = d.pause_for {
         info!(
             "Pausing Deployment '{}' in namespace '{}' for {}",
@@ -301,6 +360,13 @@ async fn reload(
         Wrote::Rolled => {}
     }
     ctx.brake_reloaded(key);
+    if let Some(t) = w.pending_rollout() {
+        debug!(cause = %t.cause, "the rollout of the previous reload had not ended: superseded");
+        ctx.metrics.rollout(key.kind.as_str(), Ended::Superseded.as_str(), None);
+    }
+    if let (Some(limit), Some(_)) = (ctx.settings.rollout_timeout, &extra.tracked) {
+        ctx.enqueue(key.clone(), limit + std::time::Duration::from_secs(1));
+    }
     if let Some(period) = d.pause_for {
         ctx.enqueue(key.clone(), period);
     }

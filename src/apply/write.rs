@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::core::decide::Change;
+use crate::core::outcome::{ROLLOUT_ANNOTATION, Tracked};
 use crate::core::patch::{self, Strategy};
 use crate::core::record::{self, FIELD_MANAGER, RECORD_ANNOTATION, Record};
 use crate::core::rollout::Rollout;
@@ -32,10 +33,12 @@ pub(crate) enum Wrote {
     Stale,
 }
 
-/// Extra Deployment fields written with a reload: pause it.
+/// Extra fields written with a reload: pause it (Deployments); the rollout's tracking note
+/// (Deployments, StatefulSets, DaemonSets).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Extra {
     pub(crate) pause_at: Option<(String, String)>,
+    pub(crate) tracked: Option<Tracked>,
 }
 
 fn pp() -> PatchParams {
@@ -102,6 +105,9 @@ pub(crate) async fn write_reload(
                 return recorded_only(client, w, record, "no container to reload").await;
             };
             let mut body = patch::reload_patch(w, t, record);
+            if let Some(t) = &extra.tracked {
+                body["metadata"]["annotations"][ROLLOUT_ANNOTATION] = json!(t.encode());
+            }
             if let Some((key, at)) = &extra.pause_at {
                 body["metadata"]["annotations"][key] = json!(at);
                 body["spec"]["paused"] = json!(true);
@@ -113,6 +119,14 @@ pub(crate) async fn write_reload(
         WorkloadKind::Job => job(client, w, changes, record, strategy).await,
         WorkloadKind::Rollout => rollout(client, w, changes, record, strategy).await,
     }
+}
+
+/// Records how the tracked rollout ended, on the object it was decided on (a newer reload's
+/// note is never overwritten: the precondition fails with 409).
+pub(crate) async fn write_outcome(client: &kube::Client, w: &Workload, t: &Tracked) -> Result<(), kube::Error> {
+    let body =
+        json!({"metadata": {"resourceVersion": w.resource_version, "annotations": {ROLLOUT_ANNOTATION: t.encode()}}});
+    patch_workload(client, w, body).await
 }
 
 /// Resumes a Deployment this controller paused.

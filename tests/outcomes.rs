@@ -1,0 +1,168 @@
+//! Outcome tracking against the local control plane: the rollout a reload starts is followed
+//! from the Deployment's status (the watch the controller already has) to its end, recorded on
+//! the Deployment, and reported as an Event, metrics and a line of `reloader explain`.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::ListParams;
+use serde_json::{Value, json};
+
+const ROLLOUT: &str = "reloader.kube-reloader.dev/rollout";
+
+async fn note(ns: &TestNs, name: &str) -> Option<Value> {
+    let d = ns.api::<Deployment>().get(name).await.ok()?;
+    serde_json::from_str(d.metadata.annotations?.get(ROLLOUT)?).ok()
+}
+
+/// Waits until the tracking note records an outcome; returns the note.
+async fn await_outcome(ns: &TestNs, name: &str, within: Duration) -> Value {
+    eventually(within, &format!("the rollout outcome of {name} recorded"), || async {
+        note(ns, name).await.filter(|n| n.get("outcome").is_some())
+    })
+    .await
+}
+
+async fn event(ns: &TestNs, reason: &str) -> Event {
+    eventually(Duration::from_secs(5), &format!("a {reason} Event"), || async {
+        ns.api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some(reason))
+    })
+    .await
+}
+
+fn explain(ns: &TestNs, target: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_reloader"))
+        .args(["explain", target, "-n", &ns.name])
+        .env("KUBECONFIG", &cluster().kubeconfig)
+        .output()
+        .expect("run reloader explain");
+    assert!(out.status.success(), "explain failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn a_successful_rollout_is_reported_once() {
+    let ns = TestNs::new("outcome-ok").await;
+    let t0 = auto_workload(&ns).await;
+    let ctl = Controller::start(&ns, &["--rollout-timeout=2m"]).await;
+    await_record(&ns, "web").await;
+    assert!(note(&ns, "web").await.is_none(), "adoption starts no rollout");
+
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    await_reload(&ns, "web", &t0).await;
+    let pending = eventually(Duration::from_secs(5), "the tracking note", || note(&ns, "web")).await;
+    let cause = pending["cause"].as_str().unwrap().to_string();
+    assert!(cause.starts_with("configmap/cfg@") && cause.len() == "configmap/cfg@".len() + 12, "{cause}");
+
+    let done = await_outcome(&ns, "web", Duration::from_secs(60)).await;
+    assert_eq!(done["outcome"], "succeeded", "{done}");
+    assert_eq!(done["cause"], cause.as_str());
+    let d = ns.api::<Deployment>().get("web").await.unwrap();
+    let st = d.status.unwrap();
+    assert!(st.observed_generation.unwrap() >= done["generation"].as_i64().unwrap(), "{done}");
+    assert_eq!(st.available_replicas, Some(2));
+
+    let ev = event(&ns, "ReloadSucceeded").await;
+    assert_eq!(ev.type_.as_deref(), Some("Normal"));
+    let n = ev.note.unwrap_or_default();
+    assert!(n.contains(&cause) && n.contains("complete and available"), "{n}");
+    assert_eq!(ev.related.and_then(|r| r.name).as_deref(), Some("cfg"));
+
+    let text = ctl.ctx.metrics.encode();
+    assert_eq!(metric(&text, "reloader_rollouts_total{workload_kind=\"Deployment\",outcome=\"succeeded\"}"), 1.0);
+    assert_eq!(metric(&text, "reloader_rollouts_total{workload_kind=\"Deployment\",outcome=\"failed\"}"), 0.0);
+    assert_eq!(metric(&text, "reloader_reload_to_available_seconds_count{workload_kind=\"Deployment\"}"), 1.0);
+
+    let e = explain(&ns, "deployment/web");
+    assert!(e.contains(&format!("rollout: succeeded for {cause}: available")), "{e}");
+
+    // A restarted controller finds the outcome recorded: nothing is reported again.
+    ctl.stop().await;
+    let ctl = Controller::start(&ns, &["--rollout-timeout=2m"]).await;
+    holds(Duration::from_secs(3), "no second outcome", || async {
+        metric(&ctl.ctx.metrics.encode(), "reloader_rollouts_total{workload_kind=\"Deployment\",outcome=\"succeeded\"}")
+            == 0.0
+    })
+    .await;
+    assert_eq!(note(&ns, "web").await.unwrap(), done, "the note stays as recorded");
+}
+
+#[tokio::test]
+async fn a_rollout_past_its_progress_deadline_is_reported_failed() {
+    let ns = TestNs::new("outcome-fail").await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    // Pods no node can take: they stay Pending, never ready, and the Deployment exceeds its
+    // 5 s progress deadline.
+    let mut spec = env_from_configmaps(&["cfg"]);
+    spec["nodeSelector"] = json!({"kube-reloader.dev/no-such-node": "true"});
+    let mut d = deployment("web", json!({"reloader.stakater.com/auto": "true"}), spec);
+    d["spec"]["progressDeadlineSeconds"] = json!(5);
+    ns.apply_json::<Deployment>(d).await;
+    // The first rollout exceeds its deadline before any reload: a condition left from it must
+    // not be taken for the outcome of the reload's rollout.
+    eventually(Duration::from_secs(30), "the initial rollout past its deadline", || async {
+        let d = ns.api::<Deployment>().get("web").await.ok()?;
+        d.status?.conditions?.into_iter().find(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+    })
+    .await;
+    let ctl = Controller::start(&ns, &["--rollout-timeout=5m"]).await;
+    let t0 = pod_template(&ns, "web").await;
+    await_record(&ns, "web").await;
+
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a later second than the old deadline
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    await_reload(&ns, "web", &t0).await;
+    let pending = eventually(Duration::from_secs(5), "the tracking note", || note(&ns, "web")).await;
+    assert!(pending.get("outcome").is_none(), "the old deadline is not this rollout's: {pending}");
+    let cause = pending["cause"].as_str().unwrap().to_string();
+
+    let done = await_outcome(&ns, "web", Duration::from_secs(60)).await;
+    assert_eq!(done["outcome"], "failed", "{done}");
+    let reason = done["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("ProgressDeadlineExceeded"), "{done}");
+    assert!(done["ended"].as_i64().unwrap() - done["at"].as_i64().unwrap() >= 5, "not before the deadline: {done}");
+
+    let ev = event(&ns, "ReloadRolloutFailed").await;
+    assert_eq!(ev.type_.as_deref(), Some("Warning"));
+    let n = ev.note.unwrap_or_default();
+    assert!(n.contains(&cause) && n.contains("ProgressDeadlineExceeded"), "{n}");
+
+    let text = ctl.ctx.metrics.encode();
+    assert_eq!(metric(&text, "reloader_rollouts_total{workload_kind=\"Deployment\",outcome=\"failed\"}"), 1.0);
+    assert_eq!(metric(&text, "reloader_reload_to_available_seconds_count{workload_kind=\"Deployment\"}"), 0.0);
+    let e = explain(&ns, "deployment/web");
+    assert!(e.contains(&format!("rollout: failed for {cause}: ProgressDeadlineExceeded")), "{e}");
+}
+
+#[tokio::test]
+async fn the_rollout_timeout_fails_a_rollout_that_never_ends() {
+    let ns = TestNs::new("outcome-timeout").await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    // No progress deadline of its own would fire in time (the default is 600 s).
+    let mut spec = env_from_configmaps(&["cfg"]);
+    spec["nodeSelector"] = json!({"kube-reloader.dev/no-such-node": "true"});
+    ns.apply_json::<Deployment>(deployment("web", json!({"reloader.stakater.com/auto": "true"}), spec)).await;
+    let ctl = Controller::start(&ns, &["--rollout-timeout=4s"]).await;
+    let t0 = pod_template(&ns, "web").await;
+    await_record(&ns, "web").await;
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    await_reload(&ns, "web", &t0).await;
+    let done = await_outcome(&ns, "web", Duration::from_secs(20)).await;
+    assert_eq!(done["outcome"], "failed", "{done}");
+    assert!(done["reason"].as_str().unwrap_or_default().contains("--rollout-timeout"), "{done}");
+    assert!(done["ended"].as_i64().unwrap() - done["at"].as_i64().unwrap() >= 4, "{done}");
+    event(&ns, "ReloadRolloutFailed").await;
+    let text = ctl.ctx.metrics.encode();
+    assert_eq!(metric(&text, "reloader_rollouts_total{workload_kind=\"Deployment\",outcome=\"failed\"}"), 1.0);
+}
