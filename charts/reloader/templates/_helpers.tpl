@@ -179,6 +179,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - --flap-window={{ $r.flapWindow }}
 - --flap-settle={{ $r.flapSettle }}
 - --adoption-writes-per-second={{ int64 $r.adoptionWritesPerSecond }}
+- --rollout-timeout={{ $r.rolloutTimeout }}
 {{- if $r.dryRun }}
 - --dry-run=true
 {{- end }}
