@@ -210,6 +210,11 @@ pub struct RunArgs {
     /// reload counts as failed (Deployments also fail on their own progressDeadlineSeconds). 0: never.
     #[arg(long, env = "RELOADER_ROLLOUT_TIMEOUT", default_value = "10m", value_parser = duration)]
     pub(crate) rollout_timeout: Duration,
+    // The default keeps Reloader's behaviour: every reload starts at once.
+    /// At most this many rollouts started by reloads in progress at once, cluster-wide; the
+    /// other reloads wait, oldest change first. 0: unlimited.
+    #[arg(long, env = "RELOADER_MAX_CONCURRENT_ROLLOUTS", default_value = "0")]
+    pub(crate) max_concurrent_rollouts: usize,
     /// Watch Helm release Secrets too (type helm.sh/release.v1; excluded by default).
     #[arg(long, env = "RELOADER_WATCH_HELM_RELEASE_SECRETS", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub(crate) watch_helm_release_secrets: bool,

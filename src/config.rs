@@ -63,6 +63,8 @@ pub struct Settings {
     pub(crate) brake: BrakeSettings,
     /// `--rollout-timeout` (`None`: 0, never).
     pub(crate) rollout_timeout: Option<Duration>,
+    /// `--max-concurrent-rollouts` (`None`: 0, unlimited).
+    pub(crate) max_concurrent_rollouts: Option<usize>,
     pub(crate) ignore_jobs: bool,
     pub(crate) ignore_cronjobs: bool,
     pub(crate) is_argo_rollouts: bool,
@@ -295,6 +297,7 @@ impl RunArgs {
             count_by_namespace: std::env::var("METRICS_COUNT_BY_NAMESPACE").as_deref() == Ok("enabled"),
             dry_run: self.dry_run,
             rollout_timeout: (!self.rollout_timeout.is_zero()).then_some(self.rollout_timeout),
+            max_concurrent_rollouts: (self.max_concurrent_rollouts > 0).then_some(self.max_concurrent_rollouts),
             brake: BrakeSettings {
                 min_interval: self.min_reload_interval,
                 flap_limit: self.flap_limit,
@@ -486,6 +489,7 @@ mod tests {
         assert_eq!(s.debounce_quiet, Duration::from_millis(50));
         assert_eq!(s.adoption_writes_per_second, 20);
         assert_eq!(s.rollout_timeout, Some(Duration::from_secs(600)));
+        assert_eq!(s.max_concurrent_rollouts, None, "unlimited, as Reloader");
         assert!(s.watch_configmaps && s.watch_secrets && !s.watch_helm_release_secrets);
         assert_eq!(s.keys.auto, "reloader.stakater.com/auto");
     }
@@ -535,6 +539,8 @@ mod tests {
         assert_eq!(s.adoption_writes_per_second, 0, "0: unlimited");
         assert_eq!(parse(&["--rollout-timeout=90s"]).unwrap().rollout_timeout, Some(Duration::from_secs(90)));
         assert_eq!(parse(&["--rollout-timeout=0"]).unwrap().rollout_timeout, None, "0: never");
+        assert_eq!(parse(&["--max-concurrent-rollouts=5"]).unwrap().max_concurrent_rollouts, Some(5));
+        assert_eq!(parse(&["--max-concurrent-rollouts=0"]).unwrap().max_concurrent_rollouts, None);
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub(crate) struct Handled {
     pub(crate) received: Option<&'static str>,
     /// `reloader_skipped_total{reason}`.
     pub(crate) skipped: Option<&'static str>,
+    /// A workload's rollout seen in progress (`true`) or not any more (`false`), for the wave.
+    pub(crate) rollouts: Vec<(WorkloadKey, bool)>,
 }
 
 impl Handled {
@@ -197,6 +199,14 @@ fn act(ctx: &Ctx, resource: &'static str, h: Handled) {
     }
     for k in &h.forget {
         ctx.forget(k);
+        if ctx.settings.max_concurrent_rollouts.is_some() {
+            ctx.wave_seen(k, false, true);
+        }
+    }
+    if ctx.settings.max_concurrent_rollouts.is_some() {
+        for (k, in_progress) in &h.rollouts {
+            ctx.wave_seen(k, *in_progress, false);
+        }
     }
     for k in h.now {
         ctx.enqueue(k, Duration::ZERO);
@@ -485,14 +495,21 @@ impl<K: WorkloadObject> Handler<K> for Workloads {
         let w = workload::project_object(&obj, intake.keys, intake.auto_reload_all);
         let key = w.key.clone();
         idx.observe_rv(w.anchor);
-        let changed = idx.workload(&key).is_none_or(|old| {
+        let old = idx.workload(&key);
+        let changed = old.is_none_or(|old| {
             old.fingerprint != w.fingerprint
                 // A rollout a reload started moved: its outcome may be known now.
                 || (w.pending_rollout().is_some() && old.progress != w.progress)
         });
+        let rolling = w.pending_rollout().is_some();
+        let rollouts = if old.is_none_or(|o| o.pending_rollout().is_some() != rolling || o.tracked != w.tracked) {
+            vec![(key.clone(), rolling)]
+        } else {
+            vec![]
+        };
         idx.upsert_workload(w);
         // Other status-only updates (the rollout itself) change nothing we decide on.
-        Handled { now: if changed { vec![key] } else { vec![] }, ..Default::default() }
+        Handled { now: if changed { vec![key] } else { vec![] }, rollouts, ..Default::default() }
     }
     fn delete(&mut self, idx: &mut State, _: &Intake, obj: K) -> Handled {
         let key = WorkloadKey { kind: K::KIND, namespace: obj.namespace().unwrap_or_default(), name: obj.name_any() };

@@ -14,6 +14,7 @@ use crate::core::brake::Verdict;
 use crate::core::decide::{self, Change, Decision, Plan, Resume};
 use crate::core::outcome::{self, Ended, Tracked, Verdict as Rollout};
 use crate::core::record::Record;
+use crate::core::waves::Admit;
 use crate::core::workload::{Workload, WorkloadKey};
 use crate::error::Error;
 use crate::runtime::context::Ctx;
@@ -73,6 +74,10 @@ async fn pass(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) -> Result<Did
     // a reload does, and what it records can be the baseline of the next change (a source
     // created without --reload-on-create): held back, that change would be taken for the
     // creation and recorded instead of rolled.
+    if !matches!(d.plan, Plan::Reload { .. }) {
+        // Nothing to roll (any more): it no longer waits for a place in the wave.
+        ctx.wave_release(key, true);
+    }
     match &d.plan {
         Plan::Nothing => Ok(Did::Nothing),
         Plan::Adopt(record) if d.quiet_adoption => adopt(ctx, &w, record).await,
@@ -91,7 +96,15 @@ async fn pass(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) -> Result<Did
             if !brake_allows(ctx, &w, changes) {
                 return Ok(Did::Nothing);
             }
-            reload(ctx, &w, &d, changes, record, started).await
+            if !wave_allows(ctx, &w) {
+                return Ok(Did::Nothing);
+            }
+            let did = reload(ctx, &w, &d, changes, record, started).await;
+            if w.progress.trackable() && !matches!(did, Ok(Did::Wrote)) {
+                // Admitted, but no rollout was written: the place goes to the next one.
+                ctx.wave_release(key, false);
+            }
+            did
         }
     }
 }
@@ -255,6 +268,21 @@ fn brake_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
     }
 }
 
+/// `--max-concurrent-rollouts`: a reload that would start a rollout beyond the limit waits
+/// for a place; it is looked at again, oldest change first, when rollouts end.
+fn wave_allows(ctx: &Arc<Ctx>, w: &Workload) -> bool {
+    if ctx.settings.max_concurrent_rollouts.is_none() || !w.progress.trackable() {
+        return true;
+    }
+    match ctx.wave_admit(&w.key) {
+        Admit::Go => true,
+        Admit::Wait { ahead, in_progress } => {
+            debug!(ahead, in_progress, "waiting for a place in the wave (--max-concurrent-rollouts)");
+            false
+        }
+    }
+}
+
 /// Follows the rollout the last reload started, from the workload's status as the watch
 /// delivered it: once it ended, records the outcome on the workload (which also keeps a
 /// restarted controller or a new leader from reporting it again) and reports it. `Some` when
@@ -353,6 +381,7 @@ async fn reload(
     match wrote {
         Wrote::Stale => return Ok(conflict(ctx, key, "the object was replaced meanwhile")),
         Wrote::RecordedOnly(why) => {
+            ctx.wave_release(key, false);
             not_reloading(ctx, w, why);
             ctx.take_change_age(key);
             return Ok(Did::Wrote);

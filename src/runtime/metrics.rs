@@ -140,6 +140,8 @@ pub struct Metrics {
     pub heap_bytes: Gauge,
     pub rollouts: Family<KindOutcome, Counter>,
     pub reload_to_available: HistogramFamily<WorkloadKindLabel>,
+    pub rollouts_in_progress: Gauge,
+    pub rollouts_waiting: Gauge,
 }
 
 impl Metrics {
@@ -280,6 +282,19 @@ impl Metrics {
             reload_to_available.clone(),
         );
 
+        let rollouts_in_progress = Gauge::default();
+        r.register(
+            "reloader_rollouts_in_progress",
+            "Rollouts started by reloads and not ended yet (counted with --max-concurrent-rollouts).",
+            rollouts_in_progress.clone(),
+        );
+        let rollouts_waiting = Gauge::default();
+        r.register(
+            "reloader_rollouts_waiting",
+            "Reloads waiting for a place under --max-concurrent-rollouts.",
+            rollouts_waiting.clone(),
+        );
+
         let heap_bytes = Gauge::default();
         if crate::runtime::memory::heap_in_use().is_some() {
             r.register(
@@ -292,6 +307,8 @@ impl Metrics {
         Metrics {
             rollouts,
             reload_to_available,
+            rollouts_in_progress,
+            rollouts_waiting,
             heap_bytes,
             failures,
             dry_run,

@@ -1,0 +1,178 @@
+//! Rollout waves (`--max-concurrent-rollouts`) against the local control plane: Deployments
+//! sharing one ConfigMap roll at most N at a time, all of them exactly once, also across a
+//! SIGKILL of the controller in the middle of the wave.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::ListParams;
+use serde_json::{Value, json};
+
+const ROLLOUT: &str = "reloader.kube-reloader.dev/rollout";
+const N: usize = 3;
+const WORKLOADS: usize = 12;
+
+fn tracking(d: &Deployment) -> Option<Value> {
+    serde_json::from_str(d.metadata.annotations.as_ref()?.get(ROLLOUT)?).ok()
+}
+
+/// Whether the Deployment's status shows pods being replaced, read independently of the
+/// controller. (Not `observedGeneration`: a Deployment's generation also moves when only its
+/// annotations change, as when the outcome is recorded, and nothing rolls then.)
+fn rolling(d: &Deployment) -> bool {
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(st) = d.status.as_ref() else { return true };
+    st.updated_replicas.unwrap_or(0) < want
+        || st.replicas.unwrap_or(0) > st.updated_replicas.unwrap_or(0)
+        || st.available_replicas.unwrap_or(0) < st.updated_replicas.unwrap_or(0)
+}
+
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    max_rolling: Arc<AtomicUsize>,
+    max_pending: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Lists the Deployments every 100 ms: the most rolling at once (by their status), and the
+/// most with a tracking note and no outcome (the controller's own count).
+fn sample(ns: &TestNs) -> Sampler {
+    let api = ns.api::<Deployment>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let max_rolling = Arc::new(AtomicUsize::new(0));
+    let max_pending = Arc::new(AtomicUsize::new(0));
+    let (s, r, p) = (stop.clone(), max_rolling.clone(), max_pending.clone());
+    let task = tokio::spawn(async move {
+        while !s.load(Ordering::SeqCst) {
+            if let Ok(list) = api.list(&ListParams::default()).await {
+                let rolling = list.items.iter().filter(|d| rolling(d)).count();
+                let pending =
+                    list.items.iter().filter(|d| tracking(d).is_some_and(|n| n.get("outcome").is_none())).count();
+                r.fetch_max(rolling, Ordering::SeqCst);
+                p.fetch_max(pending, Ordering::SeqCst);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    Sampler { stop, max_rolling, max_pending, task }
+}
+
+impl Sampler {
+    async fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.unwrap();
+        (self.max_rolling.load(Ordering::SeqCst), self.max_pending.load(Ordering::SeqCst))
+    }
+}
+
+async fn fleet(ns: &TestNs) {
+    ns.set_configmap("shared", json!({"v": "1"})).await;
+    for i in 0..WORKLOADS {
+        let mut d = deployment(
+            &format!("w{i:02}"),
+            json!({"reloader.stakater.com/auto": "true"}),
+            env_from_configmaps(&["shared"]),
+        );
+        d["spec"]["replicas"] = json!(1);
+        ns.apply_json::<Deployment>(d).await;
+    }
+    eventually(Duration::from_secs(60), "every Deployment available", || async {
+        let list = ns.api::<Deployment>().list(&ListParams::default()).await.ok()?;
+        list.items.iter().all(|d| !rolling(d)).then_some(())
+    })
+    .await;
+}
+
+async fn outcomes(ns: &TestNs) -> usize {
+    let list = ns.api::<Deployment>().list(&ListParams::default()).await.expect("list");
+    list.items.iter().filter(|d| tracking(d).is_some_and(|n| n["outcome"] == "succeeded")).count()
+}
+
+async fn assert_each_rolled_once(ns: &TestNs) {
+    for i in 0..WORKLOADS {
+        let name = format!("w{i:02}");
+        assert_eq!(replica_sets(ns, &name).await, 2, "{name} rolled exactly once");
+    }
+}
+
+#[tokio::test]
+async fn a_shared_change_rolls_at_most_n_at_a_time_each_once() {
+    let ns = TestNs::new("waves").await;
+    fleet(&ns).await;
+    let n = format!("--max-concurrent-rollouts={N}");
+    let ctl = Controller::start(&ns, &[&n]).await;
+    eventually(Duration::from_secs(20), "every Deployment recorded", || async {
+        let list = ns.api::<Deployment>().list(&ListParams::default()).await.ok()?;
+        list.items.iter().all(|d| d.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(RECORD))).then_some(())
+    })
+    .await;
+
+    let sampler = sample(&ns);
+    ns.set_configmap("shared", json!({"v": "2"})).await;
+    // A moment in: N roll, the others wait.
+    eventually(Duration::from_secs(5), "others waiting", || async {
+        (metric(&ctl.ctx.metrics.encode(), "reloader_rollouts_waiting") > 0.0).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(120), "every rollout succeeded", || async {
+        (outcomes(&ns).await == WORKLOADS).then_some(())
+    })
+    .await;
+    let (max_rolling, max_pending) = sampler.finish().await;
+    eprintln!("at most {max_rolling} rolling and {max_pending} tracked in progress at once");
+    assert!(max_rolling <= N, "{max_rolling} rolling at once");
+    assert!(max_pending <= N, "{max_pending} tracked in progress at once");
+    assert!(max_pending >= 2, "the wave ran several at once: {max_pending}");
+    assert_each_rolled_once(&ns).await;
+    let text = ctl.ctx.metrics.encode();
+    assert_eq!(
+        metric(&text, "reloader_rollouts_total{workload_kind=\"Deployment\",outcome=\"succeeded\"}"),
+        WORKLOADS as f64
+    );
+    assert_eq!(metric(&text, "reloader_rollouts_waiting"), 0.0);
+    assert_eq!(metric(&text, "reloader_rollouts_in_progress"), 0.0);
+}
+
+#[tokio::test]
+async fn a_wave_resumes_after_a_sigkill_without_exceeding_n() {
+    let ns = TestNs::new("waves-kill").await;
+    fleet(&ns).await;
+    let n = format!("--max-concurrent-rollouts={N}");
+    let first = Process::start(&[&ns], &[&n], &[]);
+    first.await_ready().await;
+    eventually(Duration::from_secs(20), "every Deployment recorded", || async {
+        let list = ns.api::<Deployment>().list(&ListParams::default()).await.ok()?;
+        list.items.iter().all(|d| d.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(RECORD))).then_some(())
+    })
+    .await;
+
+    let sampler = sample(&ns);
+    ns.set_configmap("shared", json!({"v": "2"})).await;
+    // Killed once the wave is under way: some done, some rolling, most waiting.
+    eventually(Duration::from_secs(60), "the first rollouts done", || async {
+        (outcomes(&ns).await >= 2).then_some(())
+    })
+    .await;
+    first.signal("KILL");
+    drop(first);
+    let done_before = outcomes(&ns).await;
+    assert!(done_before < WORKLOADS, "killed in the middle: {done_before} done");
+    eprintln!("killed with {done_before} of {WORKLOADS} rollouts done");
+
+    let second = Process::start(&[&ns], &[&n], &[]);
+    second.await_ready().await;
+    eventually(Duration::from_secs(120), "every rollout succeeded", || async {
+        (outcomes(&ns).await == WORKLOADS).then_some(())
+    })
+    .await;
+    let (max_rolling, max_pending) = sampler.finish().await;
+    eprintln!("at most {max_rolling} rolling and {max_pending} tracked in progress at once");
+    assert!(max_rolling <= N, "{max_rolling} rolling at once");
+    assert!(max_pending <= N, "{max_pending} tracked in progress at once");
+    assert_each_rolled_once(&ns).await;
+}
