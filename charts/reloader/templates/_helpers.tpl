@@ -180,6 +180,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - --flap-settle={{ $r.flapSettle }}
 - --adoption-writes-per-second={{ int64 $r.adoptionWritesPerSecond }}
 - --rollout-timeout={{ $r.rolloutTimeout }}
+{{- if $r.maxConcurrentRollouts }}
+- --max-concurrent-rollouts={{ int64 $r.maxConcurrentRollouts }}
+{{- end }}
 {{- if $r.dryRun }}
 - --dry-run=true
 {{- end }}
