@@ -215,6 +215,11 @@ pub struct RunArgs {
     /// other reloads wait, oldest change first. 0: unlimited.
     #[arg(long, env = "RELOADER_MAX_CONCURRENT_ROLLOUTS", default_value = "0")]
     pub(crate) max_concurrent_rollouts: usize,
+    // Off by default: a drop-in replacement rolls what Reloader rolls.
+    /// With --max-concurrent-rollouts: once this many rollouts caused by one source change
+    /// failed, start no more for that change until the source changes again. 0: off.
+    #[arg(long, env = "RELOADER_HALT_ON_FAILED_ROLLOUTS", default_value = "0")]
+    pub(crate) halt_on_failed_rollouts: usize,
     /// Watch Helm release Secrets too (type helm.sh/release.v1; excluded by default).
     #[arg(long, env = "RELOADER_WATCH_HELM_RELEASE_SECRETS", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub(crate) watch_helm_release_secrets: bool,

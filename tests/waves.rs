@@ -176,3 +176,74 @@ async fn a_wave_resumes_after_a_sigkill_without_exceeding_n() {
     assert!(max_pending <= N, "{max_pending} tracked in progress at once");
     assert_each_rolled_once(&ns).await;
 }
+
+/// Deployments whose new pods no node takes, with a 3 s progress deadline: every rollout fails.
+async fn failing_fleet(ns: &TestNs, count: usize) {
+    ns.set_configmap("shared", json!({"v": "1"})).await;
+    for i in 0..count {
+        let mut spec = env_from_configmaps(&["shared"]);
+        spec["nodeSelector"] = json!({"kube-reloader.dev/no-such-node": "true"});
+        let mut d = deployment(&format!("w{i:02}"), json!({"reloader.stakater.com/auto": "true"}), spec);
+        d["spec"]["replicas"] = json!(1);
+        d["spec"]["progressDeadlineSeconds"] = json!(3);
+        ns.apply_json::<Deployment>(d).await;
+    }
+}
+
+/// Rollouts so far: ReplicaSets beyond each Deployment's first.
+async fn rollouts(ns: &TestNs, count: usize) -> usize {
+    let mut n = 0;
+    for i in 0..count {
+        n += replica_sets(ns, &format!("w{i:02}")).await.saturating_sub(1);
+    }
+    n
+}
+
+async fn halted_events(ns: &TestNs) -> Vec<k8s_openapi::api::events::v1::Event> {
+    let list = ns.api::<k8s_openapi::api::events::v1::Event>().list(&ListParams::default()).await.expect("events");
+    list.items.into_iter().filter(|e| e.reason.as_deref() == Some("ReloadHalted")).collect()
+}
+
+#[tokio::test]
+async fn failed_rollouts_halt_a_change_until_the_source_changes_again() {
+    const COUNT: usize = 6;
+    let ns = TestNs::new("breaker").await;
+    failing_fleet(&ns, COUNT).await;
+    let ctl = Controller::start(&ns, &["--max-concurrent-rollouts=2", "--halt-on-failed-rollouts=2"]).await;
+    eventually(Duration::from_secs(20), "every Deployment recorded", || async {
+        let list = ns.api::<Deployment>().list(&ListParams::default()).await.ok()?;
+        (list.items.len() == COUNT
+            && list.items.iter().all(|d| d.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(RECORD))))
+        .then_some(())
+    })
+    .await;
+
+    ns.set_configmap("shared", json!({"v": "2"})).await;
+    // The first wave (2) rolls and fails; that is K failures: the other 4 are held.
+    let events = eventually(Duration::from_secs(60), "the hold reported on the source and 4 workloads", || async {
+        let e = halted_events(&ns).await;
+        (e.len() == 5).then_some(e)
+    })
+    .await;
+    let on_source: Vec<_> =
+        events.iter().filter(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("ConfigMap")).collect();
+    assert_eq!(on_source.len(), 1, "one Event on the ConfigMap");
+    let note = on_source[0].note.clone().unwrap_or_default();
+    assert!(note.starts_with("held: 2 of the first 2 rollouts for configmap/shared@"), "{note}");
+    assert!(events.iter().all(|e| e.type_.as_deref() == Some("Warning")));
+    holds(Duration::from_secs(5), "exactly the first wave rolled", || async { rollouts(&ns, COUNT).await == 2 }).await;
+    let text = ctl.ctx.metrics.encode();
+    assert_eq!(metric(&text, "reloader_changes_halted_total"), 1.0);
+    assert_eq!(metric(&text, "reloader_rollouts_halted_total"), 4.0);
+    assert_eq!(metric(&text, "reloader_rollouts_total{workload_kind=\"Deployment\",outcome=\"failed\"}"), 2.0);
+    assert_eq!(metric(&text, "reloader_rollouts_waiting"), 0.0, "the held are out of the line");
+
+    // A second change (a fix, or a revert) lifts the hold: a new wave starts. Its rollouts
+    // fail too here, so exactly one more wave rolls and the new change is held in turn.
+    ns.set_configmap("shared", json!({"v": "3"})).await;
+    eventually(Duration::from_secs(60), "the second change halted too", || async {
+        (metric(&ctl.ctx.metrics.encode(), "reloader_changes_halted_total") == 2.0).then_some(())
+    })
+    .await;
+    holds(Duration::from_secs(5), "exactly one more wave rolled", || async { rollouts(&ns, COUNT).await == 4 }).await;
+}

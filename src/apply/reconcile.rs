@@ -11,6 +11,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use crate::apply::report::{self, event, problems_note, publish, source_ref};
 use crate::apply::write::{self, Wrote};
 use crate::core::brake::Verdict;
+use crate::core::breaker::{self, Gate};
 use crate::core::decide::{self, Change, Decision, Plan, Resume};
 use crate::core::outcome::{self, Ended, Tracked, Verdict as Rollout};
 use crate::core::record::Record;
@@ -94,6 +95,9 @@ async fn pass(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) -> Result<Did
                 return record_only(ctx, &w, record, Some(why)).await;
             }
             if !brake_allows(ctx, &w, changes) {
+                return Ok(Did::Nothing);
+            }
+            if !breaker_allows(ctx, &w, changes) {
                 return Ok(Did::Nothing);
             }
             if !wave_allows(ctx, &w) {
@@ -268,6 +272,46 @@ fn brake_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
     }
 }
 
+/// `--halt-on-failed-rollouts`: a reload for a change K of whose rollouts failed is held (it
+/// leaves the wave's line; the next change of the source lifts the hold), and one for a change
+/// with a failure while others still roll waits in line for them.
+fn breaker_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
+    let limit = ctx.settings.halt_on_failed_rollouts;
+    if limit.is_none() || !w.progress.trackable() {
+        return true;
+    }
+    let mut verdict = Gate::Go;
+    let mut held_for = None;
+    {
+        let st = ctx.state.lock().expect("state lock");
+        for c in changes {
+            let cause = outcome::cause_of(c);
+            let users = st.affected(&w.key.namespace, &c.source);
+            let notes = users.iter().filter_map(|k| st.workload(k)).filter_map(|u| u.tracked.as_ref());
+            let g = breaker::gate(limit, breaker::tally(&cause, notes));
+            if let (Gate::Held(t), None) = (&g, &held_for) {
+                held_for = Some((c.clone(), cause, *t));
+            }
+            verdict = verdict.and(g);
+        }
+    }
+    match verdict {
+        Gate::Go => true,
+        Gate::Pause => {
+            debug!("a rollout of this change failed and others still roll; waiting for them");
+            ctx.wave_wait(&w.key);
+            false
+        }
+        Gate::Held(_) => {
+            ctx.wave_release(&w.key, true);
+            if let Some((c, cause, t)) = held_for {
+                report::report_halted(ctx, w, &c, &cause, t);
+            }
+            false
+        }
+    }
+}
+
 /// `--max-concurrent-rollouts`: a reload that would start a rollout beyond the limit waits
 /// for a place; it is looked at again, oldest change first, when rollouts end.
 fn wave_allows(ctx: &Arc<Ctx>, w: &Workload) -> bool {
@@ -323,11 +367,7 @@ fn tracking_note(w: &Workload, changes: &[Change]) -> Option<Tracked> {
     if !w.progress.trackable() {
         return None;
     }
-    let cause = changes
-        .iter()
-        .map(|c| format!("{}@{}", c.source, c.hash.map_or_else(|| "deleted".to_string(), |h| h.short())))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cause = changes.iter().map(outcome::cause_of).collect::<Vec<_>>().join(", ");
     Some(Tracked {
         cause,
         at: k8s_openapi::jiff::Timestamp::now().as_second(),

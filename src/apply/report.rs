@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType};
 use tracing::{info, warn};
 
+use crate::core::breaker::{Tally, held_note};
 use crate::core::decide::{Change, ChangeKind};
 use crate::core::outcome::{Ended, Tracked};
 use crate::core::source::SourceRef;
@@ -134,6 +135,30 @@ pub(crate) fn report_reload(ctx: &Arc<Ctx>, w: &Workload, c: &Change) {
             ctx.metrics.alerts.get_or_create(&crate::runtime::metrics::SinkResult { sink: sink.label(), result }).inc();
         }
     });
+}
+
+/// A reload held by the circuit breaker: a Warning `ReloadHalted` Event on the workload and,
+/// once per change, on the source; counted once per workload and change.
+pub(crate) fn report_halted(ctx: &Arc<Ctx>, w: &Workload, c: &Change, cause: &str, t: Tally) {
+    let ns = &w.key.namespace;
+    let note = held_note(cause, t);
+    if ctx.first_halt(&format!("{ns}/{cause}")) {
+        warn!(source = %c.source, "{note}");
+        ctx.metrics.changes_halted.inc();
+        let ev = event(EventType::Warning, "ReloadHalted", note.clone(), None);
+        let (ctx, reference) = (ctx.clone(), source_ref(ns, c));
+        tokio::spawn(async move {
+            if let Err(e) = ctx.events.publish(&ev, &reference).await {
+                warn!(reason = %ev.reason, "could not publish an Event: {}", crate::error::api_message(&e));
+                ctx.metrics.error("event_publish");
+            }
+        });
+    }
+    if ctx.first_halt(&format!("{}/{cause}", w.key)) {
+        info!(cause, "{note}");
+        ctx.metrics.rollouts_halted.inc();
+        publish(ctx, w, event(EventType::Warning, "ReloadHalted", note, Some(source_ref(ns, c))));
+    }
 }
 
 /// A tracked rollout ended: the log line, the `ReloadSucceeded` or `ReloadRolloutFailed`

@@ -2,7 +2,8 @@
 //! (refs), which of them govern a workload (policy), what was applied (record), what to do
 //! about it (decide) and how the workload's template changes (patch); plus the storm brake,
 //! the index the watches fill, the history of recent source changes, and how the rollouts that
-//! reloads start end (outcome) and how many may be under way at once (waves). Nothing here talks to the API server, spawns a task or reads a
+//! reloads start end (outcome), how many may be under way at once (waves) and when a change
+//! whose rollouts fail stops (breaker). Nothing here talks to the API server, spawns a task or reads a
 //! clock: times are passed in.
 
 /// `k8s_openapi::Resource` and `Metadata` for a namespaced custom resource of our own (a
@@ -32,6 +33,7 @@ macro_rules! namespaced_resource {
 }
 
 pub(crate) mod brake;
+pub(crate) mod breaker;
 pub(crate) mod csi;
 pub(crate) mod decide;
 pub(crate) mod duration;

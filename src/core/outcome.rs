@@ -52,6 +52,11 @@ pub(crate) struct Tracked {
     pub(crate) reason: Option<String>,
 }
 
+/// The cause of one change, as notes name it: `configmap/app@1a2b3c4d5e6f` (`@deleted`).
+pub(crate) fn cause_of(c: &crate::core::decide::Change) -> String {
+    format!("{}@{}", c.source, c.hash.map_or_else(|| "deleted".to_string(), |h| h.short()))
+}
+
 impl Tracked {
     pub(crate) fn encode(&self) -> String {
         serde_json::to_string(self).expect("a tracking note serialises")

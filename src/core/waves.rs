@@ -62,6 +62,14 @@ impl Wave {
         Admit::Wait { ahead, in_progress: self.taken() }
     }
 
+    /// Puts a reload in line without a place (the breaker pauses its change): looked at again
+    /// when places free.
+    pub(crate) fn wait(&mut self, key: &WorkloadKey, tick: u64) {
+        if !self.waiting.iter().any(|(_, k)| k == key) {
+            self.waiting.insert((tick, key.clone()));
+        }
+    }
+
     /// The workload's note was seen: in progress (`true`) or ended or gone (`false`). Its
     /// reservation, if any, has served.
     pub(crate) fn seen(&mut self, key: &WorkloadKey, in_progress: bool) {
@@ -182,6 +190,18 @@ mod tests {
         assert_eq!(w.next(n), vec![k("c")]);
         assert_eq!(w.admit(n, &k("c"), 3), Admit::Go);
         assert!(w.waiting.is_empty());
+    }
+
+    #[test]
+    fn a_paused_reload_keeps_its_place_in_line() {
+        let mut w = Wave::default();
+        let n = Some(1);
+        w.seen(&k("a"), true);
+        w.wait(&k("b"), 1);
+        w.wait(&k("b"), 5);
+        assert!(matches!(w.admit(n, &k("c"), 2), Admit::Wait { ahead: 1, .. }));
+        w.seen(&k("a"), false);
+        assert_eq!(w.next(n), vec![k("b")], "b keeps its first tick");
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct Ctx {
     wave: Mutex<Wave>,
     /// The origin of the ticks that order the waiting reloads.
     started: Instant,
+    /// Holds of the circuit breaker already reported (`<ns>/<cause>`, `<workload>/<cause>`).
+    halts: Mutex<HashSet<String>>,
 }
 
 impl Ctx {
@@ -90,6 +92,7 @@ impl Ctx {
             keys_in_effect: std::sync::OnceLock::new(),
             wave: Mutex::new(Wave::default()),
             started: Instant::now(),
+            halts: Mutex::new(HashSet::new()),
             settings,
         })
     }
@@ -116,6 +119,19 @@ impl Ctx {
         let a = wave.admit(self.settings.max_concurrent_rollouts, key, tick);
         self.wave_gauges(&wave);
         a
+    }
+
+    /// Puts `key` in the wave's line without a place (the breaker pauses its change).
+    pub(crate) fn wave_wait(&self, key: &WorkloadKey) {
+        let tick = self.started.elapsed().as_nanos() as u64;
+        let mut wave = self.wave.lock().expect("wave lock");
+        wave.wait(key, tick);
+        self.wave_gauges(&wave);
+    }
+
+    /// Whether a hold (`what`) is reported for the first time by this process.
+    pub(crate) fn first_halt(&self, what: &str) -> bool {
+        self.halts.lock().expect("halts lock").insert(what.to_string())
     }
 
     /// What the watch saw of a workload's rollout (in progress or not), or that it is gone

@@ -142,6 +142,8 @@ pub struct Metrics {
     pub reload_to_available: HistogramFamily<WorkloadKindLabel>,
     pub rollouts_in_progress: Gauge,
     pub rollouts_waiting: Gauge,
+    pub changes_halted: Counter,
+    pub rollouts_halted: Counter,
 }
 
 impl Metrics {
@@ -295,6 +297,19 @@ impl Metrics {
             rollouts_waiting.clone(),
         );
 
+        let changes_halted = Counter::default();
+        r.register(
+            "reloader_changes_halted",
+            "Source changes whose rollouts the circuit breaker stopped (--halt-on-failed-rollouts).",
+            changes_halted.clone(),
+        );
+        let rollouts_halted = Counter::default();
+        r.register(
+            "reloader_rollouts_halted",
+            "Reloads held by the circuit breaker, once per workload and change.",
+            rollouts_halted.clone(),
+        );
+
         let heap_bytes = Gauge::default();
         if crate::runtime::memory::heap_in_use().is_some() {
             r.register(
@@ -309,6 +324,8 @@ impl Metrics {
             reload_to_available,
             rollouts_in_progress,
             rollouts_waiting,
+            changes_halted,
+            rollouts_halted,
             heap_bytes,
             failures,
             dry_run,
