@@ -430,6 +430,13 @@ pub async fn run(client: Client, args: &ExplainArgs) -> Result<String, Error> {
         e.decision.action = "held".into();
         e.decision.detail = format!("would {}, but the storm brake holds it", e.decision.detail);
     }
+    if s.halt_on_failed_rollouts.is_some() && e.decision.action == "reload" && w.progress.trackable() {
+        let peers = peers(&client, &ns, &s).await?;
+        if let Some(note) = halted(&e, &peers, s.halt_on_failed_rollouts) {
+            e.decision.action = "halted".into();
+            e.decision.detail = format!("would {}, but {note}", e.decision.detail);
+        }
+    }
     if let Some(ha) = &s.ha {
         let (line, can_write) = leader(&client, ha).await?;
         e.leader = Some(line);
@@ -441,6 +448,42 @@ pub async fn run(client: Client, args: &ExplainArgs) -> Result<String, Error> {
     Ok(match args.output {
         Output::Text => render_text(&e),
         Output::Json => serde_json::to_string_pretty(&e).expect("serialisable") + "\n",
+    })
+}
+
+/// The Deployments, StatefulSets and DaemonSets of the namespace: their tracking notes are
+/// what the circuit breaker counts.
+async fn peers(client: &Client, ns: &str, s: &Settings) -> Result<Vec<Workload>, Error> {
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+    async fn list<K: WorkloadObject>(client: &Client, ns: &str, s: &Settings) -> Result<Vec<Workload>, Error> {
+        let api: Api<K> = Api::namespaced(client.clone(), ns);
+        let items = api.list(&ListParams::default()).await.map_err(|source| Error::Read {
+            what: K::RESOURCE.into(),
+            namespace: ns.into(),
+            source,
+        })?;
+        Ok(items.iter().map(|o| workload::project_object(o, &s.keys, s.auto_reload_all)).collect())
+    }
+    let mut out = list::<Deployment>(client, ns, s).await?;
+    out.extend(list::<StatefulSet>(client, ns, s).await?);
+    out.extend(list::<DaemonSet>(client, ns, s).await?);
+    Ok(out)
+}
+
+/// The circuit breaker's hold on the reload `e` decides, if any (pure).
+fn halted(e: &Explanation, peers: &[Workload], limit: Option<usize>) -> Option<String> {
+    use crate::core::breaker::{self, Gate};
+    let notes: Vec<_> = peers.iter().filter_map(|p| p.tracked.as_ref()).collect();
+    e.sources.iter().filter(|l| l.governs && l.current != l.applied).find_map(|l| {
+        let hash = match l.current.as_deref() {
+            Some("absent") | None => "deleted",
+            Some(h) => h,
+        };
+        let cause = format!("{}@{hash}", l.source);
+        match breaker::gate(limit, breaker::tally(&cause, notes.iter().copied())) {
+            Gate::Held(t) => Some(breaker::held_note(&cause, t)),
+            _ => None,
+        }
     })
 }
 

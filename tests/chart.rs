@@ -71,6 +71,7 @@ fn lint_and_template_with_default_and_custom_values() {
         "secretproviderclass",
         "--enable-csi-integration",
         "--max-concurrent-rollouts",
+        "--halt-on-failed-rollouts",
     ] {
         assert!(!default.contains(unwanted), "default render has {unwanted:?}");
     }
@@ -100,6 +101,7 @@ fn lint_and_template_with_default_and_custom_values() {
         "--enable-ha=true",
         "--dry-run=true",
         "--max-concurrent-rollouts=5",
+        "--halt-on-failed-rollouts=3",
         "--rollout-timeout=15m",
         "--auto-annotation=example.com/auto",
         "--pause-deployment-annotation=example.com/pause",

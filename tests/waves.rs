@@ -237,6 +237,26 @@ async fn failed_rollouts_halt_a_change_until_the_source_changes_again() {
     assert_eq!(metric(&text, "reloader_rollouts_halted_total"), 4.0);
     assert_eq!(metric(&text, "reloader_rollouts_total{workload_kind=\"Deployment\",outcome=\"failed\"}"), 2.0);
     assert_eq!(metric(&text, "reloader_rollouts_waiting"), 0.0, "the held are out of the line");
+    let mut held = None;
+    for i in 0..COUNT {
+        let name = format!("w{i:02}");
+        if replica_sets(&ns, &name).await == 1 {
+            held = Some(name);
+            break;
+        }
+    }
+    let held = held.expect("a held workload");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reloader"))
+        .args(["explain", &format!("deployment/{held}"), "-n", &ns.name])
+        .args(["--max-concurrent-rollouts=2", "--halt-on-failed-rollouts=2"])
+        .env("KUBECONFIG", &cluster().kubeconfig)
+        .output()
+        .expect("run reloader explain");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("decision: halted: would roll it: configmap/shared changed, but held: 2 of the first 2 rollouts for configmap/shared@"),
+        "{text}"
+    );
 
     // A second change (a fix, or a revert) lifts the hold: a new wave starts. Its rollouts
     // fail too here, so exactly one more wave rolls and the new change is held in turn.

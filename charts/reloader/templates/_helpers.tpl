@@ -183,6 +183,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if $r.maxConcurrentRollouts }}
 - --max-concurrent-rollouts={{ int64 $r.maxConcurrentRollouts }}
 {{- end }}
+{{- if $r.haltOnFailedRollouts }}
+- --halt-on-failed-rollouts={{ int64 $r.haltOnFailedRollouts }}
+{{- end }}
 {{- if $r.dryRun }}
 - --dry-run=true
 {{- end }}
