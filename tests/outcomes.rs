@@ -166,3 +166,91 @@ async fn the_rollout_timeout_fails_a_rollout_that_never_ends() {
     let text = ctl.ctx.metrics.encode();
     assert_eq!(metric(&text, "reloader_rollouts_total{workload_kind=\"Deployment\",outcome=\"failed\"}"), 1.0);
 }
+
+/// The tracking note of any kind, by resource.
+async fn note_of<K>(ns: &TestNs, name: &str) -> Option<Value>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let o = ns.api::<K>().get(name).await.ok()?;
+    serde_json::from_str(o.meta().annotations.as_ref()?.get(ROLLOUT)?).ok()
+}
+
+fn sts(name: &str, pod_spec: Value) -> Value {
+    json!({"apiVersion":"apps/v1","kind":"StatefulSet",
+        "metadata":{"name":name,"annotations":{"reloader.stakater.com/auto":"true"}},
+        "spec":{"replicas":2,"serviceName":name,"selector":{"matchLabels":{"app":name}},
+                "template":{"metadata":{"labels":{"app":name}},"spec":pod_spec}}})
+}
+
+#[tokio::test]
+async fn statefulset_and_daemonset_rollouts_are_followed_to_the_end() {
+    use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+    let ns = TestNs::new("outcome-kinds").await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    ns.apply_json::<StatefulSet>(sts("db", env_from_configmaps(&["cfg"]))).await;
+    ns.apply_json::<DaemonSet>(json!({"apiVersion":"apps/v1","kind":"DaemonSet",
+        "metadata":{"name":"agent","annotations":{"reloader.stakater.com/auto":"true"}},
+        "spec":{"selector":{"matchLabels":{"app":"agent"}},
+                "template":{"metadata":{"labels":{"app":"agent"}},"spec":env_from_configmaps(&["cfg"])}}}))
+        .await;
+    // A StatefulSet whose pods no node takes: its rollout never ends, and --rollout-timeout
+    // fails it (StatefulSets have no progress deadline of their own).
+    let mut stuck = env_from_configmaps(&["cfg"]);
+    stuck["nodeSelector"] = json!({"kube-reloader.dev/no-such-node": "true"});
+    ns.apply_json::<StatefulSet>(sts("stuck", stuck)).await;
+    let ctl = Controller::start(&ns, &["--rollout-timeout=20s"]).await;
+    let rec = |o: Option<std::collections::BTreeMap<String, String>>| o.and_then(|a| a.get(RECORD).cloned());
+    eventually(Duration::from_secs(10), "records", || async {
+        let a = rec(ns.api::<StatefulSet>().get("db").await.ok()?.metadata.annotations);
+        let b = rec(ns.api::<DaemonSet>().get("agent").await.ok()?.metadata.annotations);
+        let c = rec(ns.api::<StatefulSet>().get("stuck").await.ok()?.metadata.annotations);
+        (a.is_some() && b.is_some() && c.is_some()).then_some(())
+    })
+    .await;
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+
+    let done = |n: Option<Value>| n.filter(|n| n.get("outcome").is_some());
+    let db = eventually(Duration::from_secs(60), "the StatefulSet's outcome", || async {
+        done(note_of::<StatefulSet>(&ns, "db").await)
+    })
+    .await;
+    assert_eq!(db["outcome"], "succeeded", "{db}");
+    let st = ns.api::<StatefulSet>().get("db").await.unwrap().status.unwrap();
+    assert_eq!(st.current_revision, st.update_revision, "{st:?}");
+    assert_eq!(st.ready_replicas, Some(2));
+    let agent = eventually(Duration::from_secs(60), "the DaemonSet's outcome", || async {
+        done(note_of::<DaemonSet>(&ns, "agent").await)
+    })
+    .await;
+    assert_eq!(agent["outcome"], "succeeded", "{agent}");
+    let stuck = eventually(Duration::from_secs(60), "the stuck StatefulSet's outcome", || async {
+        done(note_of::<StatefulSet>(&ns, "stuck").await)
+    })
+    .await;
+    assert_eq!(stuck["outcome"], "failed", "{stuck}");
+    assert!(stuck["reason"].as_str().unwrap_or_default().contains("--rollout-timeout"), "{stuck}");
+
+    let text = ctl.ctx.metrics.encode();
+    for (kind, outcome, n) in
+        [("StatefulSet", "succeeded", 1.0), ("DaemonSet", "succeeded", 1.0), ("StatefulSet", "failed", 1.0)]
+    {
+        let series = format!("reloader_rollouts_total{{workload_kind=\"{kind}\",outcome=\"{outcome}\"}}");
+        assert_eq!(metric(&text, &series), n, "{series}");
+    }
+    eventually(Duration::from_secs(5), "an outcome Event on each", || async {
+        let events = ns.api::<Event>().list(&ListParams::default()).await.ok()?.items;
+        let on = |name: &str, reason: &str| {
+            events.iter().any(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+            })
+        };
+        (on("db", "ReloadSucceeded") && on("agent", "ReloadSucceeded") && on("stuck", "ReloadRolloutFailed"))
+            .then_some(())
+    })
+    .await;
+}
