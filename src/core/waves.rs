@@ -82,15 +82,17 @@ impl Wave {
     }
 
     /// A reload that wrote nothing after all (a conflict, an error, or nothing to roll): its
-    /// place is given back.
-    pub(crate) fn release(&mut self, key: &WorkloadKey) {
-        self.reserved.remove(key);
+    /// place is given back. Whether it held one.
+    pub(crate) fn release(&mut self, key: &WorkloadKey) -> bool {
+        self.reserved.remove(key)
     }
 
-    /// The workload no longer waits (nothing to reload any more, or deleted).
-    pub(crate) fn leave(&mut self, key: &WorkloadKey) {
+    /// The workload no longer waits (nothing to reload any more, or deleted). Whether it was
+    /// in line or held a place.
+    pub(crate) fn leave(&mut self, key: &WorkloadKey) -> bool {
+        let before = self.waiting.len();
         self.waiting.retain(|(_, k)| k != key);
-        self.reserved.remove(key);
+        self.reserved.remove(key) || self.waiting.len() != before
     }
 
     /// The reloads to look at again now that places may be free: the oldest waiting, as many
@@ -183,10 +185,12 @@ mod tests {
         assert!(matches!(w.admit(n, &k("b"), 2), Admit::Wait { .. }));
         assert!(matches!(w.admit(n, &k("c"), 3), Admit::Wait { .. }));
         // a's write was refused: its place is free again, for b.
-        w.release(&k("a"));
+        assert!(w.release(&k("a")));
+        assert!(!w.release(&k("a")), "given back once");
         assert_eq!(w.next(n), vec![k("b")]);
         // b's source was reverted meanwhile: it leaves the line, c is next.
-        w.leave(&k("b"));
+        assert!(w.leave(&k("b")));
+        assert!(!w.leave(&k("b")), "gone already");
         assert_eq!(w.next(n), vec![k("c")]);
         assert_eq!(w.admit(n, &k("c"), 3), Admit::Go);
         assert!(w.waiting.is_empty());

@@ -151,12 +151,10 @@ impl Ctx {
             return;
         }
         let mut wave = self.wave.lock().expect("wave lock");
-        if leave {
-            wave.leave(key);
-        } else {
-            wave.release(key);
+        let changed = if leave { wave.leave(key) } else { wave.release(key) };
+        if changed {
+            self.wave_next(&wave);
         }
-        self.wave_next(&wave);
     }
 
     fn wave_next(&self, wave: &Wave) {
