@@ -68,6 +68,8 @@ pub(crate) struct Handled {
     pub(crate) skipped: Option<&'static str>,
     /// A workload's rollout seen in progress (`true`) or not any more (`false`), for the wave.
     pub(crate) rollouts: Vec<(WorkloadKey, bool)>,
+    /// Look at these workloads now, unless they wait already: their rollout moved.
+    pub(crate) progressed: Vec<WorkloadKey>,
 }
 
 impl Handled {
@@ -210,6 +212,10 @@ fn act(ctx: &Ctx, resource: &'static str, h: Handled) {
     }
     for k in h.now {
         ctx.enqueue(k, Duration::ZERO);
+    }
+    for k in h.progressed {
+        ctx.metrics.queue_adds.inc();
+        ctx.queue.add_unless_debounced(k);
     }
     for k in h.debounced {
         ctx.enqueue_debounced(k);
@@ -496,11 +502,9 @@ impl<K: WorkloadObject> Handler<K> for Workloads {
         let key = w.key.clone();
         idx.observe_rv(w.anchor);
         let old = idx.workload(&key);
-        let changed = old.is_none_or(|old| {
-            old.fingerprint != w.fingerprint
-                // A rollout a reload started moved: its outcome may be known now.
-                || (w.pending_rollout().is_some() && old.progress != w.progress)
-        });
+        let changed = old.is_none_or(|old| old.fingerprint != w.fingerprint);
+        // A rollout a reload started moved: its outcome may be known now.
+        let progressed = !changed && w.pending_rollout().is_some() && old.is_some_and(|o| o.progress != w.progress);
         let rolling = w.pending_rollout().is_some();
         let rollouts = if old.is_none_or(|o| o.pending_rollout().is_some() != rolling || o.tracked != w.tracked) {
             vec![(key.clone(), rolling)]
@@ -509,7 +513,12 @@ impl<K: WorkloadObject> Handler<K> for Workloads {
         };
         idx.upsert_workload(w);
         // Other status-only updates (the rollout itself) change nothing we decide on.
-        Handled { now: if changed { vec![key] } else { vec![] }, rollouts, ..Default::default() }
+        Handled {
+            now: if changed { vec![key.clone()] } else { vec![] },
+            progressed: if progressed { vec![key] } else { vec![] },
+            rollouts,
+            ..Default::default()
+        }
     }
     fn delete(&mut self, idx: &mut State, _: &Intake, obj: K) -> Handled {
         let key = WorkloadKey { kind: K::KIND, namespace: obj.namespace().unwrap_or_default(), name: obj.name_any() };
