@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::core::decide::Change;
-use crate::core::outcome::{ROLLOUT_ANNOTATION, Tracked};
+use crate::core::outcome::{OUTCOME_FIELD_MANAGER, ROLLOUT_ANNOTATION, Tracked};
 use crate::core::patch::{self, Strategy};
 use crate::core::record::{self, FIELD_MANAGER, RECORD_ANNOTATION, Record};
 use crate::core::rollout::Rollout;
@@ -42,7 +42,11 @@ pub(crate) struct Extra {
 }
 
 fn pp() -> PatchParams {
-    PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }
+    pp_as(FIELD_MANAGER)
+}
+
+fn pp_as(manager: &str) -> PatchParams {
+    PatchParams { field_manager: Some(manager.into()), ..Default::default() }
 }
 
 /// RFC 3339 at whole seconds, as Kubernetes times are written.
@@ -61,9 +65,15 @@ fn rollout_api(c: &kube::Client, ns: &str) -> Api<DynamicObject> {
 /// A patch to the workload itself: strategic merge for built-in kinds, JSON merge for Rollouts
 /// (custom resources do not take strategic merge).
 pub(crate) async fn patch_workload(client: &kube::Client, w: &Workload, body: Value) -> Result<(), kube::Error> {
+    patch_workload_as(client, w, body, FIELD_MANAGER).await
+}
+
+/// `patch_workload` under another field manager.
+async fn patch_workload_as(client: &kube::Client, w: &Workload, body: Value, manager: &str) -> Result<(), kube::Error> {
     let (ns, name) = (w.key.namespace.as_str(), w.key.name.as_str());
     let c = client.clone();
     let smp = Patch::Strategic(body.clone());
+    let pp = || pp_as(manager);
     match w.key.kind {
         WorkloadKind::Deployment => Api::<Deployment>::namespaced(c, ns).patch(name, &pp(), &smp).await.map(drop),
         WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(c, ns).patch(name, &pp(), &smp).await.map(drop),
@@ -122,11 +132,12 @@ pub(crate) async fn write_reload(
 }
 
 /// Records how the tracked rollout ended, on the object it was decided on (a newer reload's
-/// note is never overwritten: the precondition fails with 409).
+/// note is never overwritten: the precondition fails with 409). Under its own field manager,
+/// so that the audit log and `managedFields` tell these writes from reloads.
 pub(crate) async fn write_outcome(client: &kube::Client, w: &Workload, t: &Tracked) -> Result<(), kube::Error> {
     let body =
         json!({"metadata": {"resourceVersion": w.resource_version, "annotations": {ROLLOUT_ANNOTATION: t.encode()}}});
-    patch_workload(client, w, body).await
+    patch_workload_as(client, w, body, OUTCOME_FIELD_MANAGER).await
 }
 
 /// Resumes a Deployment this controller paused.

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 /// The annotation, under this project's own domain, that holds the tracking note.
 pub(crate) const ROLLOUT_ANNOTATION: &str = "reloader.kube-reloader.dev/rollout";
 
+/// The field manager of the write that records an outcome: the API server's audit log (its
+/// request URI carries `fieldManager`) and `managedFields` tell these writes from reloads.
+pub const OUTCOME_FIELD_MANAGER: &str = "kube-reloader-outcome";
+
 /// How a tracked rollout ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
