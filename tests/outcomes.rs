@@ -254,3 +254,147 @@ async fn statefulset_and_daemonset_rollouts_are_followed_to_the_end() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_daemonset_whose_new_pods_never_become_available_fails_on_the_timeout() {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    let ns = TestNs::new("outcome-ds-fail").await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    // Pods that ask for more CPU than any node has: a DaemonSet schedules one per node, none
+    // ever runs, and its rollout never ends (DaemonSets have no progress deadline of their own).
+    let mut spec = env_from_configmaps(&["cfg"]);
+    spec["containers"][0]["resources"] = json!({"requests": {"cpu": "1000"}});
+    ns.apply_json::<DaemonSet>(json!({"apiVersion":"apps/v1","kind":"DaemonSet",
+        "metadata":{"name":"agent","annotations":{"reloader.stakater.com/auto":"true"}},
+        "spec":{"selector":{"matchLabels":{"app":"agent"}},
+                "template":{"metadata":{"labels":{"app":"agent"}},"spec":spec}}}))
+        .await;
+    let ctl = Controller::start(&ns, &["--rollout-timeout=6s"]).await;
+    eventually(Duration::from_secs(10), "the record", || async {
+        ns.api::<DaemonSet>().get("agent").await.ok()?.metadata.annotations?.get(RECORD).cloned()
+    })
+    .await;
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    let pending = eventually(Duration::from_secs(10), "the tracking note", || note_of::<DaemonSet>(&ns, "agent")).await;
+    assert!(pending.get("outcome").is_none(), "{pending}");
+    let done = eventually(Duration::from_secs(30), "the DaemonSet's outcome", || async {
+        note_of::<DaemonSet>(&ns, "agent").await.filter(|n| n.get("outcome").is_some())
+    })
+    .await;
+    assert_eq!(done["outcome"], "failed", "{done}");
+    let reason = done["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("--rollout-timeout") && reason.contains("available"), "{done}");
+    assert!(done["ended"].as_i64().unwrap() - done["at"].as_i64().unwrap() >= 6, "{done}");
+    let ev = event(&ns, "ReloadRolloutFailed").await;
+    assert_eq!(ev.regarding.and_then(|r| r.name).as_deref(), Some("agent"));
+    assert!(ev.note.unwrap_or_default().contains(pending["cause"].as_str().unwrap()));
+    let text = ctl.ctx.metrics.encode();
+    assert_eq!(metric(&text, "reloader_rollouts_total{workload_kind=\"DaemonSet\",outcome=\"failed\"}"), 1.0);
+    assert_eq!(metric(&text, "reloader_rollouts_total{workload_kind=\"DaemonSet\",outcome=\"succeeded\"}"), 0.0);
+    let e = explain(&ns, "daemonset/agent");
+    assert!(e.contains("rollout: failed for configmap/cfg@"), "{e}");
+}
+
+async fn rollout_note(api: &kube::Api<kube::api::DynamicObject>, name: &str) -> Option<Value> {
+    let o = api.get(name).await.ok()?;
+    serde_json::from_str(o.metadata.annotations?.get(ROLLOUT)?).ok()
+}
+
+async fn rollout_outcome(api: &kube::Api<kube::api::DynamicObject>, name: &str) -> Value {
+    eventually(Duration::from_secs(10), &format!("{name}'s outcome"), || async {
+        rollout_note(api, name).await.filter(|n| n.get("outcome").is_some())
+    })
+    .await
+}
+
+/// Argo Rollouts: the outcome follows the phase the Argo Rollouts controller computes. No such
+/// controller runs here, so the test writes the status it would (observedGeneration, phase,
+/// message) through the status subresource.
+#[tokio::test]
+async fn argo_rollout_outcomes_follow_their_phase() {
+    use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+    install_rollout_crd();
+    let ns = TestNs::new("outcome-argo").await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    let ar = ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout"));
+    let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &ar);
+    let pp = PatchParams::apply("reloader-tests").force();
+    for name in ["good", "bad"] {
+        let r = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": name, "annotations": {"reloader.stakater.com/auto": "true"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}}, "strategy": {"canary": {}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [
+                         {"name": "app", "image": "example.com/app:1", "envFrom": [{"configMapRef": {"name": "cfg"}}]}]}}}});
+        api.patch(name, &pp, &Patch::Apply(&r)).await.unwrap();
+    }
+    // As the Argo Rollouts controller would, for the generation it saw.
+    let status = |generation: i64, phase: &str, message: &str| {
+        Patch::Merge(
+            json!({"status": {"observedGeneration": generation.to_string(), "phase": phase, "message": message}}),
+        )
+    };
+    for name in ["good", "bad"] {
+        let g = api.get(name).await.unwrap().metadata.generation.unwrap();
+        api.patch_status(name, &PatchParams::default(), &status(g, "Healthy", "")).await.unwrap();
+    }
+    let ctl = Controller::start(&ns, &["--is-Argo-Rollouts=true", "--rollout-timeout=2m"]).await;
+    let note = |name: &'static str| rollout_note(&api, name);
+    for name in ["good", "bad"] {
+        eventually(Duration::from_secs(10), &format!("{name} recorded"), || async {
+            api.get(name).await.ok()?.metadata.annotations?.contains_key(RECORD).then_some(())
+        })
+        .await;
+    }
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    let mut generations = std::collections::BTreeMap::new();
+    for name in ["good", "bad"] {
+        let pending = eventually(Duration::from_secs(10), &format!("{name}'s tracking note"), || note(name)).await;
+        assert!(pending.get("outcome").is_none(), "{pending}");
+        let g = api.get(name).await.unwrap().metadata.generation.unwrap();
+        assert_eq!(pending["generation"].as_i64(), Some(g), "the note names the generation the reload made");
+        generations.insert(name, g);
+    }
+    // The old generation's Healthy phase says nothing of this rollout; nor does Progressing.
+    holds(Duration::from_secs(2), "no outcome before the new generation is observed", || async {
+        note("good").await.is_some_and(|n| n.get("outcome").is_none())
+    })
+    .await;
+    for name in ["good", "bad"] {
+        let p = status(generations[name], "Progressing", "more replicas need to be updated");
+        api.patch_status(name, &PatchParams::default(), &p).await.unwrap();
+    }
+    holds(Duration::from_secs(2), "no outcome while progressing", || async {
+        note("good").await.is_some_and(|n| n.get("outcome").is_none())
+            && note("bad").await.is_some_and(|n| n.get("outcome").is_none())
+    })
+    .await;
+    api.patch_status("good", &PatchParams::default(), &status(generations["good"], "Healthy", "")).await.unwrap();
+    let degraded = "ProgressDeadlineExceeded: ReplicaSet \"bad-7c9d\" has timed out progressing.";
+    api.patch_status("bad", &PatchParams::default(), &status(generations["bad"], "Degraded", degraded)).await.unwrap();
+
+    let good = rollout_outcome(&api, "good").await;
+    assert_eq!(good["outcome"], "succeeded", "{good}");
+    let bad = rollout_outcome(&api, "bad").await;
+    assert_eq!(bad["outcome"], "failed", "{bad}");
+    assert_eq!(bad["reason"].as_str(), Some(format!("Degraded: {degraded}").as_str()), "{bad}");
+
+    eventually(Duration::from_secs(5), "an outcome Event on each", || async {
+        let events = ns.api::<Event>().list(&ListParams::default()).await.ok()?.items;
+        let on = |name: &str, reason: &str| {
+            events.iter().any(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Rollout")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                    && e.note.as_deref().is_some_and(|n| n.contains("configmap/cfg@"))
+            })
+        };
+        (on("good", "ReloadSucceeded") && on("bad", "ReloadRolloutFailed")).then_some(())
+    })
+    .await;
+    let text = ctl.ctx.metrics.encode();
+    for (outcome, n) in [("succeeded", 1.0), ("failed", 1.0)] {
+        let series = format!("reloader_rollouts_total{{workload_kind=\"Rollout\",outcome=\"{outcome}\"}}");
+        assert_eq!(metric(&text, &series), n, "{series}");
+    }
+    assert_eq!(metric(&text, "reloader_reload_to_available_seconds_count{workload_kind=\"Rollout\"}"), 1.0);
+}

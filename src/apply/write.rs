@@ -34,7 +34,7 @@ pub(crate) enum Wrote {
 }
 
 /// Extra fields written with a reload: pause it (Deployments); the rollout's tracking note
-/// (Deployments, StatefulSets, DaemonSets).
+/// (Deployments, StatefulSets, DaemonSets, Argo Rollouts).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Extra {
     pub(crate) pause_at: Option<(String, String)>,
@@ -127,7 +127,7 @@ pub(crate) async fn write_reload(
         }
         WorkloadKind::CronJob => cronjob(client, w, changes, record, strategy).await,
         WorkloadKind::Job => job(client, w, changes, record, strategy).await,
-        WorkloadKind::Rollout => rollout(client, w, changes, record, strategy).await,
+        WorkloadKind::Rollout => rollout(client, w, changes, record, strategy, extra).await,
     }
 }
 
@@ -276,15 +276,19 @@ async fn rollout(
     changes: &[Change],
     record: &Record,
     strategy: Strategy,
+    extra: &Extra,
 ) -> Result<Wrote, kube::Error> {
     let (ns, name) = (w.key.namespace.as_str(), w.key.name.as_str());
     let api = rollout_api(client, ns);
     if w.controls.restart_strategy {
         // Reloader's `restart`: Argo restarts the pods; the template stays as in Git.
-        let body = json!({
+        let mut body = json!({
             "metadata": {"resourceVersion": w.resource_version, "annotations": {RECORD_ANNOTATION: record::encode(record)}},
             "spec": {"restartAt": now_rfc3339()}
         });
+        if let Some(t) = &extra.tracked {
+            body["metadata"]["annotations"][ROLLOUT_ANNOTATION] = json!(t.encode());
+        }
         api.patch(name, &pp(), &Patch::Merge(body)).await?;
         return Ok(Wrote::Rolled);
     }
@@ -299,7 +303,11 @@ async fn rollout(
         return recorded_only(client, w, record, "no container to reload").await;
     }
     obj.data["spec"]["template"] = serde_json::to_value(&template).expect("serialisable");
-    obj.metadata.annotations.get_or_insert_default().insert(RECORD_ANNOTATION.into(), record::encode(record));
+    let annotations = obj.metadata.annotations.get_or_insert_default();
+    annotations.insert(RECORD_ANNOTATION.into(), record::encode(record));
+    if let Some(t) = &extra.tracked {
+        annotations.insert(ROLLOUT_ANNOTATION.into(), t.encode());
+    }
     obj.metadata.managed_fields = None;
     let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
     api.replace(name, &pp, &obj).await?;

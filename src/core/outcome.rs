@@ -86,8 +86,8 @@ impl Tracked {
 /// status updates cause no reconcile unless a rollout is tracked).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) enum Progress {
-    /// A kind or update strategy without a rollout to follow (CronJob, Job, Argo Rollout,
-    /// `OnDelete`).
+    /// A kind or update strategy without a rollout to follow (CronJob, Job, `OnDelete`, an
+    /// Argo Rollout without a template of its own).
     #[default]
     Untracked,
     Deployment {
@@ -120,6 +120,19 @@ pub(crate) enum Progress {
         desired: i32,
         updated: i32,
         available: i32,
+    },
+    /// An Argo Rollout: the phase its own controller computes, read as `kubectl argo rollouts
+    /// status` reads it.
+    Rollout {
+        generation: i64,
+        /// `None` when not a number (Argo Rollouts before 0.10 wrote a hash there): taken as
+        /// observed, as the plugin does.
+        observed_generation: Option<i64>,
+        /// `controllerPause` with no pause condition left: the controller has yet to unpause it.
+        unpausing: bool,
+        /// `Healthy`, `Progressing`, `Paused`, `Degraded` (empty before the controller sets it).
+        phase: String,
+        message: String,
     },
 }
 
@@ -183,6 +196,20 @@ impl Progress {
         }
     }
 
+    pub(crate) fn of_rollout(r: &crate::core::rollout::Rollout) -> Progress {
+        if r.spec.as_ref().and_then(|s| s.template.as_ref()).is_none() {
+            return Progress::Untracked;
+        }
+        let st = r.status.clone().unwrap_or_default();
+        Progress::Rollout {
+            generation: r.metadata.generation.unwrap_or(0),
+            observed_generation: st.observed_generation.as_deref().map(|g| g.parse::<i64>().ok()).unwrap_or(Some(0)),
+            unpausing: st.controller_pause && st.pause_conditions.is_empty(),
+            phase: st.phase.unwrap_or_default(),
+            message: st.message.unwrap_or_default(),
+        }
+    }
+
     /// Whether a reload of this workload has a rollout to follow.
     pub(crate) fn trackable(&self) -> bool {
         !matches!(self, Progress::Untracked)
@@ -194,7 +221,8 @@ impl Progress {
             Progress::Untracked => 0,
             Progress::Deployment { generation, .. }
             | Progress::StatefulSet { generation, .. }
-            | Progress::DaemonSet { generation, .. } => *generation,
+            | Progress::DaemonSet { generation, .. }
+            | Progress::Rollout { generation, .. } => *generation,
         }
     }
 }
@@ -316,6 +344,27 @@ fn progress(t: &Tracked, p: &Progress) -> Verdict {
                 return Verdict::InProgress(format!("{available} of {desired} updated pods available"));
             }
             Verdict::Succeeded
+        }
+        Progress::Rollout { generation, observed_generation, unpausing, phase, message } => {
+            if observed_generation.is_some_and(|o| o < want(*generation)) {
+                return Verdict::InProgress(format!(
+                    "waiting for the Argo Rollouts controller to observe generation {}",
+                    want(*generation)
+                ));
+            }
+            if *unpausing {
+                return Verdict::InProgress("waiting for the Rollout to unpause".into());
+            }
+            let said = |what: &str| if message.is_empty() { what.to_string() } else { format!("{what}: {message}") };
+            match phase.as_str() {
+                "Healthy" => Verdict::Succeeded,
+                "Degraded" => Verdict::Failed(said("Degraded")),
+                // A canary step waiting for promotion, or a manual pause: still under way, as
+                // for the plugin (`--rollout-timeout` ends the wait).
+                "Paused" => Verdict::InProgress(said("paused")),
+                "" => Verdict::InProgress("no phase reported by the Argo Rollouts controller yet".into()),
+                other => Verdict::InProgress(said(other)),
+            }
         }
     }
 }
@@ -522,6 +571,95 @@ mod tests {
             let v = classify(&tracked(3), &daemonset(strategy, status), AT, None);
             assert!(check(&v), "{name}: {v:?}");
         }
+    }
+
+    fn rollout(spec: serde_json::Value, status: serde_json::Value) -> Progress {
+        let r: crate::core::rollout::Rollout = serde_json::from_value(
+            json!({"metadata": {"name": "web", "generation": 4}, "spec": spec, "status": status}),
+        )
+        .unwrap();
+        Progress::of_rollout(&r)
+    }
+
+    #[test]
+    fn argo_rollouts() {
+        let spec = json!({"replicas": 3, "template": {"metadata": {}}});
+        let st = |observed: &str, phase: &str, message: &str| json!({"observedGeneration": observed, "phase": phase, "message": message});
+        let cases: Vec<(&str, serde_json::Value, serde_json::Value, Check)> = vec![
+            ("healthy", spec.clone(), st("4", "Healthy", ""), |v| *v == Verdict::Succeeded),
+            ("healthy, a later generation observed", spec.clone(), st("5", "Healthy", ""), |v| {
+                *v == Verdict::Succeeded
+            }),
+            ("healthy but the new generation not observed yet", spec.clone(), st("3", "Healthy", ""), in_progress),
+            (
+                "degraded",
+                spec.clone(),
+                st("4", "Degraded", "ProgressDeadlineExceeded: ReplicaSet \"web-6d4\" has timed out progressing."),
+                |v| matches!(v, Verdict::Failed(m) if m.starts_with("Degraded: ProgressDeadlineExceeded")),
+            ),
+            (
+                "degraded, aborted",
+                spec.clone(),
+                st("4", "Degraded", "RolloutAborted: metric failed"),
+                |v| matches!(v, Verdict::Failed(m) if m.contains("RolloutAborted")),
+            ),
+            (
+                "a degraded phase of the generation before is not read",
+                spec.clone(),
+                st("3", "Degraded", "x"),
+                in_progress,
+            ),
+            (
+                "progressing",
+                spec.clone(),
+                st("4", "Progressing", "more replicas need to be updated"),
+                |v| matches!(v, Verdict::InProgress(m) if m == "Progressing: more replicas need to be updated"),
+            ),
+            (
+                "paused at a canary step",
+                spec.clone(),
+                st("4", "Paused", "CanaryPauseStep"),
+                |v| matches!(v, Verdict::InProgress(m) if m == "paused: CanaryPauseStep"),
+            ),
+            ("no phase yet", spec.clone(), json!({"observedGeneration": "4"}), in_progress),
+            ("no status at all", spec.clone(), json!({}), in_progress),
+            (
+                "unpausing: controllerPause with no pause condition left",
+                spec.clone(),
+                json!({"observedGeneration": "4", "phase": "Healthy", "controllerPause": true}),
+                in_progress,
+            ),
+            (
+                "paused by the controller, with its pause condition",
+                spec.clone(),
+                json!({"observedGeneration": "4", "phase": "Paused", "controllerPause": true,
+                       "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": ts(AT)}]}),
+                in_progress,
+            ),
+            (
+                "an old Rollout's hash in observedGeneration counts as observed",
+                spec.clone(),
+                st("5d8f9c7b6", "Healthy", ""),
+                |v| *v == Verdict::Succeeded,
+            ),
+            (
+                "workloadRef: no template, nothing to follow",
+                json!({"workloadRef": {"kind": "Deployment", "name": "web"}}),
+                st("4", "Degraded", ""),
+                |v| *v == Verdict::Untracked,
+            ),
+        ];
+        for (name, spec, status, check) in cases {
+            let v = classify(&tracked(4), &rollout(spec, status), AT, None);
+            assert!(check(&v), "{name}: {v:?}");
+        }
+        // A paused canary never ends by itself: the timeout fails it.
+        let paused = rollout(spec, st("4", "Paused", "CanaryPauseStep"));
+        let v = classify(&tracked(4), &paused, AT + 600, Some(Duration::from_secs(600)));
+        assert!(
+            matches!(&v, Verdict::Failed(m) if m.contains("--rollout-timeout") && m.contains("CanaryPauseStep")),
+            "{v:?}"
+        );
     }
 
     #[test]

@@ -386,6 +386,9 @@ impl WorkloadObject for crate::core::rollout::Rollout {
         // A Rollout with `workloadRef` has no template: nothing to reload (Reloader #751).
         self.spec.as_ref().and_then(|s| s.template.as_ref())
     }
+    fn progress(&self) -> Progress {
+        Progress::of_rollout(self)
+    }
 }
 
 impl WorkloadObject for StatefulSet {
