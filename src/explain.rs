@@ -432,7 +432,8 @@ pub async fn run(client: Client, args: &ExplainArgs) -> Result<String, Error> {
     }
     if s.halt_on_failed_rollouts.is_some() && e.decision.action == "reload" && w.progress.trackable() {
         let peers = peers(&client, &ns, &s).await?;
-        if let Some(note) = halted(&e, &peers, s.halt_on_failed_rollouts) {
+        let marks = release_marks(&client, &ns, &e).await;
+        if let Some(note) = halted(&e, &peers, s.halt_on_failed_rollouts, &marks) {
             e.decision.action = "halted".into();
             e.decision.detail = format!("would {}, but {note}", e.decision.detail);
         }
@@ -451,8 +452,8 @@ pub async fn run(client: Client, args: &ExplainArgs) -> Result<String, Error> {
     })
 }
 
-/// The Deployments, StatefulSets and DaemonSets of the namespace: their tracking notes are
-/// what the circuit breaker counts.
+/// The Deployments, StatefulSets, DaemonSets and Argo Rollouts of the namespace: their
+/// tracking notes are what the circuit breaker counts.
 async fn peers(client: &Client, ns: &str, s: &Settings) -> Result<Vec<Workload>, Error> {
     use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
     async fn list<K: WorkloadObject>(client: &Client, ns: &str, s: &Settings) -> Result<Vec<Workload>, Error> {
@@ -467,11 +468,47 @@ async fn peers(client: &Client, ns: &str, s: &Settings) -> Result<Vec<Workload>,
     let mut out = list::<Deployment>(client, ns, s).await?;
     out.extend(list::<StatefulSet>(client, ns, s).await?);
     out.extend(list::<DaemonSet>(client, ns, s).await?);
+    if s.is_argo_rollouts {
+        // Without the Rollout API installed there are no Rollouts to count (the controller
+        // does not watch them either).
+        out.extend(list::<crate::core::rollout::Rollout>(client, ns, s).await.unwrap_or_default());
+    }
     Ok(out)
 }
 
-/// The circuit breaker's hold on the reload `e` decides, if any (pure).
-fn halted(e: &Explanation, peers: &[Workload], limit: Option<usize>) -> Option<String> {
+/// The release marks (`breaker::RELEASE_ANNOTATION`) of the changed sources `e` lists, by
+/// source (`configmap/app`); metadata only, so no Secret data is read.
+async fn release_marks(client: &Client, ns: &str, e: &Explanation) -> BTreeMap<String, String> {
+    use crate::core::breaker::RELEASE_ANNOTATION;
+    let mut marks = BTreeMap::new();
+    for l in e.sources.iter().filter(|l| l.governs && l.current != l.applied) {
+        let Some(r) = SourceRef::parse(&l.source) else { continue };
+        let annotations = match r.kind {
+            SourceKind::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), ns)
+                .get_metadata_opt(&r.name)
+                .await
+                .map(|m| m.and_then(|m| m.metadata.annotations)),
+            SourceKind::Secret => Api::<Secret>::namespaced(client.clone(), ns)
+                .get_metadata_opt(&r.name)
+                .await
+                .map(|m| m.and_then(|m| m.metadata.annotations)),
+            SourceKind::SecretProviderClass => continue,
+        };
+        if let Some(mark) = annotations.ok().flatten().and_then(|a| a.get(RELEASE_ANNOTATION).cloned()) {
+            marks.insert(l.source.clone(), mark);
+        }
+    }
+    marks
+}
+
+/// The circuit breaker's hold on the reload `e` decides, if any, unless the source's release
+/// mark lifts it (pure).
+fn halted(
+    e: &Explanation,
+    peers: &[Workload],
+    limit: Option<usize>,
+    marks: &BTreeMap<String, String>,
+) -> Option<String> {
     use crate::core::breaker::{self, Gate};
     let notes: Vec<_> = peers.iter().filter_map(|p| p.tracked.as_ref()).collect();
     e.sources.iter().filter(|l| l.governs && l.current != l.applied).find_map(|l| {
@@ -479,6 +516,10 @@ fn halted(e: &Explanation, peers: &[Workload], limit: Option<usize>) -> Option<S
             Some("absent") | None => "deleted",
             Some(h) => h,
         };
+        let short = (hash != "deleted").then_some(hash);
+        if breaker::released(marks.get(&l.source).map(String::as_str), short) {
+            return None;
+        }
         let cause = format!("{}@{hash}", l.source);
         match breaker::gate(limit, breaker::tally(&cause, notes.iter().copied())) {
             Gate::Held(t) => Some(breaker::held_note(&cause, t)),

@@ -15,6 +15,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
+use crate::core::breaker::RELEASE_ANNOTATION;
 use crate::core::csi::{self, SecretProviderClass, SecretProviderClassPodStatus};
 use crate::core::decide::{Options, SourceAction, source_action};
 use crate::core::hash::ContentHash;
@@ -257,6 +258,7 @@ impl<K: SourceObject> Handler<K> for Sources {
         let r = SourceRef::new(K::KIND, obj.name_any());
         let info = SourceInfo::of(&obj, intake.keys);
         let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
+        let release = obj.meta().annotations.as_ref().and_then(|a| a.get(RELEASE_ANNOTATION)).cloned();
         // The object (and any secret bytes in it) is dropped here; only the hash is kept.
         drop(obj);
         idx.observe_rv(rv);
@@ -272,8 +274,14 @@ impl<K: SourceObject> Handler<K> for Sources {
             idx.note_change(&ns, &r, rv, old.clone(), std::time::Instant::now());
             debug!(source = %r, namespace = %ns, hash = %hash.short(), "source changed");
         }
+        // A release mark set or changed: reloads the circuit breaker holds may start now.
+        let released = idx.set_release(&ns, &r, release.clone()) && release.is_some() && intake.synced;
         let action = source_action(before, after, flags_changed, intake.webhook, intake.options, intake.synced);
-        effects(idx, &ns, r, action, h)
+        let mut h = effects(idx, &ns, r.clone(), action, h);
+        if released {
+            h.now.extend(idx.affected(&ns, &r));
+        }
+        h
     }
     fn delete(&mut self, idx: &mut State, intake: &Intake, obj: K) -> Handled {
         let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());

@@ -1,6 +1,8 @@
 //! Rollout waves (`--max-concurrent-rollouts`) against the local control plane: 50 Deployments
 //! sharing one ConfigMap roll at most N at a time, all of them exactly once, also across a
-//! SIGKILL of the controller in the middle of the wave.
+//! SIGKILL of the controller in the middle of the wave; the circuit breaker
+//! (`--halt-on-failed-rollouts`) holding a bad change, lifted by the next change or by the
+//! source's release mark.
 
 mod common;
 
@@ -266,4 +268,113 @@ async fn failed_rollouts_halt_a_change_until_the_source_changes_again() {
     })
     .await;
     holds(Duration::from_secs(5), "exactly one more wave rolled", || async { rollouts(&ns, COUNT).await == 4 }).await;
+}
+
+/// A label on a fake node for the life of a test (removed when dropped, even on panic).
+struct NodeLabel(String);
+
+impl NodeLabel {
+    fn set(key: &str) -> NodeLabel {
+        let out = kubectl(&["label", "node", "kwok-node-0", &format!("{key}=ok"), "--overwrite"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        NodeLabel(key.to_string())
+    }
+}
+
+impl Drop for NodeLabel {
+    fn drop(&mut self) {
+        let _ = kubectl(&["label", "node", "kwok-node-0", &format!("{}-", self.0)]);
+    }
+}
+
+#[tokio::test]
+async fn a_release_mark_lets_a_held_change_go_on_and_a_good_change_rolls_everything_once() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Patch, PatchParams};
+    const COUNT: usize = 8;
+    let ns = TestNs::new("release").await;
+    // Pods that need a node label no node has yet: every rollout fails on its 3 s deadline,
+    // until the label is put on a node (the "good change" below).
+    let label = format!("kube-reloader.dev/{}", ns.name);
+    ns.set_configmap("shared", json!({"v": "1"})).await;
+    for i in 0..COUNT {
+        let mut spec = env_from_configmaps(&["shared"]);
+        spec["nodeSelector"] = json!({label.as_str(): "ok"});
+        let mut d = deployment(&format!("w{i:02}"), json!({"reloader.stakater.com/auto": "true"}), spec);
+        d["spec"]["replicas"] = json!(1);
+        d["spec"]["progressDeadlineSeconds"] = json!(3);
+        ns.apply_json::<Deployment>(d).await;
+    }
+    let ctl = Controller::start(&ns, &["--max-concurrent-rollouts=3", "--halt-on-failed-rollouts=3"]).await;
+    eventually(Duration::from_secs(20), "every Deployment recorded", || async {
+        let list = ns.api::<Deployment>().list(&ListParams::default()).await.ok()?;
+        (list.items.len() == COUNT
+            && list.items.iter().all(|d| d.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(RECORD))))
+        .then_some(())
+    })
+    .await;
+
+    ns.set_configmap("shared", json!({"v": "2"})).await;
+    // The first wave (3) rolls and fails: K = 3, the other 5 are held.
+    let events = eventually(Duration::from_secs(60), "the hold reported", || async {
+        let e = halted_events(&ns).await;
+        (e.len() == 1 + COUNT - 3).then_some(e)
+    })
+    .await;
+    holds(Duration::from_secs(3), "exactly the first wave rolled", || async { rollouts(&ns, COUNT).await == 3 }).await;
+    let note = events
+        .iter()
+        .find(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("ConfigMap"))
+        .and_then(|e| e.note.clone())
+        .expect("the Event on the source");
+    assert!(note.contains("reloader.kube-reloader.dev/release-hold"), "the Event says how to release it: {note}");
+    let hash = note.split("configmap/shared@").nth(1).map(|s| s[..12].to_string()).expect("the change's hash");
+
+    // A mark naming another change lifts nothing.
+    let mark = |value: &str| {
+        Patch::Merge(json!({"metadata": {"annotations": {"reloader.kube-reloader.dev/release-hold": value}}}))
+    };
+    let cms = ns.api::<ConfigMap>();
+    cms.patch("shared", &PatchParams::default(), &mark("ffffffffffff")).await.unwrap();
+    holds(Duration::from_secs(3), "still held", || async { rollouts(&ns, COUNT).await == 3 }).await;
+    // The mark naming it lets the rest roll (they fail too; the operator said to go on).
+    cms.patch("shared", &PatchParams::default(), &mark(&hash)).await.unwrap();
+    eventually(Duration::from_secs(90), "every Deployment rolled once", || async {
+        (rollouts(&ns, COUNT).await == COUNT).then_some(())
+    })
+    .await;
+    let released = eventually(Duration::from_secs(5), "a ReloadReleased Event on the source", || async {
+        let list = ns.api::<k8s_openapi::api::events::v1::Event>().list(&ListParams::default()).await.ok()?;
+        list.items.into_iter().find(|e| e.reason.as_deref() == Some("ReloadReleased"))
+    })
+    .await;
+    assert_eq!(released.type_.as_deref(), Some("Normal"));
+    assert_eq!(released.regarding.and_then(|r| r.name).as_deref(), Some("shared"));
+    assert_eq!(metric(&ctl.ctx.metrics.encode(), "reloader_changes_halted_total"), 1.0);
+
+    // The good change: new pods can run now, and the next content of the source rolls every
+    // Deployment exactly once more, to success.
+    let _label = NodeLabel::set(&label);
+    eventually(Duration::from_secs(60), "every rollout's outcome recorded", || async {
+        let list = ns.api::<Deployment>().list(&ListParams::default()).await.ok()?;
+        list.items.iter().all(|d| tracking(d).is_some_and(|n| n.get("outcome").is_some())).then_some(())
+    })
+    .await;
+    ns.set_configmap("shared", json!({"v": "3"})).await;
+    eventually(Duration::from_secs(120), "every Deployment rolled to success", || async {
+        let list = ns.api::<Deployment>().list(&ListParams::default()).await.ok()?;
+        let ok = list
+            .items
+            .iter()
+            .filter_map(tracking)
+            .filter(|n| n["outcome"] == "succeeded" && n["cause"].as_str().is_some_and(|c| !c.contains(&hash)))
+            .count();
+        (ok == COUNT).then_some(())
+    })
+    .await;
+    holds(Duration::from_secs(3), "each rolled exactly once more", || async {
+        rollouts(&ns, COUNT).await == 2 * COUNT
+    })
+    .await;
+    assert_eq!(metric(&ctl.ctx.metrics.encode(), "reloader_changes_halted_total"), 1.0, "the good change rolls on");
 }

@@ -273,8 +273,8 @@ fn brake_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
 }
 
 /// `--halt-on-failed-rollouts`: a reload for a change K of whose rollouts failed is held (it
-/// leaves the wave's line; the next change of the source lifts the hold), and one for a change
-/// with a failure while others still roll waits in line for them.
+/// leaves the wave's line; the next change of the source, or its release mark, lifts the
+/// hold), and one for a change with a failure while others still roll waits in line for them.
 fn breaker_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
     let limit = ctx.settings.halt_on_failed_rollouts;
     if limit.is_none() || !w.progress.trackable() {
@@ -282,6 +282,7 @@ fn breaker_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
     }
     let mut verdict = Gate::Go;
     let mut held_for = None;
+    let mut lifted = Vec::new();
     {
         let st = ctx.state.lock().expect("state lock");
         for c in changes {
@@ -289,11 +290,22 @@ fn breaker_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
             let users = st.affected(&w.key.namespace, &c.source);
             let notes = users.iter().filter_map(|k| st.workload(k)).filter_map(|u| u.tracked.as_ref());
             let g = breaker::gate(limit, breaker::tally(&cause, notes));
+            let short = c.hash.map(|h| h.short());
+            if g != Gate::Go && breaker::released(st.release_of(&w.key.namespace, &c.source), short.as_deref()) {
+                // The source says to go on with this change: its rollouts start again.
+                if let Gate::Held(t) = g {
+                    lifted.push((c.clone(), cause, t));
+                }
+                continue;
+            }
             if let (Gate::Held(t), None) = (&g, &held_for) {
                 held_for = Some((c.clone(), cause, *t));
             }
             verdict = verdict.and(g);
         }
+    }
+    for (c, cause, t) in lifted {
+        report::report_released(ctx, &w.key.namespace, &c, &cause, t);
     }
     match verdict {
         Gate::Go => true,

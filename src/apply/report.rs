@@ -161,6 +161,29 @@ pub(crate) fn report_halted(ctx: &Arc<Ctx>, w: &Workload, c: &Change, cause: &st
     }
 }
 
+/// A hold lifted by the source's release mark (`breaker::RELEASE_ANNOTATION`): once per change
+/// and process, a log line and a Normal `ReloadReleased` Event on the source.
+pub(crate) fn report_released(ctx: &Arc<Ctx>, ns: &str, c: &Change, cause: &str, t: Tally) {
+    if !ctx.first_halt(&format!("released {ns}/{cause}")) {
+        return;
+    }
+    let note = format!(
+        "released by {}: the rollouts for {cause} start again ({} of the first {} failed)",
+        crate::core::breaker::RELEASE_ANNOTATION,
+        t.failed,
+        t.started
+    );
+    info!(source = %c.source, "{note}");
+    let ev = event(EventType::Normal, "ReloadReleased", note, None);
+    let (ctx, reference) = (ctx.clone(), source_ref(ns, c));
+    tokio::spawn(async move {
+        if let Err(e) = ctx.events.publish(&ev, &reference).await {
+            warn!(reason = %ev.reason, "could not publish an Event: {}", crate::error::api_message(&e));
+            ctx.metrics.error("event_publish");
+        }
+    });
+}
+
 /// A tracked rollout ended: the log line, the `ReloadSucceeded` or `ReloadRolloutFailed`
 /// Event (the first source as the related object), the metrics and, for a failure, the alert.
 pub(crate) fn report_outcome(ctx: &Arc<Ctx>, w: &Workload, t: &Tracked) {

@@ -1,11 +1,27 @@
 //! The circuit breaker (`--halt-on-failed-rollouts K`, with waves): once K rollouts caused by
 //! the same source change failed, no further reload for that change starts; the workloads
 //! still waiting for it are held. A change is a source at one content hash, so the hold lifts
-//! by itself when the source changes again (a fix or a revert). Everything is counted from the
-//! tracking notes on the workloads that use the source (`core::outcome`), so a restart or a
-//! failover keeps the hold. Pure.
+//! by itself when the source changes again (a fix or a revert), or when the source carries
+//! `RELEASE_ANNOTATION` naming the change. Everything is counted from the tracking notes on the
+//! workloads that use the source (`core::outcome`), so a restart or a failover keeps the hold.
+//! Pure.
 
 use crate::core::outcome::{Ended, Tracked};
+
+/// The annotation on a ConfigMap or Secret that lifts the breaker for a change of it: its
+/// 12-character hash as Events and `reloader explain` name it (`configmap/app@1a2b3c4d5e6f`:
+/// `1a2b3c4d5e6f`), which lifts that change only, so a later bad change is held again; or
+/// `true`, which lifts it for every change of the source until the annotation is removed.
+pub(crate) const RELEASE_ANNOTATION: &str = "reloader.kube-reloader.dev/release-hold";
+
+/// Whether the release mark on a source (`RELEASE_ANNOTATION`'s value) lifts the breaker for
+/// its change to the content whose short hash is `short` (`None`: its deletion).
+pub(crate) fn released(mark: Option<&str>, short: Option<&str>) -> bool {
+    let Some(mark) = mark.map(|m| m.trim().to_ascii_lowercase()) else {
+        return false;
+    };
+    mark == "true" || short.is_some_and(|s| s == mark)
+}
 
 /// How the rollouts a change caused went so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,8 +85,13 @@ pub(crate) fn gate(limit: Option<usize>, tally: Tally) -> Gate {
 /// The words of the hold, for Events, logs and `reloader explain`.
 pub(crate) fn held_note(cause: &str, t: Tally) -> String {
     format!(
-        "held: {} of the first {} rollouts for {cause} failed (--halt-on-failed-rollouts); no more start until the source changes again",
-        t.failed, t.started
+        "held: {} of the first {} rollouts for {cause} failed (--halt-on-failed-rollouts); no more start until the source changes again or carries {RELEASE_ANNOTATION}: {}",
+        t.failed,
+        t.started,
+        match cause.rsplit('@').next() {
+            Some(h) if h != "deleted" => h,
+            _ => "true",
+        }
     )
 }
 
@@ -124,6 +145,27 @@ mod tests {
         assert_eq!(Gate::Pause.and(held.clone()), held);
         assert_eq!(held.clone().and(Gate::Go), held);
         assert_eq!(Gate::Go.and(Gate::Go), Gate::Go);
+    }
+
+    #[test]
+    fn release_marks() {
+        let h = Some("1a2b3c4d5e6f");
+        let cases = [
+            (None, h, false),
+            (Some("true"), h, true),
+            (Some(" TRUE "), h, true),
+            (Some("true"), None, true),
+            (Some("1a2b3c4d5e6f"), h, true),
+            (Some("1A2B3C4D5E6F"), h, true),
+            (Some("1a2b3c4d5e6f"), Some("ffffffffffff"), false),
+            (Some("1a2b3c4d5e6f"), None, false),
+            (Some("1a2b3c"), h, false),
+            (Some("false"), h, false),
+            (Some(""), h, false),
+        ];
+        for (mark, short, want) in cases {
+            assert_eq!(released(mark, short), want, "{mark:?} {short:?}");
+        }
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub(crate) struct State {
     spcps: HashMap<(String, String), String>,
     /// (namespace, SecretProviderClass) → its match/ignore flags, from the object itself.
     spc_flags: HashMap<(String, String), SourceFlags>,
+    /// (namespace, source) → its release mark for the circuit breaker (`breaker::RELEASE_ANNOTATION`).
+    releases: HashMap<(String, SourceRef), String>,
 }
 
 impl State {
@@ -104,8 +106,23 @@ impl State {
         }
     }
 
+    /// Sets the release mark of a source (`None`: it has none); returns whether it changed.
+    pub(crate) fn set_release(&mut self, namespace: &str, source: &SourceRef, mark: Option<String>) -> bool {
+        let key = (namespace.to_string(), source.clone());
+        match mark {
+            Some(m) => self.releases.insert(key, m.clone()).is_none_or(|old| old != m),
+            None => self.releases.remove(&key).is_some(),
+        }
+    }
+
+    /// The release mark of a source, if it carries one.
+    pub(crate) fn release_of(&self, namespace: &str, source: &SourceRef) -> Option<&str> {
+        self.releases.get(&(namespace.to_string(), source.clone())).map(String::as_str)
+    }
+
     /// Removes a source; returns what was kept of it, if it existed.
     pub(crate) fn remove_source(&mut self, namespace: &str, kind: SourceKind, name: &str) -> Option<SourceInfo> {
+        self.releases.remove(&(namespace.to_string(), SourceRef::new(kind, name)));
         let ns = self.sources.get_mut(namespace)?;
         let old = ns.of_kind_mut(kind).remove(name);
         if ns.is_empty() {
