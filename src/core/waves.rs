@@ -23,6 +23,10 @@ pub(crate) struct Wave {
     pub(crate) reserved: HashSet<WorkloadKey>,
     /// Reloads waiting for a place, oldest change first.
     pub(crate) waiting: BTreeSet<Waiting>,
+    /// Reloads the circuit breaker pauses (a rollout of their change failed and others still
+    /// roll): out of the line, so that they hold up no other change, and looked at again
+    /// whenever places free; they keep the tick of their change.
+    pub(crate) paused: BTreeSet<Waiting>,
 }
 
 /// The planner's answer for one reload.
@@ -49,8 +53,10 @@ impl Wave {
             return Admit::Go;
         };
         let own = self.in_progress.contains(key) || self.reserved.contains(key);
-        // Its place in the line: the older reloads waiting go first.
-        let tick = self.waiting.iter().find(|(_, k)| k == key).map_or(tick, |(t, _)| *t);
+        // Its place in the line: the older reloads waiting go first (a paused one is back in
+        // line at the place of its change).
+        let tick = self.waiting.iter().chain(&self.paused).find(|(_, k)| k == key).map_or(tick, |(t, _)| *t);
+        self.paused.retain(|(_, k)| k != key);
         let ahead = self.waiting.iter().filter(|(t, k)| (*t, k) < (tick, key)).count();
         let free = limit.saturating_sub(self.taken());
         if own || ahead < free {
@@ -62,12 +68,17 @@ impl Wave {
         Admit::Wait { ahead, in_progress: self.taken() }
     }
 
-    /// Puts a reload in line without a place (the breaker pauses its change): looked at again
-    /// when places free.
+    /// Sets a reload aside without a place (the breaker pauses its change): out of the line,
+    /// looked at again when places free.
     pub(crate) fn wait(&mut self, key: &WorkloadKey, tick: u64) {
-        if !self.waiting.iter().any(|(_, k)| k == key) {
-            self.waiting.insert((tick, key.clone()));
-        }
+        let tick = self.waiting.iter().chain(&self.paused).find(|(_, k)| k == key).map_or(tick, |(t, _)| *t);
+        self.waiting.retain(|(_, k)| k != key);
+        self.paused.insert((tick, key.clone()));
+    }
+
+    /// Reloads waiting for a place or paused.
+    pub(crate) fn waiting_count(&self) -> usize {
+        self.waiting.len() + self.paused.len()
     }
 
     /// The workload's note was seen: in progress (`true`) or ended or gone (`false`). Its
@@ -90,16 +101,19 @@ impl Wave {
     /// The workload no longer waits (nothing to reload any more, or deleted). Whether it was
     /// in line or held a place.
     pub(crate) fn leave(&mut self, key: &WorkloadKey) -> bool {
-        let before = self.waiting.len();
+        let before = self.waiting_count();
         self.waiting.retain(|(_, k)| k != key);
-        self.reserved.remove(key) || self.waiting.len() != before
+        self.paused.retain(|(_, k)| k != key);
+        self.reserved.remove(key) || self.waiting_count() != before
     }
 
     /// The reloads to look at again now that places may be free: the oldest waiting, as many
-    /// as there are free places (they stay in line until they are admitted).
+    /// as there are free places (they stay in line until they are admitted), and, when a place
+    /// is free, every paused one (the breaker decides again whether it may go).
     pub(crate) fn next(&self, limit: Option<usize>) -> Vec<WorkloadKey> {
         let free = limit.map_or(self.waiting.len(), |l| l.saturating_sub(self.taken()));
-        self.waiting.iter().take(free).map(|(_, k)| k.clone()).collect()
+        let paused = self.paused.iter().take(if free > 0 { self.paused.len() } else { 0 });
+        self.waiting.iter().take(free).chain(paused).map(|(_, k)| k.clone()).collect()
     }
 }
 
@@ -197,15 +211,38 @@ mod tests {
     }
 
     #[test]
-    fn a_paused_reload_keeps_its_place_in_line() {
+    fn a_paused_reload_keeps_the_place_of_its_change_and_holds_up_no_other() {
         let mut w = Wave::default();
         let n = Some(1);
         w.seen(&k("a"), true);
         w.wait(&k("b"), 1);
         w.wait(&k("b"), 5);
-        assert!(matches!(w.admit(n, &k("c"), 2), Admit::Wait { ahead: 1, .. }));
+        assert_eq!(w.waiting_count(), 1);
+        // c (another change) is not behind the paused b.
+        assert!(matches!(w.admit(n, &k("c"), 2), Admit::Wait { ahead: 0, .. }));
         w.seen(&k("a"), false);
-        assert_eq!(w.next(n), vec![k("b")], "b keeps its first tick");
+        assert_eq!(w.next(n), vec![k("c"), k("b")], "c in line, and b looked at again");
+        // The breaker still pauses b: c takes the place.
+        w.wait(&k("b"), 9);
+        assert_eq!(w.admit(n, &k("c"), 2), Admit::Go);
+        assert_eq!(w.next(n), Vec::<WorkloadKey>::new(), "no place free: nothing to look at");
+        // Its change may go again: b is back in line at its first tick, ahead of a younger d.
+        w.seen(&k("c"), true);
+        assert!(matches!(w.admit(n, &k("d"), 3), Admit::Wait { ahead: 0, .. }));
+        assert!(matches!(w.admit(n, &k("b"), 9), Admit::Wait { ahead: 0, .. }));
+        w.seen(&k("c"), false);
+        assert_eq!(w.next(n), vec![k("b")], "b (tick 1) before d (tick 3)");
+        assert!(matches!(w.admit(n, &k("d"), 3), Admit::Wait { ahead: 1, .. }));
+        assert_eq!(w.admit(n, &k("b"), 9), Admit::Go);
+    }
+
+    #[test]
+    fn a_paused_reload_that_leaves_is_gone() {
+        let mut w = Wave::default();
+        w.wait(&k("b"), 1);
+        assert!(w.leave(&k("b")));
+        assert_eq!(w.waiting_count(), 0);
+        assert!(!w.leave(&k("b")));
     }
 
     #[test]

@@ -166,7 +166,7 @@ impl Ctx {
 
     fn wave_gauges(&self, wave: &Wave) {
         self.metrics.rollouts_in_progress.set(wave.taken() as i64);
-        self.metrics.rollouts_waiting.set(wave.waiting.len() as i64);
+        self.metrics.rollouts_waiting.set(wave.waiting_count() as i64);
     }
 
     /// A reconcile of `key` finished: its retry counts start over.
