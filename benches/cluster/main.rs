@@ -267,13 +267,13 @@ async fn run_waves(bench: &Bench, a: &Args) -> anyhow::Result<()> {
     std::fs::write(a.out.join("waves.json"), serde_json::to_string_pretty(&json!({"meta": meta, "waves": r}))?)?;
     std::fs::write(a.out.join("waves-halt.svg"), halt_svg(&r.halt, 5, 3))?;
     println!(
-        "| --max-concurrent-rollouts | Deployments | all rolled and available in | per minute | most rolling at once | rolled exactly once |"
+        "| --max-concurrent-rollouts | Deployments | all rolled and available in | per minute | most replacing pods at once | most tracked in progress at once | rolled exactly once |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for w in &r.throughput {
         println!(
-            "| {} | {} | {:.1} s | {:.0} | {} | {} |",
-            w.label, w.workloads, w.seconds, w.per_minute, w.max_rolling, w.rolled_once
+            "| {} | {} | {:.1} s | {:.0} | {} | {} | {} |",
+            w.label, w.workloads, w.seconds, w.per_minute, w.max_rolling, w.max_tracked, w.rolled_once
         );
     }
     if !r.missed.is_empty() {
