@@ -217,7 +217,8 @@ pub struct RunArgs {
     pub(crate) max_concurrent_rollouts: usize,
     // Off by default: a drop-in replacement rolls what Reloader rolls.
     /// With --max-concurrent-rollouts: once this many rollouts caused by one source change
-    /// failed, start no more for that change until the source changes again. 0: off.
+    /// failed, start no more for that change until the source changes again or carries
+    /// reloader.kube-reloader.dev/release-hold naming it. 0: off.
     #[arg(long, env = "RELOADER_HALT_ON_FAILED_ROLLOUTS", default_value = "0")]
     pub(crate) halt_on_failed_rollouts: usize,
     /// Watch Helm release Secrets too (type helm.sh/release.v1; excluded by default).
