@@ -142,7 +142,7 @@ pub(crate) fn report_reload(ctx: &Arc<Ctx>, w: &Workload, c: &Change) {
 pub(crate) fn report_halted(ctx: &Arc<Ctx>, w: &Workload, c: &Change, cause: &str, t: Tally) {
     let ns = &w.key.namespace;
     let note = held_note(cause, t);
-    if ctx.first_halt(&format!("{ns}/{cause}")) {
+    if ctx.first_halt(ns, cause, "source") {
         warn!(source = %c.source, "{note}");
         ctx.metrics.changes_halted.inc();
         let ev = event(EventType::Warning, "ReloadHalted", note.clone(), None);
@@ -154,7 +154,7 @@ pub(crate) fn report_halted(ctx: &Arc<Ctx>, w: &Workload, c: &Change, cause: &st
             }
         });
     }
-    if ctx.first_halt(&format!("{}/{cause}", w.key)) {
+    if ctx.first_halt(ns, cause, &w.key.to_string()) {
         info!(cause, "{note}");
         ctx.metrics.rollouts_halted.inc();
         publish(ctx, w, event(EventType::Warning, "ReloadHalted", note, Some(source_ref(ns, c))));
@@ -164,7 +164,7 @@ pub(crate) fn report_halted(ctx: &Arc<Ctx>, w: &Workload, c: &Change, cause: &st
 /// A hold lifted by the source's release mark (`breaker::RELEASE_ANNOTATION`): once per change
 /// and process, a log line and a Normal `ReloadReleased` Event on the source.
 pub(crate) fn report_released(ctx: &Arc<Ctx>, ns: &str, c: &Change, cause: &str, t: Tally) {
-    if !ctx.first_halt(&format!("released {ns}/{cause}")) {
+    if !ctx.first_halt(ns, cause, "released") {
         return;
     }
     let note = format!(

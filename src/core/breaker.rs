@@ -6,6 +6,8 @@
 //! workloads that use the source (`core::outcome`), so a restart or a failover keeps the hold.
 //! Pure.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::core::outcome::{Ended, Tracked};
 
 /// The annotation on a ConfigMap or Secret that lifts the breaker for a change of it: its
@@ -95,6 +97,34 @@ pub(crate) fn held_note(cause: &str, t: Tally) -> String {
     )
 }
 
+/// What this process has reported of the breaker's holds, per source and only for its latest
+/// change: it stays as small as the holds in force, however many changes were held before.
+#[derive(Debug, Default)]
+pub(crate) struct Reported {
+    /// `<ns>/<source>` → the change reported on, and what was reported of it.
+    by_source: HashMap<String, (String, HashSet<String>)>,
+}
+
+impl Reported {
+    /// Whether `what` (the source's Event, a workload's, the release) is reported for the first
+    /// time for the change `cause` (`configmap/app@1a2b3c4d5e6f`) of a source of `ns`. What was
+    /// reported of an earlier change of that source is forgotten.
+    pub(crate) fn first(&mut self, ns: &str, cause: &str, what: &str) -> bool {
+        let source = format!("{ns}/{}", cause.split('@').next().unwrap_or(cause));
+        let entry = self.by_source.entry(source).or_default();
+        if entry.0 != cause {
+            *entry = (cause.to_string(), HashSet::new());
+        }
+        entry.1.insert(what.to_string())
+    }
+
+    /// Subjects remembered, over all sources.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.by_source.values().map(|(_, s)| s.len()).sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +196,23 @@ mod tests {
         for (mark, short, want) in cases {
             assert_eq!(released(mark, short), want, "{mark:?} {short:?}");
         }
+    }
+
+    #[test]
+    fn each_hold_is_reported_once_and_only_the_latest_change_is_remembered() {
+        let mut r = Reported::default();
+        let (a, b) = ("configmap/app@1a2b3c4d5e6f", "configmap/app@ffffffffffff");
+        assert!(r.first("ns", a, "source"));
+        assert!(r.first("ns", a, "Deployment/ns/w1"));
+        assert!(!r.first("ns", a, "source"), "once");
+        assert!(!r.first("ns", a, "Deployment/ns/w1"), "once");
+        assert!(r.first("other", a, "source"), "another namespace's source");
+        assert!(r.first("ns", "secret/app@1a2b3c4d5e6f", "source"), "another source");
+        assert_eq!(r.len(), 4);
+        // The next change of the source: reported afresh, the earlier one forgotten.
+        assert!(r.first("ns", b, "source"));
+        assert_eq!(r.len(), 3);
+        assert!(r.first("ns", a, "source"), "a change back is a hold of its own");
     }
 
     #[test]

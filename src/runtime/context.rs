@@ -52,8 +52,8 @@ pub struct Ctx {
     wave: Mutex<Wave>,
     /// The origin of the ticks that order the waiting reloads.
     started: Instant,
-    /// Holds of the circuit breaker already reported (`<ns>/<cause>`, `<workload>/<cause>`).
-    halts: Mutex<HashSet<String>>,
+    /// Holds of the circuit breaker already reported.
+    halts: Mutex<crate::core::breaker::Reported>,
 }
 
 impl Ctx {
@@ -92,7 +92,7 @@ impl Ctx {
             keys_in_effect: std::sync::OnceLock::new(),
             wave: Mutex::new(Wave::default()),
             started: Instant::now(),
-            halts: Mutex::new(HashSet::new()),
+            halts: Mutex::new(Default::default()),
             settings,
         })
     }
@@ -129,9 +129,10 @@ impl Ctx {
         self.wave_gauges(&wave);
     }
 
-    /// Whether a hold (`what`) is reported for the first time by this process.
-    pub(crate) fn first_halt(&self, what: &str) -> bool {
-        self.halts.lock().expect("halts lock").insert(what.to_string())
+    /// Whether `what` (the source, a workload, the release) of the hold of the change `cause`
+    /// of a source of `ns` is reported for the first time by this process.
+    pub(crate) fn first_halt(&self, ns: &str, cause: &str, what: &str) -> bool {
+        self.halts.lock().expect("halts lock").first(ns, cause, what)
     }
 
     /// What the watch saw of a workload's rollout (in progress or not), or that it is gone
