@@ -272,6 +272,7 @@ impl<K: SourceObject> Handler<K> for Sources {
             h.skipped = Some("no_data_change");
         } else {
             idx.note_change(&ns, &r, rv, old.clone(), std::time::Instant::now());
+            idx.set_content_rv(&ns, &r, rv);
             debug!(source = %r, namespace = %ns, hash = %hash.short(), "source changed");
         }
         // A release mark set or changed: reloads the circuit breaker holds may start now.

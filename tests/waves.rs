@@ -378,3 +378,60 @@ async fn a_release_mark_lets_a_held_change_go_on_and_a_good_change_rolls_everyth
     .await;
     assert_eq!(metric(&ctl.ctx.metrics.encode(), "reloader_changes_halted_total"), 1.0, "the good change rolls on");
 }
+
+#[tokio::test]
+async fn after_a_restart_the_waiting_reloads_keep_their_order_oldest_change_first() {
+    let ns = TestNs::new("wave-order").await;
+    let one = |name: &str, cm: &str, stuck: bool| {
+        let mut spec = env_from_configmaps(&[cm]);
+        if stuck {
+            spec["nodeSelector"] = json!({"kube-reloader.dev/no-such-node": "true"});
+        }
+        let mut d = deployment(name, json!({"reloader.stakater.com/auto": "true"}), spec);
+        d["spec"]["replicas"] = json!(1);
+        d
+    };
+    // Named so that a controller looking at them in name order would take the later change first.
+    for (name, cm, stuck) in [("blocker", "block", true), ("b-early", "early", false), ("a-late", "late", false)] {
+        ns.set_configmap(cm, json!({"v": "1"})).await;
+        ns.apply_json::<Deployment>(one(name, cm, stuck)).await;
+    }
+    let args = ["--max-concurrent-rollouts=1", "--rollout-timeout=15s"];
+    let ctl = Controller::start(&ns, &args).await;
+    eventually(Duration::from_secs(20), "every Deployment recorded", || async {
+        let list = ns.api::<Deployment>().list(&ListParams::default()).await.ok()?;
+        (list.items.len() == 3
+            && list.items.iter().all(|d| d.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(RECORD))))
+        .then_some(())
+    })
+    .await;
+    // The blocker takes the one place and keeps it (its pods never start) until the timeout.
+    ns.set_configmap("block", json!({"v": "2"})).await;
+    let note = |name: &'static str| {
+        let api = ns.api::<Deployment>();
+        async move { tracking(&api.get(name).await.ok()?) }
+    };
+    eventually(Duration::from_secs(10), "the blocker reloaded", || note("blocker")).await;
+    ns.set_configmap("early", json!({"v": "2"})).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ns.set_configmap("late", json!({"v": "2"})).await;
+    eventually(Duration::from_secs(10), "both waiting", || async {
+        (metric(&ctl.ctx.metrics.encode(), "reloader_rollouts_waiting") == 2.0).then_some(())
+    })
+    .await;
+    ctl.stop().await;
+
+    // A new controller: the blocker's rollout still holds the place; when it times out, the
+    // older change goes first.
+    let _ctl = Controller::start(&ns, &args).await;
+    assert!(note("b-early").await.is_none() && note("a-late").await.is_none(), "nothing started past the limit");
+    let first = eventually(Duration::from_secs(40), "a waiting reload started", || async {
+        match (note("b-early").await, note("a-late").await) {
+            (None, None) => None,
+            (early, late) => Some((early.is_some(), late.is_some())),
+        }
+    })
+    .await;
+    assert_eq!(first, (true, false), "the older change (b-early) first, alone");
+    eventually(Duration::from_secs(30), "then the later one", || note("a-late")).await;
+}

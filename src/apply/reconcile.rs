@@ -15,7 +15,7 @@ use crate::core::breaker::{self, Gate};
 use crate::core::decide::{self, Change, Decision, Plan, Resume};
 use crate::core::outcome::{self, Ended, Tracked, Verdict as Rollout};
 use crate::core::record::Record;
-use crate::core::waves::Admit;
+use crate::core::waves::{self, Admit};
 use crate::core::workload::{Workload, WorkloadKey};
 use crate::error::Error;
 use crate::runtime::context::Ctx;
@@ -100,7 +100,7 @@ async fn pass(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) -> Result<Did
             if !breaker_allows(ctx, &w, changes) {
                 return Ok(Did::Nothing);
             }
-            if !wave_allows(ctx, &w) {
+            if !wave_allows(ctx, &w, changes) {
                 return Ok(Did::Nothing);
             }
             let did = reload(ctx, &w, &d, changes, record, started).await;
@@ -311,7 +311,7 @@ fn breaker_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
         Gate::Go => true,
         Gate::Pause => {
             debug!("a rollout of this change failed and others still roll; waiting for them");
-            ctx.wave_wait(&w.key);
+            ctx.wave_wait(&w.key, wave_place(ctx, w, changes));
             false
         }
         Gate::Held(_) => {
@@ -326,17 +326,23 @@ fn breaker_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
 
 /// `--max-concurrent-rollouts`: a reload that would start a rollout beyond the limit waits
 /// for a place; it is looked at again, oldest change first, when rollouts end.
-fn wave_allows(ctx: &Arc<Ctx>, w: &Workload) -> bool {
+fn wave_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
     if ctx.settings.max_concurrent_rollouts.is_none() || !w.progress.trackable() {
         return true;
     }
-    match ctx.wave_admit(&w.key) {
+    match ctx.wave_admit(&w.key, wave_place(ctx, w, changes)) {
         Admit::Go => true,
         Admit::Wait { ahead, in_progress } => {
             debug!(ahead, in_progress, "waiting for a place in the wave (--max-concurrent-rollouts)");
             false
         }
     }
+}
+
+/// The place in the wave's line of a reload applying `changes`: its oldest change.
+fn wave_place(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> u64 {
+    let st = ctx.state.lock().expect("state lock");
+    waves::place(changes.iter().map(|c| st.content_rv(&w.key.namespace, &c.source)))
 }
 
 /// Follows the rollout the last reload started, from the workload's status as the watch

@@ -30,6 +30,9 @@ pub(crate) struct State {
     spc_flags: HashMap<(String, String), SourceFlags>,
     /// (namespace, source) → its release mark for the circuit breaker (`breaker::RELEASE_ANNOTATION`).
     releases: HashMap<(String, SourceRef), String>,
+    /// (namespace, source) → the resourceVersion at which its content last changed (or was
+    /// first seen): the order of the wave's line (`waves::place`).
+    content_rv: HashMap<(String, SourceRef), u64>,
 }
 
 impl State {
@@ -115,6 +118,18 @@ impl State {
         }
     }
 
+    /// Notes the resourceVersion at which a source's content changed (or was first seen).
+    pub(crate) fn set_content_rv(&mut self, namespace: &str, source: &SourceRef, rv: Option<u64>) {
+        if let Some(rv) = rv {
+            self.content_rv.insert((namespace.to_string(), source.clone()), rv);
+        }
+    }
+
+    /// The resourceVersion at which a source's content last changed, if known.
+    pub(crate) fn content_rv(&self, namespace: &str, source: &SourceRef) -> Option<u64> {
+        self.content_rv.get(&(namespace.to_string(), source.clone())).copied()
+    }
+
     /// The release mark of a source, if it carries one.
     pub(crate) fn release_of(&self, namespace: &str, source: &SourceRef) -> Option<&str> {
         self.releases.get(&(namespace.to_string(), source.clone())).map(String::as_str)
@@ -122,7 +137,9 @@ impl State {
 
     /// Removes a source; returns what was kept of it, if it existed.
     pub(crate) fn remove_source(&mut self, namespace: &str, kind: SourceKind, name: &str) -> Option<SourceInfo> {
-        self.releases.remove(&(namespace.to_string(), SourceRef::new(kind, name)));
+        let key = (namespace.to_string(), SourceRef::new(kind, name));
+        self.releases.remove(&key);
+        self.content_rv.remove(&key);
         let ns = self.sources.get_mut(namespace)?;
         let old = ns.of_kind_mut(kind).remove(name);
         if ns.is_empty() {

@@ -10,9 +10,16 @@ use std::collections::{BTreeSet, HashSet};
 
 use crate::core::workload::WorkloadKey;
 
-/// A reload waiting for a place: ordered by when its change was first seen (an opaque,
-/// monotonic tick), then by workload.
+/// A reload waiting for a place: ordered by its change (`place`), then by workload.
 pub(crate) type Waiting = (u64, WorkloadKey);
+
+/// The place in line of a reload applying changes whose sources' content last changed at the
+/// resourceVersions `rvs` (`None`: not known, as for a deletion, which goes last): its oldest
+/// change. A restarted controller or a new leader reads the same resourceVersions from the
+/// sources it lists, so the line keeps its order across them.
+pub(crate) fn place(rvs: impl IntoIterator<Item = Option<u64>>) -> u64 {
+    rvs.into_iter().map(|r| r.unwrap_or(u64::MAX)).min().unwrap_or(u64::MAX)
+}
 
 /// The state of the wave the planner reads.
 #[derive(Debug, Default)]
@@ -124,6 +131,20 @@ mod tests {
 
     fn k(name: &str) -> WorkloadKey {
         WorkloadKey { kind: WorkloadKind::Deployment, namespace: "ns".into(), name: name.into() }
+    }
+
+    #[test]
+    fn a_reload_takes_the_place_of_its_oldest_change() {
+        let cases: [(&[Option<u64>], u64); 5] = [
+            (&[Some(120)], 120),
+            (&[Some(120), Some(80), Some(300)], 80),
+            (&[Some(120), None], 120),
+            (&[None], u64::MAX),
+            (&[], u64::MAX),
+        ];
+        for (rvs, want) in cases {
+            assert_eq!(place(rvs.iter().copied()), want, "{rvs:?}");
+        }
     }
 
     #[test]

@@ -50,8 +50,6 @@ pub struct Ctx {
     keys_in_effect: std::sync::OnceLock<crate::core::policy::Keys>,
     /// `--max-concurrent-rollouts`: the rollouts in progress and the reloads waiting.
     wave: Mutex<Wave>,
-    /// The origin of the ticks that order the waiting reloads.
-    started: Instant,
     /// Holds of the circuit breaker already reported.
     halts: Mutex<crate::core::breaker::Reported>,
 }
@@ -91,7 +89,6 @@ impl Ctx {
             adoption_pacer: Pacer::new(settings.adoption_writes_per_second),
             keys_in_effect: std::sync::OnceLock::new(),
             wave: Mutex::new(Wave::default()),
-            started: Instant::now(),
             halts: Mutex::new(Default::default()),
             settings,
         })
@@ -112,20 +109,19 @@ impl Ctx {
         self.queue.add_after(key, delay);
     }
 
-    /// Asks for a place in the wave for a reload of `key` (`--max-concurrent-rollouts`).
-    pub(crate) fn wave_admit(&self, key: &WorkloadKey) -> Admit {
-        let tick = self.started.elapsed().as_nanos() as u64;
+    /// Asks for a place in the wave for a reload of `key` (`--max-concurrent-rollouts`), whose
+    /// place in line is `place` (`waves::place`).
+    pub(crate) fn wave_admit(&self, key: &WorkloadKey, place: u64) -> Admit {
         let mut wave = self.wave.lock().expect("wave lock");
-        let a = wave.admit(self.settings.max_concurrent_rollouts, key, tick);
+        let a = wave.admit(self.settings.max_concurrent_rollouts, key, place);
         self.wave_gauges(&wave);
         a
     }
 
-    /// Puts `key` in the wave's line without a place (the breaker pauses its change).
-    pub(crate) fn wave_wait(&self, key: &WorkloadKey) {
-        let tick = self.started.elapsed().as_nanos() as u64;
+    /// Sets `key` aside without a place (the breaker pauses its change), keeping `place`.
+    pub(crate) fn wave_wait(&self, key: &WorkloadKey, place: u64) {
         let mut wave = self.wave.lock().expect("wave lock");
-        wave.wait(key, tick);
+        wave.wait(key, place);
         self.wave_gauges(&wave);
     }
 
