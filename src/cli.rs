@@ -204,6 +204,23 @@ pub struct RunArgs {
     /// second, evenly spaced; reloads are never held back by it. 0: unlimited.
     #[arg(long, env = "RELOADER_ADOPTION_WRITES_PER_SECOND", default_value = "20", value_parser = per_second)]
     pub(crate) adoption_writes_per_second: u32,
+    // The default is Kubernetes' own default progressDeadlineSeconds (600 s), so StatefulSets
+    // and DaemonSets, which have no deadline of their own, are bounded like Deployments.
+    /// A rollout a reload started that is not complete and available this long after the
+    /// reload counts as failed (Deployments also fail on their own progressDeadlineSeconds). 0: never.
+    #[arg(long, env = "RELOADER_ROLLOUT_TIMEOUT", default_value = "10m", value_parser = duration)]
+    pub(crate) rollout_timeout: Duration,
+    // The default keeps Reloader's behaviour: every reload starts at once.
+    /// At most this many rollouts started by reloads in progress at once, cluster-wide; the
+    /// other reloads wait, oldest change first. 0: unlimited.
+    #[arg(long, env = "RELOADER_MAX_CONCURRENT_ROLLOUTS", default_value = "0")]
+    pub(crate) max_concurrent_rollouts: usize,
+    // Off by default: a drop-in replacement rolls what Reloader rolls.
+    /// With --max-concurrent-rollouts: once this many rollouts caused by one source change
+    /// failed, start no more for that change until the source changes again or carries
+    /// reloader.kube-reloader.dev/release-hold naming it. 0: off.
+    #[arg(long, env = "RELOADER_HALT_ON_FAILED_ROLLOUTS", default_value = "0")]
+    pub(crate) halt_on_failed_rollouts: usize,
     /// Watch Helm release Secrets too (type helm.sh/release.v1; excluded by default).
     #[arg(long, env = "RELOADER_WATCH_HELM_RELEASE_SECRETS", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub(crate) watch_helm_release_secrets: bool,

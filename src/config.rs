@@ -61,6 +61,12 @@ pub struct Settings {
     pub(crate) count_by_namespace: bool,
     pub(crate) dry_run: bool,
     pub(crate) brake: BrakeSettings,
+    /// `--rollout-timeout` (`None`: 0, never).
+    pub(crate) rollout_timeout: Option<Duration>,
+    /// `--max-concurrent-rollouts` (`None`: 0, unlimited).
+    pub(crate) max_concurrent_rollouts: Option<usize>,
+    /// `--halt-on-failed-rollouts` (`None`: 0, off).
+    pub(crate) halt_on_failed_rollouts: Option<usize>,
     pub(crate) ignore_jobs: bool,
     pub(crate) ignore_cronjobs: bool,
     pub(crate) is_argo_rollouts: bool,
@@ -243,6 +249,10 @@ impl RunArgs {
         if self.workers == 0 {
             return Err(flag_err("workers", "must be at least 1"));
         }
+        if self.halt_on_failed_rollouts > 0 && self.max_concurrent_rollouts == 0 {
+            // Without waves every reload starts at once: there is nothing left to halt.
+            return Err(flag_err("halt-on-failed-rollouts", "needs --max-concurrent-rollouts"));
+        }
         let mut notices = Vec::new();
         for flag in ignored_in_scoped_mode {
             // As in Reloader, a namespace list or KUBERNETES_NAMESPACE wins; say so.
@@ -292,6 +302,9 @@ impl RunArgs {
             alert,
             count_by_namespace: std::env::var("METRICS_COUNT_BY_NAMESPACE").as_deref() == Ok("enabled"),
             dry_run: self.dry_run,
+            rollout_timeout: (!self.rollout_timeout.is_zero()).then_some(self.rollout_timeout),
+            max_concurrent_rollouts: (self.max_concurrent_rollouts > 0).then_some(self.max_concurrent_rollouts),
+            halt_on_failed_rollouts: (self.halt_on_failed_rollouts > 0).then_some(self.halt_on_failed_rollouts),
             brake: BrakeSettings {
                 min_interval: self.min_reload_interval,
                 flap_limit: self.flap_limit,
@@ -482,6 +495,8 @@ mod tests {
         assert_eq!(s.debounce, Duration::from_millis(500));
         assert_eq!(s.debounce_quiet, Duration::from_millis(50));
         assert_eq!(s.adoption_writes_per_second, 20);
+        assert_eq!(s.rollout_timeout, Some(Duration::from_secs(600)));
+        assert_eq!(s.max_concurrent_rollouts, None, "unlimited, as Reloader");
         assert!(s.watch_configmaps && s.watch_secrets && !s.watch_helm_release_secrets);
         assert_eq!(s.keys.auto, "reloader.stakater.com/auto");
     }
@@ -529,6 +544,14 @@ mod tests {
         assert_eq!(s.adoption_writes_per_second, 5);
         let s = parse(&["--adoption-writes-per-second", "0"]).unwrap();
         assert_eq!(s.adoption_writes_per_second, 0, "0: unlimited");
+        assert_eq!(parse(&["--rollout-timeout=90s"]).unwrap().rollout_timeout, Some(Duration::from_secs(90)));
+        assert_eq!(parse(&["--rollout-timeout=0"]).unwrap().rollout_timeout, None, "0: never");
+        assert_eq!(parse(&["--max-concurrent-rollouts=5"]).unwrap().max_concurrent_rollouts, Some(5));
+        assert_eq!(parse(&["--max-concurrent-rollouts=0"]).unwrap().max_concurrent_rollouts, None);
+        let s = parse(&["--max-concurrent-rollouts=5", "--halt-on-failed-rollouts=3"]).unwrap();
+        assert_eq!((s.max_concurrent_rollouts, s.halt_on_failed_rollouts), (Some(5), Some(3)));
+        assert_eq!(parse(&[]).unwrap().halt_on_failed_rollouts, None, "off by default");
+        assert!(parse(&["--halt-on-failed-rollouts=3"]).is_err(), "needs waves");
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub struct Explanation {
     pub held: Option<String>,
     /// With `--enable-ha`: who may write.
     pub leader: Option<String>,
+    /// The rollout the last reload started: under way, or how it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
     pub decision: Decision,
 }
 
@@ -317,8 +320,29 @@ pub(crate) fn explain(w: &Workload, sources: &NamespaceSources, versions: &SpcVe
         sources: sources_out,
         held: None,
         leader: None,
+        rollout: rollout_line(w, now.as_second(), s.rollout_timeout),
         decision,
     }
+}
+
+/// Where the rollout the last reload started stands, in words.
+fn rollout_line(w: &Workload, now: i64, timeout: Option<std::time::Duration>) -> Option<String> {
+    use crate::core::outcome::{self, Ended, Verdict};
+    let t = w.tracked.as_ref()?;
+    let ago =
+        |at: i64| humantime::format_duration(std::time::Duration::from_secs(now.saturating_sub(at).max(0) as u64));
+    let took = t.ended.unwrap_or(t.at).saturating_sub(t.at);
+    Some(match t.outcome {
+        Some(Ended::Succeeded) => format!("succeeded for {}: available {took} s after the reload", t.cause),
+        Some(Ended::Failed) => format!("failed for {}: {}", t.cause, t.reason.as_deref().unwrap_or("unknown")),
+        Some(Ended::Superseded) => format!("superseded for {}", t.cause),
+        None => match outcome::classify(t, &w.progress, now, timeout) {
+            Verdict::InProgress(why) => format!("in progress for {} (reloaded {} ago): {why}", t.cause, ago(t.at)),
+            Verdict::Succeeded => format!("succeeded for {} (not recorded by the controller yet)", t.cause),
+            Verdict::Failed(why) => format!("failed for {} (not recorded by the controller yet): {why}", t.cause),
+            Verdict::Untracked => format!("not followed for {}: the workload has no rollout status", t.cause),
+        },
+    })
 }
 
 /// Plain text.
@@ -379,6 +403,9 @@ pub fn render_text(e: &Explanation) -> String {
     if let Some(l) = &e.leader {
         let _ = writeln!(o, "leader: {l}");
     }
+    if let Some(r) = &e.rollout {
+        let _ = writeln!(o, "rollout: {r}");
+    }
     let _ = writeln!(o, "decision: {}: {}", e.decision.action, e.decision.detail);
     o
 }
@@ -403,6 +430,14 @@ pub async fn run(client: Client, args: &ExplainArgs) -> Result<String, Error> {
         e.decision.action = "held".into();
         e.decision.detail = format!("would {}, but the storm brake holds it", e.decision.detail);
     }
+    if s.halt_on_failed_rollouts.is_some() && e.decision.action == "reload" && w.progress.trackable() {
+        let peers = peers(&client, &ns, &s).await?;
+        let marks = release_marks(&client, &ns, &e).await;
+        if let Some(note) = halted(&e, &peers, s.halt_on_failed_rollouts, &marks) {
+            e.decision.action = "halted".into();
+            e.decision.detail = format!("would {}, but {note}", e.decision.detail);
+        }
+    }
     if let Some(ha) = &s.ha {
         let (line, can_write) = leader(&client, ha).await?;
         e.leader = Some(line);
@@ -414,6 +449,82 @@ pub async fn run(client: Client, args: &ExplainArgs) -> Result<String, Error> {
     Ok(match args.output {
         Output::Text => render_text(&e),
         Output::Json => serde_json::to_string_pretty(&e).expect("serialisable") + "\n",
+    })
+}
+
+/// The Deployments, StatefulSets, DaemonSets and Argo Rollouts of the namespace: their
+/// tracking notes are what the circuit breaker counts.
+async fn peers(client: &Client, ns: &str, s: &Settings) -> Result<Vec<Workload>, Error> {
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+    async fn list<K: WorkloadObject>(client: &Client, ns: &str, s: &Settings) -> Result<Vec<Workload>, Error> {
+        let api: Api<K> = Api::namespaced(client.clone(), ns);
+        let items = api.list(&ListParams::default()).await.map_err(|source| Error::Read {
+            what: K::RESOURCE.into(),
+            namespace: ns.into(),
+            source,
+        })?;
+        Ok(items.iter().map(|o| workload::project_object(o, &s.keys, s.auto_reload_all)).collect())
+    }
+    let mut out = list::<Deployment>(client, ns, s).await?;
+    out.extend(list::<StatefulSet>(client, ns, s).await?);
+    out.extend(list::<DaemonSet>(client, ns, s).await?);
+    if s.is_argo_rollouts {
+        // Without the Rollout API installed there are no Rollouts to count (the controller
+        // does not watch them either).
+        out.extend(list::<crate::core::rollout::Rollout>(client, ns, s).await.unwrap_or_default());
+    }
+    Ok(out)
+}
+
+/// The release marks (`breaker::RELEASE_ANNOTATION`) of the changed sources `e` lists, by
+/// source (`configmap/app`); metadata only, so no Secret data is read.
+async fn release_marks(client: &Client, ns: &str, e: &Explanation) -> BTreeMap<String, String> {
+    use crate::core::breaker::RELEASE_ANNOTATION;
+    let mut marks = BTreeMap::new();
+    for l in e.sources.iter().filter(|l| l.governs && l.current != l.applied) {
+        let Some(r) = SourceRef::parse(&l.source) else { continue };
+        let annotations = match r.kind {
+            SourceKind::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), ns)
+                .get_metadata_opt(&r.name)
+                .await
+                .map(|m| m.and_then(|m| m.metadata.annotations)),
+            SourceKind::Secret => Api::<Secret>::namespaced(client.clone(), ns)
+                .get_metadata_opt(&r.name)
+                .await
+                .map(|m| m.and_then(|m| m.metadata.annotations)),
+            SourceKind::SecretProviderClass => continue,
+        };
+        if let Some(mark) = annotations.ok().flatten().and_then(|a| a.get(RELEASE_ANNOTATION).cloned()) {
+            marks.insert(l.source.clone(), mark);
+        }
+    }
+    marks
+}
+
+/// The circuit breaker's hold on the reload `e` decides, if any, unless the source's release
+/// mark lifts it (pure).
+fn halted(
+    e: &Explanation,
+    peers: &[Workload],
+    limit: Option<usize>,
+    marks: &BTreeMap<String, String>,
+) -> Option<String> {
+    use crate::core::breaker::{self, Gate};
+    let notes: Vec<_> = peers.iter().filter_map(|p| p.tracked.as_ref()).collect();
+    e.sources.iter().filter(|l| l.governs && l.current != l.applied).find_map(|l| {
+        let hash = match l.current.as_deref() {
+            Some("absent") | None => "deleted",
+            Some(h) => h,
+        };
+        let short = (hash != "deleted").then_some(hash);
+        if breaker::released(marks.get(&l.source).map(String::as_str), short) {
+            return None;
+        }
+        let cause = format!("{}@{hash}", l.source);
+        match breaker::gate(limit, breaker::tally(&cause, notes.iter().copied())) {
+            Gate::Held(t) => Some(breaker::held_note(&cause, t)),
+            _ => None,
+        }
     })
 }
 

@@ -24,4 +24,5 @@ pub(crate) mod runtime;
 pub(crate) mod watch;
 
 // What the binary, the integration tests and the benchmark use.
+pub use core::outcome::OUTCOME_FIELD_MANAGER;
 pub use runtime::{client, metrics, telemetry};

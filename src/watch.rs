@@ -15,6 +15,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
+use crate::core::breaker::RELEASE_ANNOTATION;
 use crate::core::csi::{self, SecretProviderClass, SecretProviderClassPodStatus};
 use crate::core::decide::{Options, SourceAction, source_action};
 use crate::core::hash::ContentHash;
@@ -69,6 +70,10 @@ pub(crate) struct Handled {
     pub(crate) received: Option<&'static str>,
     /// `reloader_skipped_total{reason}`.
     pub(crate) skipped: Option<&'static str>,
+    /// A workload's rollout seen in progress (`true`) or not any more (`false`), for the wave.
+    pub(crate) rollouts: Vec<(WorkloadKey, bool)>,
+    /// Look at these workloads now, unless they wait already: their rollout moved.
+    pub(crate) progressed: Vec<WorkloadKey>,
 }
 
 impl Handled {
@@ -203,9 +208,21 @@ fn act(ctx: &Ctx, resource: &'static str, h: Handled) {
     }
     for k in &h.forget {
         ctx.forget(k);
+        if ctx.settings.max_concurrent_rollouts.is_some() {
+            ctx.wave_seen(k, false, true);
+        }
+    }
+    if ctx.settings.max_concurrent_rollouts.is_some() {
+        for (k, in_progress) in &h.rollouts {
+            ctx.wave_seen(k, *in_progress, false);
+        }
     }
     for k in h.now {
         ctx.enqueue(k, Duration::ZERO);
+    }
+    for k in h.progressed {
+        ctx.metrics.queue_adds.inc();
+        ctx.queue.add_unless_debounced(k);
     }
     for k in h.debounced {
         ctx.enqueue_debounced(k);
@@ -247,6 +264,7 @@ impl<K: SourceObject> Handler<K> for Sources {
         let r = SourceRef::new(K::KIND, obj.name_any());
         let info = SourceInfo::of(&obj, intake.keys);
         let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
+        let release = obj.meta().annotations.as_ref().and_then(|a| a.get(RELEASE_ANNOTATION)).cloned();
         // The object (and any secret bytes in it) is dropped here; only the hash is kept.
         drop(obj);
         idx.observe_rv(rv);
@@ -266,10 +284,17 @@ impl<K: SourceObject> Handler<K> for Sources {
             if old.is_some() || !intake.first_list {
                 idx.note_change(&ns, &r, rv, old.clone(), std::time::Instant::now());
             }
+            idx.set_content_rv(&ns, &r, rv);
             debug!(source = %r, namespace = %ns, hash = %hash.short(), "source changed");
         }
+        // A release mark set or changed: reloads the circuit breaker holds may start now.
+        let released = idx.set_release(&ns, &r, release.clone()) && release.is_some() && intake.synced;
         let action = source_action(before, after, flags_changed, intake.webhook, intake.options, intake.synced);
-        effects(idx, &ns, r, action, h)
+        let mut h = effects(idx, &ns, r.clone(), action, h);
+        if released {
+            h.now.extend(idx.affected(&ns, &r));
+        }
+        h
     }
     fn delete(&mut self, idx: &mut State, intake: &Intake, obj: K) -> Handled {
         let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
@@ -497,10 +522,24 @@ impl<K: WorkloadObject> Handler<K> for Workloads {
         let w = workload::project_object(&obj, intake.keys, intake.auto_reload_all);
         let key = w.key.clone();
         idx.observe_rv(w.anchor);
-        let changed = idx.workload(&key).is_none_or(|old| old.fingerprint != w.fingerprint);
+        let old = idx.workload(&key);
+        let changed = old.is_none_or(|old| old.fingerprint != w.fingerprint);
+        // A rollout a reload started moved: its outcome may be known now.
+        let progressed = !changed && w.pending_rollout().is_some() && old.is_some_and(|o| o.progress != w.progress);
+        let rolling = w.pending_rollout().is_some();
+        let rollouts = if old.is_none_or(|o| o.pending_rollout().is_some() != rolling || o.tracked != w.tracked) {
+            vec![(key.clone(), rolling)]
+        } else {
+            vec![]
+        };
         idx.upsert_workload(w);
-        // Status-only updates (the rollout itself) change nothing we decide on.
-        Handled { now: if changed { vec![key] } else { vec![] }, ..Default::default() }
+        // Other status-only updates (the rollout itself) change nothing we decide on.
+        Handled {
+            now: if changed { vec![key.clone()] } else { vec![] },
+            progressed: if progressed { vec![key] } else { vec![] },
+            rollouts,
+            ..Default::default()
+        }
     }
     fn delete(&mut self, idx: &mut State, _: &Intake, obj: K) -> Handled {
         let key = WorkloadKey { kind: K::KIND, namespace: obj.namespace().unwrap_or_default(), name: obj.name_any() };

@@ -57,6 +57,7 @@ fn lint_and_template_with_default_and_custom_values() {
         "path: /live",
         "path: /ready",
         "containerPort: 9090",
+        "--rollout-timeout=10m",
     ] {
         assert!(default.contains(want), "default render lacks {want:?}");
     }
@@ -69,6 +70,8 @@ fn lint_and_template_with_default_and_custom_values() {
         "secrets-store.csi.x-k8s.io",
         "secretproviderclass",
         "--enable-csi-integration",
+        "--max-concurrent-rollouts",
+        "--halt-on-failed-rollouts",
     ] {
         assert!(!default.contains(unwanted), "default render has {unwanted:?}");
     }
@@ -97,6 +100,9 @@ fn lint_and_template_with_default_and_custom_values() {
         "resources: [\"secretproviderclasspodstatuses\", \"secretproviderclasses\"]",
         "--enable-ha=true",
         "--dry-run=true",
+        "--max-concurrent-rollouts=5",
+        "--halt-on-failed-rollouts=3",
+        "--rollout-timeout=15m",
         "--auto-annotation=example.com/auto",
         "--pause-deployment-annotation=example.com/pause",
         "name: POD_NAME",

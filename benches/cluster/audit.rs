@@ -10,13 +10,20 @@ pub(crate) struct Audit {
 pub(crate) struct Requests {
     /// verb → resource → count
     pub(crate) by_verb: BTreeMap<String, BTreeMap<String, usize>>,
+    /// Of the workload writes, those that record a rollout's outcome (ours: its own field
+    /// manager); counted in `by_verb` too.
+    pub(crate) outcome_writes: usize,
 }
 
 impl Requests {
     pub(crate) fn count(&self, verb: &str) -> usize {
         self.by_verb.get(verb).map(|m| m.values().sum()).unwrap_or(0)
     }
+    /// Workload writes other than outcome notes: the reloads and records.
     pub(crate) fn workload_writes(&self) -> usize {
+        self.all_workload_writes() - self.outcome_writes
+    }
+    fn all_workload_writes(&self) -> usize {
         ["create", "update", "patch", "delete"]
             .iter()
             .filter_map(|v| self.by_verb.get(*v))
@@ -28,6 +35,15 @@ impl Requests {
     pub(crate) fn total(&self) -> usize {
         self.by_verb.values().flat_map(|m| m.values()).sum()
     }
+}
+
+/// A workload write that records a rollout's outcome: the request names the outcome's field
+/// manager (a query parameter the audit log keeps in `requestURI`).
+fn is_outcome_write(e: &Value, verb: &str, resource: &str) -> bool {
+    let manager = format!("fieldManager={}", reloader::OUTCOME_FIELD_MANAGER);
+    ["update", "patch"].contains(&verb)
+        && WORKLOAD_RESOURCES.contains(&resource)
+        && e["requestURI"].as_str().unwrap_or("").split(['?', '&']).any(|p| p == manager)
 }
 
 impl Audit {
@@ -66,6 +82,9 @@ impl Audit {
                 }
                 if counted {
                     let resource = e["objectRef"]["resource"].as_str().unwrap_or("-").to_string();
+                    if is_outcome_write(&e, &verb, &resource) {
+                        r.outcome_writes += 1;
+                    }
                     *r.by_verb.entry(verb).or_default().entry(resource).or_default() += 1;
                 }
             }

@@ -7,11 +7,11 @@
 //!
 //! Files: `subjects` (the controllers and their processes), `audit` (the audit-log reader),
 //! `templates` (the independent watch), `objects` (what the scenarios create), `scenarios`,
-//! `report` (RESULTS.md and the plot).
+//! `report` (RESULTS.md and the plot), `waves` (scenario 12, run alone).
 //!
 //! Writes `results.json`, `RESULTS.md` and `plot.svg` into `--out`. Usage (via `hack/bench.sh`):
-//!   cargo bench --bench cluster -- --audit-log PATH [--quick] [--repeat N] [--out DIR] [--only churn]
-//!                                  [--reloader-bin PATH]
+//!   cargo bench --bench cluster -- --audit-log PATH [--quick] [--repeat N] [--out DIR]
+//!                                  [--only churn|waves] [--reloader-bin PATH]
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -58,6 +58,9 @@ struct Sizes {
     pressure_secs: u64,
     /// Many namespaces: the scale set spread over this many.
     spread_namespaces: usize,
+    /// Waves: Deployments sharing one ConfigMap (throughput), and those of the halt scenario.
+    wave_workloads: usize,
+    halt_workloads: usize,
 }
 
 impl Sizes {
@@ -78,6 +81,8 @@ impl Sizes {
                 pressure_writers: 4,
                 pressure_secs: 10,
                 spread_namespaces: 20,
+                wave_workloads: 50,
+                halt_workloads: 20,
             }
         } else {
             Sizes {
@@ -95,6 +100,8 @@ impl Sizes {
                 pressure_writers: 10,
                 pressure_secs: 60,
                 spread_namespaces: 500,
+                wave_workloads: 500,
+                halt_workloads: 40,
             }
         }
     }
@@ -106,7 +113,8 @@ struct Args {
     out: PathBuf,
     audit_log: PathBuf,
     reloader_bin: Option<PathBuf>,
-    /// Run one scenario only (`churn`), print its figures and write no results files.
+    /// Run one scenario only: `churn` (prints its figures, writes no results files) or `waves`
+    /// (writes `waves.json` and `waves-halt.svg`).
     only: Option<String>,
 }
 
@@ -130,7 +138,8 @@ fn args() -> anyhow::Result<Args> {
             "--reloader-bin" => a.reloader_bin = Some(value("--reloader-bin")?.into()),
             "--only" => match value("--only")?.as_str() {
                 "churn" => a.only = Some("churn".into()),
-                other => bail!("--only: {other:?} is not a scenario that runs alone; use churn"),
+                "waves" => a.only = Some("waves".into()),
+                other => bail!("--only: {other:?} is not a scenario that runs alone; use churn or waves"),
             },
             // cargo bench passes --bench to harness-less targets.
             "--bench" => {}
@@ -152,6 +161,7 @@ mod report;
 mod scenarios;
 mod subjects;
 mod templates;
+mod waves;
 
 use audit::*;
 use objects::*;
@@ -159,6 +169,7 @@ use report::*;
 use scenarios::*;
 use subjects::*;
 use templates::*;
+use waves::*;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -191,6 +202,9 @@ async fn main() -> anyhow::Result<()> {
         logs,
         only: a.only.clone(),
     };
+    if a.only.as_deref() == Some("waves") {
+        return run_waves(&bench, &a).await;
+    }
     if a.only.is_none() {
         bench.setup_scale().await?;
     }
@@ -248,6 +262,34 @@ async fn main() -> anyhow::Result<()> {
             "{missed} expected reloads never happened within {RELOAD_TIMEOUT:?}; see {}",
             a.out.join("logs").display()
         );
+    }
+    Ok(())
+}
+
+/// `--only waves`: scenario 12 with this project's controller; its figures printed, and
+/// `waves.json` and `waves-halt.svg` written to `--out`.
+async fn run_waves(bench: &Bench, a: &Args) -> anyhow::Result<()> {
+    let s = ours();
+    let r = bench.waves(&s, "kube-reloader").await?;
+    let meta = json!({
+        "command": format!("make bench ONLY=waves{}", if a.quick { " QUICK=1" } else { "" }),
+        "machine": machine(),
+        "sizes": {"wave_workloads": bench.sizes.wave_workloads, "halt_workloads": bench.sizes.halt_workloads},
+    });
+    std::fs::write(a.out.join("waves.json"), serde_json::to_string_pretty(&json!({"meta": meta, "waves": r}))?)?;
+    std::fs::write(a.out.join("waves-halt.svg"), halt_svg(&r.halt, 5, 3))?;
+    println!(
+        "| --max-concurrent-rollouts | Deployments | all rolled and available in | per minute | most replacing pods at once | most tracked in progress at once | rolled exactly once |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for w in &r.throughput {
+        println!(
+            "| {} | {} | {:.1} s | {:.0} | {} | {} | {} |",
+            w.label, w.workloads, w.seconds, w.per_minute, w.max_rolling, w.max_tracked, w.rolled_once
+        );
+    }
+    if !r.missed.is_empty() {
+        bail!("waves: {}", r.missed.join("; "));
     }
     Ok(())
 }

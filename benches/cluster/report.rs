@@ -106,18 +106,21 @@ pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
         });
     }
     row("3 fan-out", "time until all patched (s)", &|r| spread(&r.fanout_s, 2));
-    row("3 fan-out", "workload writes per change", &|r| {
+    row("3 fan-out", "workload writes per change (reloads; outcome notes apart)", &|r| {
         spread(&r.fanout_patches.iter().map(|n| *n as f64).collect::<Vec<_>>(), 0)
+    });
+    row("3 fan-out", "outcome-note writes per change", &|r| {
+        spread(&r.fanout_outcomes.iter().map(|n| *n as f64).collect::<Vec<_>>(), 0)
     });
     row("4 burst", "rollouts for 5 changes", &|r| {
         spread(&r.burst_rollouts.iter().map(|n| *n as f64).collect::<Vec<_>>(), 0)
     });
     row("4 burst", "spread of the 5 updates (ms)", &|r| spread(&r.burst_spread_ms, 0));
-    row("5 no-op", "workload writes / template changes", &|r| {
-        format!("{} / {}", r.noop_workload_writes, r.noop_template_changes)
+    row("5 no-op", "workload writes / template changes / outcome notes of earlier rollouts", &|r| {
+        format!("{} / {} / {}", r.noop_workload_writes, r.noop_template_changes, r.noop_outcome_writes)
     });
-    row("6 restart", "rollouts / workload writes", &|r| {
-        format!("{} / {}", r.restart_rollouts, r.restart_workload_writes)
+    row("6 restart", "rollouts / workload writes / outcome notes of earlier rollouts", &|r| {
+        format!("{} / {} / {}", r.restart_rollouts, r.restart_workload_writes, r.restart_outcome_writes)
     });
     row("6 down", "of 20 sources changed while it was stopped: workloads rolled / rollouts after start", &|r| {
         format!("{} / {}", r.down_rolled, r.down_rollouts)
@@ -170,6 +173,9 @@ pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
         format!("{:.0} / {:.0}", percentile(v, 50.0), percentile(v, 99.0))
     });
     row("–", "LIST requests after the initial sync (streaming lists included)", &|r| r.lists_after_sync.to_string());
+    row("–", "outcome-note writes after the initial sync (in the PATCH count below)", &|r| {
+        r.requests_after_sync.outcome_writes.to_string()
+    });
     row("–", "PATCH / UPDATE / all requests after the initial sync", &|r| {
         let q = &r.requests_after_sync;
         format!("{} / {} / {}", q.count("patch"), q.count("update"), q.total())

@@ -18,13 +18,20 @@ pub(crate) struct SubjectResult {
     /// variant → latencies in milliseconds (a missed reload is not included; see `missed`)
     pub(crate) latency_ms: BTreeMap<String, Vec<f64>>,
     pub(crate) fanout_s: Vec<f64>,
+    /// Workload writes per change, outcome notes apart (they are in `fanout_outcomes`).
     pub(crate) fanout_patches: Vec<usize>,
+    /// Writes recording how the rollouts of each change ended (ours only), counted until the
+    /// next change.
+    pub(crate) fanout_outcomes: Vec<usize>,
     pub(crate) burst_spread_ms: Vec<f64>,
     pub(crate) burst_rollouts: Vec<usize>,
     pub(crate) noop_workload_writes: usize,
+    /// Outcome notes written meanwhile: late outcomes of the rollouts of earlier scenarios.
+    pub(crate) noop_outcome_writes: usize,
     pub(crate) noop_template_changes: usize,
     pub(crate) restart_rollouts: usize,
     pub(crate) restart_workload_writes: usize,
+    pub(crate) restart_outcome_writes: usize,
     /// Sources changed while the controller was stopped, their workloads that rolled after it
     /// started again, and the rollouts (exactly once each is the goal).
     pub(crate) down_changes: usize,
@@ -260,8 +267,11 @@ impl Bench {
                 }
             }
             r.fanout_s.push((last - t0).as_secs_f64());
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            r.fanout_patches.push(self.audit.since(from, &s.agent)?.workload_writes());
+            // Until the controller is idle: the outcomes of these rollouts are written too.
+            self.audit.quiesce(&s.agent, Duration::from_secs(2)).await?;
+            let q = self.audit.since(from, &s.agent)?;
+            r.fanout_patches.push(q.workload_writes());
+            r.fanout_outcomes.push(q.outcome_writes);
         }
 
         // 4. Burst: five sources of one workload changed within ~100 ms → rollouts.
@@ -300,7 +310,9 @@ impl Bench {
             cms.patch(&format!("c-{}", i % used), &PatchParams::default(), &Patch::Merge(patch)).await?;
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
-        r.noop_workload_writes = self.audit.since(from, &s.agent)?.workload_writes();
+        let q = self.audit.since(from, &s.agent)?;
+        r.noop_workload_writes = q.workload_writes();
+        r.noop_outcome_writes = q.outcome_writes;
         r.noop_template_changes = self.templates.changes_since(&[&layout.noop], t0);
 
         r.requests_after_sync = self.audit.since(after_sync, &s.agent)?;
@@ -337,7 +349,9 @@ impl Bench {
         let mut all = layout.namespaces();
         all.push("bench-scale");
         r.restart_rollouts = self.templates.changes_since(&all, t0);
-        r.restart_workload_writes = self.audit.since(from, &s.agent)?.workload_writes();
+        let q = self.audit.since(from, &s.agent)?;
+        r.restart_workload_writes = q.workload_writes();
+        r.restart_outcome_writes = q.outcome_writes;
         p.stop();
 
         // 6b. Changes made while the controller is down: each workload must roll once when it

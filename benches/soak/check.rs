@@ -143,6 +143,8 @@ pub(crate) fn judge(
 pub(crate) struct Write {
     at: Timestamp,
     replica: String,
+    /// It records a rollout's outcome (its own field manager), not a reload or a record.
+    pub(crate) outcome: bool,
 }
 
 /// One successful Lease write: when it was received, when it completed, by whom.
@@ -171,8 +173,11 @@ pub(crate) fn read_audit(path: &Path, from: u64, until: Timestamp) -> anyhow::Re
         if resource == "leases" && ["create", "update", "patch"].contains(&verb) && (200..300).contains(&code) {
             leases.push((received, done, replica.to_string()));
         } else if WORKLOADS.contains(&resource) && ["update", "patch", "create", "delete"].contains(&verb) {
-            // Every attempt counts, refused or not: a fenced replica must not even send.
-            writes.push(Write { at: received, replica: replica.to_string() });
+            // Every attempt counts, refused or not: a fenced replica must not even send. That
+            // holds for outcome notes too; they are told apart only to be counted on their own.
+            let manager = format!("fieldManager={}", reloader::OUTCOME_FIELD_MANAGER);
+            let outcome = e["requestURI"].as_str().unwrap_or("").split(['?', '&']).any(|p| p == manager);
+            writes.push(Write { at: received, replica: replica.to_string(), outcome });
         }
     }
     leases.sort_by_key(|l| l.1);
@@ -238,7 +243,7 @@ pub(crate) fn self_test(
     }
     if let Some(w) = writes.first() {
         let other = REPLICAS.iter().find(|r| **r != w.replica).map(|r| r.to_string()).unwrap_or_default();
-        let planted = [Write { at: w.at, replica: other }];
+        let planted = [Write { at: w.at, replica: other, outcome: w.outcome }];
         if non_leader_writes(leases, &planted, LEASE_DURATION).0.is_empty() {
             blind.push("a write credited to the replica that did not hold the Lease was not reported");
         }

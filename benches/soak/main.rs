@@ -6,8 +6,10 @@
 //! - lost reloads: every workload's applied record equals the hashes the driver computes for
 //!   the sources that govern it, and the last rollout carried them;
 //! - extra rollouts: no workload rolled more often than its governing sources changed, or
-//!   without applying anything new;
-//! - writes by a non-leader, from the audit log's user agents and Lease writes;
+//!   without applying anything new (a rollout is a pod-template change as the soak's own watch
+//!   sees it: the outcome notes the controller writes after a rollout touch only metadata);
+//! - writes by a non-leader, from the audit log's user agents and Lease writes (outcome notes
+//!   included; they are also counted on their own, by their field manager);
 //! - panics and exits no fault caused.
 //!
 //! A seed fixes the world, the changes and the faults; it is printed first, so a failure can
@@ -228,6 +230,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let (leases, writes) = read_audit(&a.audit_log, audit_from, until)?;
     let (non_leader, failovers) = non_leader_writes(&leases, &writes, LEASE_DURATION);
+    // The HA pair's workload writes: reloads and records, and apart from them the notes that
+    // record how each tracked rollout ended (a second write per reload, never a rollout).
+    let outcome_writes = writes.iter().filter(|w| w.outcome).count();
+    let reload_writes = writes.len() - outcome_writes;
     // The checks, checked on a workload that rolled.
     let sample = world.workloads.iter().find_map(|w| {
         let s = observer.get(&w.key()).filter(|s| !s.rollouts.is_empty())?;
@@ -273,6 +279,7 @@ async fn main() -> anyhow::Result<()> {
         "faults": faults.iter().map(|f| f.describe()).collect::<Vec<_>>(),
         "kills": c.kills, "api_restarts": c.api_restarts, "failovers": failovers, "pauses": c.pauses,
         "rollouts": rollouts, "lost": lost.len(), "extra": extra, "bogus": bogus.len(),
+        "ha_workload_writes": reload_writes, "ha_outcome_writes": outcome_writes,
         "non_leader_writes": non_leader.len(), "panics": panics.len(), "crashes": crashes,
         "recovery_s": c.recovery_s, "checks_checked": blind.is_empty(), "converged_s": converged.as_ref().map(|d| d.as_secs_f64()).ok(),
         "duration_s": started.elapsed().as_secs_f64(),
@@ -280,7 +287,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(a.out.join("soak.json"), serde_json::to_string_pretty(&summary)?)?;
     println!(
         "soak: seed {} · {} changes · {} kills · {} API restarts · {} failovers · {} pauses · {} rollouts · \
-         {} lost reloads · {} extra rollouts · {} writes by a non-leader · {} panics · recovery ≤ {:.2} s · \
+         HA writes: {} reloads and records, {} outcome notes · {} lost reloads · {} extra rollouts · {} writes by a non-leader · {} panics · recovery ≤ {:.2} s · \
          converged in {} · {:.0} s",
         a.seed,
         change_stats.made,
@@ -289,6 +296,8 @@ async fn main() -> anyhow::Result<()> {
         failovers,
         c.pauses,
         rollouts,
+        reload_writes,
+        outcome_writes,
         lost.len(),
         extra,
         non_leader.len(),

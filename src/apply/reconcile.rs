@@ -11,8 +11,11 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use crate::apply::report::{self, event, problems_note, publish, source_ref};
 use crate::apply::write::{self, Wrote};
 use crate::core::brake::Verdict;
+use crate::core::breaker::{self, Gate};
 use crate::core::decide::{self, Change, Decision, Plan, Resume};
+use crate::core::outcome::{self, Ended, Tracked, Verdict as Rollout};
 use crate::core::record::Record;
+use crate::core::waves::{self, Admit};
 use crate::core::workload::{Workload, WorkloadKey};
 use crate::error::Error;
 use crate::runtime::context::Ctx;
@@ -57,6 +60,9 @@ async fn pass(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) -> Result<Did
         return Ok(Did::Nothing);
     };
     report_problems(ctx, &w, &d);
+    if let Some(did) = follow_rollout(ctx, &w).await? {
+        return Ok(did);
+    }
     match d.resume {
         Some(Resume::Now) => return resume(ctx, &w).await,
         Some(Resume::After(due)) => ctx.enqueue(key.clone(), due),
@@ -69,6 +75,10 @@ async fn pass(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) -> Result<Did
     // a reload does, and what it records can be the baseline of the next change (a source
     // created without --reload-on-create): held back, that change would be taken for the
     // creation and recorded instead of rolled.
+    if !matches!(d.plan, Plan::Reload { .. }) {
+        // Nothing to roll (any more): it no longer waits for a place in the wave.
+        ctx.wave_release(key, true);
+    }
     match &d.plan {
         Plan::Nothing => Ok(Did::Nothing),
         Plan::Adopt(record) if d.quiet_adoption => adopt(ctx, &w, record).await,
@@ -87,7 +97,18 @@ async fn pass(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) -> Result<Did
             if !brake_allows(ctx, &w, changes) {
                 return Ok(Did::Nothing);
             }
-            reload(ctx, &w, &d, changes, record, started).await
+            if !breaker_allows(ctx, &w, changes) {
+                return Ok(Did::Nothing);
+            }
+            if !wave_allows(ctx, &w, changes) {
+                return Ok(Did::Nothing);
+            }
+            let did = reload(ctx, &w, &d, changes, record, started).await;
+            if w.progress.trackable() && !matches!(did, Ok(Did::Wrote)) {
+                // Admitted, but no rollout was written: the place goes to the next one.
+                ctx.wave_release(key, false);
+            }
+            did
         }
     }
 }
@@ -251,6 +272,130 @@ fn brake_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
     }
 }
 
+/// `--halt-on-failed-rollouts`: a reload for a change K of whose rollouts failed is held (it
+/// leaves the wave's line; the next change of the source, or its release mark, lifts the
+/// hold), and one for a change with a failure while others still roll waits in line for them.
+fn breaker_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
+    let limit = ctx.settings.halt_on_failed_rollouts;
+    if limit.is_none() || !w.progress.trackable() {
+        return true;
+    }
+    let mut verdict = Gate::Go;
+    let mut held_for = None;
+    let mut lifted = Vec::new();
+    {
+        let st = ctx.state.lock().expect("state lock");
+        for c in changes {
+            let cause = outcome::cause_of(c);
+            let users = st.affected(&w.key.namespace, &c.source);
+            let notes = users.iter().filter_map(|k| st.workload(k)).filter_map(|u| u.tracked.as_ref());
+            let g = breaker::gate(limit, breaker::tally(&cause, notes));
+            let short = c.hash.map(|h| h.short());
+            if g != Gate::Go && breaker::released(st.release_of(&w.key.namespace, &c.source), short.as_deref()) {
+                // The source says to go on with this change: its rollouts start again.
+                if let Gate::Held(t) = g {
+                    lifted.push((c.clone(), cause, t));
+                }
+                continue;
+            }
+            if let (Gate::Held(t), None) = (&g, &held_for) {
+                held_for = Some((c.clone(), cause, *t));
+            }
+            verdict = verdict.and(g);
+        }
+    }
+    for (c, cause, t) in lifted {
+        report::report_released(ctx, &w.key.namespace, &c, &cause, t);
+    }
+    match verdict {
+        Gate::Go => true,
+        Gate::Pause => {
+            debug!("a rollout of this change failed and others still roll; waiting for them");
+            ctx.wave_wait(&w.key, wave_place(ctx, w, changes));
+            false
+        }
+        Gate::Held(_) => {
+            ctx.wave_release(&w.key, true);
+            if let Some((c, cause, t)) = held_for {
+                report::report_halted(ctx, w, &c, &cause, t);
+            }
+            false
+        }
+    }
+}
+
+/// `--max-concurrent-rollouts`: a reload that would start a rollout beyond the limit waits
+/// for a place; it is looked at again, oldest change first, when rollouts end.
+fn wave_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
+    if ctx.settings.max_concurrent_rollouts.is_none() || !w.progress.trackable() {
+        return true;
+    }
+    match ctx.wave_admit(&w.key, wave_place(ctx, w, changes)) {
+        Admit::Go => true,
+        Admit::Wait { ahead, in_progress } => {
+            debug!(ahead, in_progress, "waiting for a place in the wave (--max-concurrent-rollouts)");
+            false
+        }
+    }
+}
+
+/// The place in the wave's line of a reload applying `changes`: its oldest change.
+fn wave_place(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> u64 {
+    let st = ctx.state.lock().expect("state lock");
+    waves::place(changes.iter().map(|c| st.content_rv(&w.key.namespace, &c.source)))
+}
+
+/// Follows the rollout the last reload started, from the workload's status as the watch
+/// delivered it: once it ended, records the outcome on the workload (which also keeps a
+/// restarted controller or a new leader from reporting it again) and reports it. `Some` when
+/// it wrote; the watch then delivers the workload again for the rest of the pass.
+async fn follow_rollout(ctx: &Arc<Ctx>, w: &Workload) -> Result<Option<Did>, Error> {
+    let Some(t) = w.pending_rollout() else {
+        return Ok(None);
+    };
+    let now = k8s_openapi::jiff::Timestamp::now().as_second();
+    let timeout = ctx.settings.rollout_timeout;
+    let (ended, reason) = match outcome::classify(t, &w.progress, now, timeout) {
+        Rollout::Untracked => return Ok(None),
+        Rollout::InProgress(why) => {
+            debug!(cause = %t.cause, "rollout in progress: {why}");
+            if let Some(limit) = timeout {
+                // Looked at again when it is due, should the status not move before.
+                let due = (t.at + limit.as_secs() as i64 - now).max(0) as u64;
+                ctx.enqueue(w.key.clone(), std::time::Duration::from_secs(due + 1));
+            }
+            return Ok(None);
+        }
+        Rollout::Succeeded => (Ended::Succeeded, None),
+        Rollout::Failed(why) => (Ended::Failed, Some(why)),
+    };
+    if !ctx.may_write("outcome", w) {
+        return Ok(None);
+    }
+    let done = t.ended(ended, now, reason);
+    let did = written(ctx, w, "recording the rollout outcome", write::write_outcome(&ctx.client, w, &done).await)?;
+    if matches!(did, Did::Wrote) {
+        report::report_outcome(ctx, w, &done);
+    }
+    Ok(Some(did))
+}
+
+/// The tracking note of a reload about to be written, for kinds whose rollout can be followed.
+fn tracking_note(w: &Workload, changes: &[Change]) -> Option<Tracked> {
+    if !w.progress.trackable() {
+        return None;
+    }
+    let cause = changes.iter().map(outcome::cause_of).collect::<Vec<_>>().join(", ");
+    Some(Tracked {
+        cause,
+        at: k8s_openapi::jiff::Timestamp::now().as_second(),
+        generation: w.progress.generation() + 1,
+        outcome: None,
+        ended: None,
+        reason: None,
+    })
+}
+
 async fn reload(
     ctx: &Arc<Ctx>,
     w: &Workload,
@@ -260,7 +405,7 @@ async fn reload(
     started: Instant,
 ) -> Result<Did, Error> {
     let key = &w.key;
-    let mut extra = write::Extra::default();
+    let mut extra = write::Extra { tracked: tracking_note(w, changes), ..Default::default() };
     if let Some(period) = d.pause_for {
         info!(
             "Pausing Deployment '{}' in namespace '{}' for {}",
@@ -294,6 +439,7 @@ async fn reload(
     match wrote {
         Wrote::Stale => return Ok(conflict(ctx, key, "the object was replaced meanwhile")),
         Wrote::RecordedOnly(why) => {
+            ctx.wave_release(key, false);
             not_reloading(ctx, w, why);
             ctx.take_change_age(key);
             return Ok(Did::Wrote);
@@ -301,6 +447,13 @@ async fn reload(
         Wrote::Rolled => {}
     }
     ctx.brake_reloaded(key);
+    if let Some(t) = w.pending_rollout() {
+        debug!(cause = %t.cause, "the rollout of the previous reload had not ended: superseded");
+        ctx.metrics.rollout(key.kind.as_str(), Ended::Superseded.as_str(), None);
+    }
+    if let (Some(limit), Some(_)) = (ctx.settings.rollout_timeout, &extra.tracked) {
+        ctx.enqueue(key.clone(), limit + std::time::Duration::from_secs(1));
+    }
     if let Some(period) = d.pause_for {
         ctx.enqueue(key.clone(), period);
     }

@@ -8,7 +8,10 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType};
 use tracing::{info, warn};
 
+use crate::core::breaker::{Tally, held_note};
 use crate::core::decide::{Change, ChangeKind};
+use crate::core::outcome::{Ended, Tracked};
+use crate::core::source::SourceRef;
 use crate::core::workload::Workload;
 use crate::runtime::context::Ctx;
 
@@ -132,6 +135,100 @@ pub(crate) fn report_reload(ctx: &Arc<Ctx>, w: &Workload, c: &Change) {
             ctx.metrics.alerts.get_or_create(&crate::runtime::metrics::SinkResult { sink: sink.label(), result }).inc();
         }
     });
+}
+
+/// A reload held by the circuit breaker: a Warning `ReloadHalted` Event on the workload and,
+/// once per change, on the source; counted once per workload and change.
+pub(crate) fn report_halted(ctx: &Arc<Ctx>, w: &Workload, c: &Change, cause: &str, t: Tally) {
+    let ns = &w.key.namespace;
+    let note = held_note(cause, t);
+    if ctx.first_halt(ns, cause, "source") {
+        warn!(source = %c.source, "{note}");
+        ctx.metrics.changes_halted.inc();
+        let ev = event(EventType::Warning, "ReloadHalted", note.clone(), None);
+        let (ctx, reference) = (ctx.clone(), source_ref(ns, c));
+        tokio::spawn(async move {
+            if let Err(e) = ctx.events.publish(&ev, &reference).await {
+                warn!(reason = %ev.reason, "could not publish an Event: {}", crate::error::api_message(&e));
+                ctx.metrics.error("event_publish");
+            }
+        });
+    }
+    if ctx.first_halt(ns, cause, &w.key.to_string()) {
+        info!(cause, "{note}");
+        ctx.metrics.rollouts_halted.inc();
+        publish(ctx, w, event(EventType::Warning, "ReloadHalted", note, Some(source_ref(ns, c))));
+    }
+}
+
+/// A hold lifted by the source's release mark (`breaker::RELEASE_ANNOTATION`): once per change
+/// and process, a log line and a Normal `ReloadReleased` Event on the source.
+pub(crate) fn report_released(ctx: &Arc<Ctx>, ns: &str, c: &Change, cause: &str, t: Tally) {
+    if !ctx.first_halt(ns, cause, "released") {
+        return;
+    }
+    let note = format!(
+        "released by {}: the rollouts for {cause} start again ({} of the first {} failed)",
+        crate::core::breaker::RELEASE_ANNOTATION,
+        t.failed,
+        t.started
+    );
+    info!(source = %c.source, "{note}");
+    let ev = event(EventType::Normal, "ReloadReleased", note, None);
+    let (ctx, reference) = (ctx.clone(), source_ref(ns, c));
+    tokio::spawn(async move {
+        if let Err(e) = ctx.events.publish(&ev, &reference).await {
+            warn!(reason = %ev.reason, "could not publish an Event: {}", crate::error::api_message(&e));
+            ctx.metrics.error("event_publish");
+        }
+    });
+}
+
+/// A tracked rollout ended: the log line, the `ReloadSucceeded` or `ReloadRolloutFailed`
+/// Event (the first source as the related object), the metrics and, for a failure, the alert.
+pub(crate) fn report_outcome(ctx: &Arc<Ctx>, w: &Workload, t: &Tracked) {
+    let key = &w.key;
+    let kind = key.kind.as_str();
+    let ended = t.outcome.unwrap_or(Ended::Succeeded);
+    let related = t.cause.split(", ").next().and_then(|c| c.split('@').next()).and_then(SourceRef::parse).map(|r| {
+        ObjectReference {
+            api_version: Some(r.kind.api_version().into()),
+            kind: Some(r.kind.kind_name().into()),
+            name: Some(r.name.clone()),
+            namespace: Some(key.namespace.clone()),
+            ..Default::default()
+        }
+    });
+    let took = t.ended.unwrap_or(t.at).saturating_sub(t.at);
+    match ended {
+        Ended::Succeeded => {
+            ctx.metrics.rollout(kind, ended.as_str(), Some(took as f64));
+            let note = format!(
+                "Rollout of {kind} '{}' for {} is complete and available, {took} s after the reload",
+                key.name, t.cause
+            );
+            info!(cause = %t.cause, seconds = took, "rollout succeeded");
+            publish(ctx, w, event(EventType::Normal, "ReloadSucceeded", note, related));
+        }
+        Ended::Failed | Ended::Superseded => {
+            ctx.metrics.rollout(kind, ended.as_str(), None);
+            let why = t.reason.as_deref().unwrap_or("unknown");
+            let note = format!("Rollout of {kind} '{}' for {} failed: {why}", key.name, t.cause);
+            warn!(cause = %t.cause, reason = why, "rollout failed");
+            publish(ctx, w, event(EventType::Warning, "ReloadRolloutFailed", note.clone(), related));
+            let msg = format!("Reloader: {note} (namespace '{}')", key.namespace);
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                if let Some((sink, result)) = ctx.notifier.alert(&msg).await {
+                    let result = if result.is_ok() { "success" } else { "error" };
+                    ctx.metrics
+                        .alerts
+                        .get_or_create(&crate::runtime::metrics::SinkResult { sink: sink.label(), result })
+                        .inc();
+                }
+            });
+        }
+    }
 }
 
 #[cfg(test)]

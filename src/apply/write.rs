@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::core::decide::Change;
+use crate::core::outcome::{OUTCOME_FIELD_MANAGER, ROLLOUT_ANNOTATION, Tracked};
 use crate::core::patch::{self, Strategy};
 use crate::core::record::{self, FIELD_MANAGER, RECORD_ANNOTATION, Record};
 use crate::core::rollout::Rollout;
@@ -32,14 +33,20 @@ pub(crate) enum Wrote {
     Stale,
 }
 
-/// Extra Deployment fields written with a reload: pause it.
+/// Extra fields written with a reload: pause it (Deployments); the rollout's tracking note
+/// (Deployments, StatefulSets, DaemonSets, Argo Rollouts).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Extra {
     pub(crate) pause_at: Option<(String, String)>,
+    pub(crate) tracked: Option<Tracked>,
 }
 
 fn pp() -> PatchParams {
-    PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }
+    pp_as(FIELD_MANAGER)
+}
+
+fn pp_as(manager: &str) -> PatchParams {
+    PatchParams { field_manager: Some(manager.into()), ..Default::default() }
 }
 
 /// RFC 3339 at whole seconds, as Kubernetes times are written.
@@ -58,9 +65,15 @@ fn rollout_api(c: &kube::Client, ns: &str) -> Api<DynamicObject> {
 /// A patch to the workload itself: strategic merge for built-in kinds, JSON merge for Rollouts
 /// (custom resources do not take strategic merge).
 pub(crate) async fn patch_workload(client: &kube::Client, w: &Workload, body: Value) -> Result<(), kube::Error> {
+    patch_workload_as(client, w, body, FIELD_MANAGER).await
+}
+
+/// `patch_workload` under another field manager.
+async fn patch_workload_as(client: &kube::Client, w: &Workload, body: Value, manager: &str) -> Result<(), kube::Error> {
     let (ns, name) = (w.key.namespace.as_str(), w.key.name.as_str());
     let c = client.clone();
     let smp = Patch::Strategic(body.clone());
+    let pp = || pp_as(manager);
     match w.key.kind {
         WorkloadKind::Deployment => Api::<Deployment>::namespaced(c, ns).patch(name, &pp(), &smp).await.map(drop),
         WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(c, ns).patch(name, &pp(), &smp).await.map(drop),
@@ -102,6 +115,9 @@ pub(crate) async fn write_reload(
                 return recorded_only(client, w, record, "no container to reload").await;
             };
             let mut body = patch::reload_patch(w, t, record);
+            if let Some(t) = &extra.tracked {
+                body["metadata"]["annotations"][ROLLOUT_ANNOTATION] = json!(t.encode());
+            }
             if let Some((key, at)) = &extra.pause_at {
                 body["metadata"]["annotations"][key] = json!(at);
                 body["spec"]["paused"] = json!(true);
@@ -111,8 +127,17 @@ pub(crate) async fn write_reload(
         }
         WorkloadKind::CronJob => cronjob(client, w, changes, record, strategy).await,
         WorkloadKind::Job => job(client, w, changes, record, strategy).await,
-        WorkloadKind::Rollout => rollout(client, w, changes, record, strategy).await,
+        WorkloadKind::Rollout => rollout(client, w, changes, record, strategy, extra).await,
     }
+}
+
+/// Records how the tracked rollout ended, on the object it was decided on (a newer reload's
+/// note is never overwritten: the precondition fails with 409). Under its own field manager,
+/// so that the audit log and `managedFields` tell these writes from reloads.
+pub(crate) async fn write_outcome(client: &kube::Client, w: &Workload, t: &Tracked) -> Result<(), kube::Error> {
+    let body =
+        json!({"metadata": {"resourceVersion": w.resource_version, "annotations": {ROLLOUT_ANNOTATION: t.encode()}}});
+    patch_workload_as(client, w, body, OUTCOME_FIELD_MANAGER).await
 }
 
 /// Resumes a Deployment this controller paused.
@@ -251,15 +276,19 @@ async fn rollout(
     changes: &[Change],
     record: &Record,
     strategy: Strategy,
+    extra: &Extra,
 ) -> Result<Wrote, kube::Error> {
     let (ns, name) = (w.key.namespace.as_str(), w.key.name.as_str());
     let api = rollout_api(client, ns);
     if w.controls.restart_strategy {
         // Reloader's `restart`: Argo restarts the pods; the template stays as in Git.
-        let body = json!({
+        let mut body = json!({
             "metadata": {"resourceVersion": w.resource_version, "annotations": {RECORD_ANNOTATION: record::encode(record)}},
             "spec": {"restartAt": now_rfc3339()}
         });
+        if let Some(t) = &extra.tracked {
+            body["metadata"]["annotations"][ROLLOUT_ANNOTATION] = json!(t.encode());
+        }
         api.patch(name, &pp(), &Patch::Merge(body)).await?;
         return Ok(Wrote::Rolled);
     }
@@ -274,7 +303,11 @@ async fn rollout(
         return recorded_only(client, w, record, "no container to reload").await;
     }
     obj.data["spec"]["template"] = serde_json::to_value(&template).expect("serialisable");
-    obj.metadata.annotations.get_or_insert_default().insert(RECORD_ANNOTATION.into(), record::encode(record));
+    let annotations = obj.metadata.annotations.get_or_insert_default();
+    annotations.insert(RECORD_ANNOTATION.into(), record::encode(record));
+    if let Some(t) = &extra.tracked {
+        annotations.insert(ROLLOUT_ANNOTATION.into(), t.encode());
+    }
     obj.metadata.managed_fields = None;
     let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
     api.replace(name, &pp, &obj).await?;

@@ -28,6 +28,11 @@ pub(crate) struct State {
     spcps: HashMap<(String, String), String>,
     /// (namespace, SecretProviderClass) → its match/ignore flags, from the object itself.
     spc_flags: HashMap<(String, String), SourceFlags>,
+    /// (namespace, source) → its release mark for the circuit breaker (`breaker::RELEASE_ANNOTATION`).
+    releases: HashMap<(String, SourceRef), String>,
+    /// (namespace, source) → the resourceVersion at which its content last changed (or was
+    /// first seen): the order of the wave's line (`waves::place`).
+    content_rv: HashMap<(String, SourceRef), u64>,
 }
 
 impl State {
@@ -104,8 +109,37 @@ impl State {
         }
     }
 
+    /// Sets the release mark of a source (`None`: it has none); returns whether it changed.
+    pub(crate) fn set_release(&mut self, namespace: &str, source: &SourceRef, mark: Option<String>) -> bool {
+        let key = (namespace.to_string(), source.clone());
+        match mark {
+            Some(m) => self.releases.insert(key, m.clone()).is_none_or(|old| old != m),
+            None => self.releases.remove(&key).is_some(),
+        }
+    }
+
+    /// Notes the resourceVersion at which a source's content changed (or was first seen).
+    pub(crate) fn set_content_rv(&mut self, namespace: &str, source: &SourceRef, rv: Option<u64>) {
+        if let Some(rv) = rv {
+            self.content_rv.insert((namespace.to_string(), source.clone()), rv);
+        }
+    }
+
+    /// The resourceVersion at which a source's content last changed, if known.
+    pub(crate) fn content_rv(&self, namespace: &str, source: &SourceRef) -> Option<u64> {
+        self.content_rv.get(&(namespace.to_string(), source.clone())).copied()
+    }
+
+    /// The release mark of a source, if it carries one.
+    pub(crate) fn release_of(&self, namespace: &str, source: &SourceRef) -> Option<&str> {
+        self.releases.get(&(namespace.to_string(), source.clone())).map(String::as_str)
+    }
+
     /// Removes a source; returns what was kept of it, if it existed.
     pub(crate) fn remove_source(&mut self, namespace: &str, kind: SourceKind, name: &str) -> Option<SourceInfo> {
+        let key = (namespace.to_string(), SourceRef::new(kind, name));
+        self.releases.remove(&key);
+        self.content_rv.remove(&key);
         let ns = self.sources.get_mut(namespace)?;
         let old = ns.of_kind_mut(kind).remove(name);
         if ns.is_empty() {

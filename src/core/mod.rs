@@ -1,8 +1,10 @@
 //! Pure decisions: what a source's content is (hash), which sources a pod template uses
 //! (refs), which of them govern a workload (policy), what was applied (record), what to do
 //! about it (decide) and how the workload's template changes (patch); plus the storm brake,
-//! the index the watches fill, and the history of recent source changes. Nothing here talks to
-//! the API server, spawns a task or reads a clock: times are passed in.
+//! the index the watches fill, the history of recent source changes, and how the rollouts that
+//! reloads start end (outcome), how many may be under way at once (waves) and when a change
+//! whose rollouts fail stops (breaker). Nothing here talks to the API server, spawns a task or reads a
+//! clock: times are passed in.
 
 /// `k8s_openapi::Resource` and `Metadata` for a namespaced custom resource of our own (a
 /// type with a `metadata: ObjectMeta` field and only the fields the controller reads), so kube's
@@ -31,12 +33,14 @@ macro_rules! namespaced_resource {
 }
 
 pub(crate) mod brake;
+pub(crate) mod breaker;
 pub(crate) mod csi;
 pub(crate) mod decide;
 pub(crate) mod duration;
 pub(crate) mod hash;
 pub(crate) mod history;
 pub(crate) mod index;
+pub(crate) mod outcome;
 pub(crate) mod patch;
 pub(crate) mod policy;
 #[cfg(test)]
@@ -45,4 +49,5 @@ pub(crate) mod record;
 pub(crate) mod refs;
 pub(crate) mod rollout;
 pub(crate) mod source;
+pub(crate) mod waves;
 pub(crate) mod workload;

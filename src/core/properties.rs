@@ -512,7 +512,7 @@ impl Obj {
             }
             WorkloadKind::Rollout => {
                 let spec = RolloutSpec { template: Some(template), workload_ref: None };
-                project_object(&Rollout { metadata, spec: Some(spec) }, &keys, auto_all)
+                project_object(&Rollout { metadata, spec: Some(spec), status: None }, &keys, auto_all)
             }
         }
     }

@@ -10,6 +10,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::core::outcome::{Progress, ROLLOUT_ANNOTATION, Tracked};
 use crate::core::policy::{Keys, Policy};
 use crate::core::record::{self, FIELD_MANAGER, RECORD_ANNOTATION, Record};
 use crate::core::refs;
@@ -111,6 +112,11 @@ pub(crate) struct Workload {
     /// A digest of what governs it: the parsed policy, the pod template's annotations and
     /// references, the controls; not the record, nor annotations other writers change.
     pub(crate) anchor_digest: u64,
+    /// The tracking note of the last reload's rollout (`None`: none, or unreadable); not
+    /// trusted when the record is foreign (a rollout undo copies it back too).
+    pub(crate) tracked: Option<Tracked>,
+    /// How its rollout goes, from its status; not part of the fingerprint.
+    pub(crate) progress: Progress,
 }
 
 impl Workload {
@@ -124,6 +130,11 @@ impl Workload {
             uid: self.uid.clone(),
             ..Default::default()
         }
+    }
+
+    /// The tracking note of a rollout still under way.
+    pub(crate) fn pending_rollout(&self) -> Option<&Tracked> {
+        self.tracked.as_ref().filter(|t| t.pending())
     }
 
     pub(crate) fn container_for(&self, source: &SourceRef) -> Option<&str> {
@@ -171,14 +182,14 @@ pub(crate) fn project(
     keys: &Keys,
     auto_reload_all: bool,
 ) -> Workload {
-    project_with(kind, meta, template, Controls::from_meta(meta, keys), keys, auto_reload_all)
+    project_with(kind, meta, template, Controls::from_meta(meta, keys), keys, auto_reload_all, Progress::Untracked)
 }
 
 /// Builds the projection of a workload of any kind.
 pub(crate) fn project_object<K: WorkloadObject>(obj: &K, keys: &Keys, auto_reload_all: bool) -> Workload {
     let mut controls = Controls::from_meta(obj.meta(), keys);
     obj.controls(&mut controls);
-    project_with(K::KIND, obj.meta(), obj.template(), controls, keys, auto_reload_all)
+    project_with(K::KIND, obj.meta(), obj.template(), controls, keys, auto_reload_all, obj.progress())
 }
 
 fn project_with(
@@ -188,6 +199,7 @@ fn project_with(
     controls: Controls,
     keys: &Keys,
     auto_reload_all: bool,
+    progress: Progress,
 ) -> Workload {
     let template_annotations = template.and_then(|t| t.metadata.as_ref()).and_then(|m| m.annotations.as_ref());
     let policy = Policy::parse(keys, meta.annotations.as_ref(), template_annotations, auto_reload_all);
@@ -249,10 +261,17 @@ fn project_with(
         stakater_env,
         controls,
         record,
-        record_foreign,
         fingerprint,
         anchor: crate::core::history::parse_rv(meta.resource_version.as_deref()),
         anchor_digest,
+        tracked: match &record_foreign {
+            Some(_) => None,
+            None => {
+                meta.annotations.as_ref().and_then(|a| a.get(ROLLOUT_ANNOTATION)).and_then(|s| Tracked::decode(s).ok())
+            }
+        },
+        record_foreign,
+        progress,
     }
 }
 
@@ -321,6 +340,10 @@ pub(crate) trait WorkloadObject:
     fn template(&self) -> Option<&PodTemplateSpec>;
     /// Fills the kind-specific controls.
     fn controls(&self, _c: &mut Controls) {}
+    /// How its rollout goes, for outcome tracking.
+    fn progress(&self) -> Progress {
+        Progress::Untracked
+    }
 }
 
 impl WorkloadObject for Deployment {
@@ -331,6 +354,9 @@ impl WorkloadObject for Deployment {
     }
     fn controls(&self, c: &mut Controls) {
         c.spec_paused = self.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
+    }
+    fn progress(&self) -> Progress {
+        Progress::of_deployment(self)
     }
 }
 
@@ -360,6 +386,9 @@ impl WorkloadObject for crate::core::rollout::Rollout {
         // A Rollout with `workloadRef` has no template: nothing to reload (Reloader #751).
         self.spec.as_ref().and_then(|s| s.template.as_ref())
     }
+    fn progress(&self) -> Progress {
+        Progress::of_rollout(self)
+    }
 }
 
 impl WorkloadObject for StatefulSet {
@@ -368,6 +397,9 @@ impl WorkloadObject for StatefulSet {
     fn template(&self) -> Option<&PodTemplateSpec> {
         self.spec.as_ref().map(|s| &s.template)
     }
+    fn progress(&self) -> Progress {
+        Progress::of_statefulset(self)
+    }
 }
 
 impl WorkloadObject for DaemonSet {
@@ -375,5 +407,8 @@ impl WorkloadObject for DaemonSet {
     const RESOURCE: &'static str = "daemonsets";
     fn template(&self) -> Option<&PodTemplateSpec> {
         self.spec.as_ref().map(|s| &s.template)
+    }
+    fn progress(&self) -> Progress {
+        Progress::of_daemonset(self)
     }
 }

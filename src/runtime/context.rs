@@ -15,6 +15,7 @@ use crate::config::{Scope, Settings};
 use crate::core::brake::Verdict;
 use crate::core::index::State;
 use crate::core::record::Record;
+use crate::core::waves::{Admit, Wave};
 use crate::core::workload::{Workload, WorkloadKey};
 use crate::runtime::alerts::Notifier;
 use crate::runtime::events::Events;
@@ -47,6 +48,10 @@ pub struct Ctx {
     /// The annotation keys the watches use, when they differ from the settings': without the
     /// CSI driver's CRDs, `--enable-csi-integration` changes nothing at all (set once, at start).
     keys_in_effect: std::sync::OnceLock<crate::core::policy::Keys>,
+    /// `--max-concurrent-rollouts`: the rollouts in progress and the reloads waiting.
+    wave: Mutex<Wave>,
+    /// Holds of the circuit breaker already reported.
+    halts: Mutex<crate::core::breaker::Reported>,
 }
 
 impl Ctx {
@@ -83,6 +88,8 @@ impl Ctx {
             slots: Slots::default(),
             adoption_pacer: Pacer::new(settings.adoption_writes_per_second),
             keys_in_effect: std::sync::OnceLock::new(),
+            wave: Mutex::new(Wave::default()),
+            halts: Mutex::new(Default::default()),
             settings,
         })
     }
@@ -100,6 +107,63 @@ impl Ctx {
     pub(crate) fn enqueue(&self, key: WorkloadKey, delay: Duration) {
         self.metrics.queue_adds.inc();
         self.queue.add_after(key, delay);
+    }
+
+    /// Asks for a place in the wave for a reload of `key` (`--max-concurrent-rollouts`), whose
+    /// place in line is `place` (`waves::place`).
+    pub(crate) fn wave_admit(&self, key: &WorkloadKey, place: u64) -> Admit {
+        let mut wave = self.wave.lock().expect("wave lock");
+        let a = wave.admit(self.settings.max_concurrent_rollouts, key, place);
+        self.wave_gauges(&wave);
+        a
+    }
+
+    /// Sets `key` aside without a place (the breaker pauses its change), keeping `place`.
+    pub(crate) fn wave_wait(&self, key: &WorkloadKey, place: u64) {
+        let mut wave = self.wave.lock().expect("wave lock");
+        wave.wait(key, place);
+        self.wave_gauges(&wave);
+    }
+
+    /// Whether `what` (the source, a workload, the release) of the hold of the change `cause`
+    /// of a source of `ns` is reported for the first time by this process.
+    pub(crate) fn first_halt(&self, ns: &str, cause: &str, what: &str) -> bool {
+        self.halts.lock().expect("halts lock").first(ns, cause, what)
+    }
+
+    /// What the watch saw of a workload's rollout (in progress or not), or that it is gone
+    /// (`gone`: it also leaves the waiting line). Frees places: the oldest waiting go next.
+    pub(crate) fn wave_seen(&self, key: &WorkloadKey, in_progress: bool, gone: bool) {
+        let mut wave = self.wave.lock().expect("wave lock");
+        wave.seen(key, in_progress);
+        if gone {
+            wave.leave(key);
+        }
+        self.wave_next(&wave);
+    }
+
+    /// A reload admitted wrote no rollout after all, or `key` needs no reload any more.
+    pub(crate) fn wave_release(&self, key: &WorkloadKey, leave: bool) {
+        if self.settings.max_concurrent_rollouts.is_none() {
+            return;
+        }
+        let mut wave = self.wave.lock().expect("wave lock");
+        let changed = if leave { wave.leave(key) } else { wave.release(key) };
+        if changed {
+            self.wave_next(&wave);
+        }
+    }
+
+    fn wave_next(&self, wave: &Wave) {
+        for k in wave.next(self.settings.max_concurrent_rollouts) {
+            self.enqueue(k, Duration::ZERO);
+        }
+        self.wave_gauges(wave);
+    }
+
+    fn wave_gauges(&self, wave: &Wave) {
+        self.metrics.rollouts_in_progress.set(wave.taken() as i64);
+        self.metrics.rollouts_waiting.set(wave.waiting_count() as i64);
     }
 
     /// A reconcile of `key` finished: its retry counts start over.

@@ -73,6 +73,12 @@ pub struct SinkResult {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindOutcome {
+    pub workload_kind: &'static str,
+    pub outcome: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn seconds(buckets: &'static [f64]) -> impl Fn() -> Histogram {
@@ -81,6 +87,8 @@ fn seconds(buckets: &'static [f64]) -> impl Fn() -> Histogram {
 
 const ACTION_BUCKETS: [f64; 11] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 const RECONCILE_BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Reload to available: seconds to an hour (a Deployment's default progress deadline is 10 min).
+const ROLLOUT_BUCKETS: [f64; 12] = [1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0];
 const QUEUE_BUCKETS: [f64; 11] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 fn action_histogram() -> Histogram {
@@ -88,6 +96,9 @@ fn action_histogram() -> Histogram {
 }
 fn reconcile_histogram() -> Histogram {
     seconds(&RECONCILE_BUCKETS)()
+}
+fn rollout_histogram() -> Histogram {
+    seconds(&ROLLOUT_BUCKETS)()
 }
 fn queue_histogram() -> Histogram {
     seconds(&QUEUE_BUCKETS)()
@@ -127,6 +138,12 @@ pub struct Metrics {
     pub adoptions_waiting: Gauge,
     pub failures: Family<Reason, Counter>,
     pub heap_bytes: Gauge,
+    pub rollouts: Family<KindOutcome, Counter>,
+    pub reload_to_available: HistogramFamily<WorkloadKindLabel>,
+    pub rollouts_in_progress: Gauge,
+    pub rollouts_waiting: Gauge,
+    pub changes_halted: Counter,
+    pub rollouts_halted: Counter,
 }
 
 impl Metrics {
@@ -254,6 +271,45 @@ impl Metrics {
             failures.clone(),
         );
 
+        let rollouts = Family::<KindOutcome, Counter>::default();
+        r.register(
+            "reloader_rollouts",
+            "Rollouts started by reloads, by how they ended (succeeded, failed, superseded).",
+            rollouts.clone(),
+        );
+        let reload_to_available = HistogramFamily::<WorkloadKindLabel>::new_with_constructor(rollout_histogram);
+        r.register(
+            "reloader_reload_to_available_seconds",
+            "Time from a reload's write to its rollout being complete and available.",
+            reload_to_available.clone(),
+        );
+
+        let rollouts_in_progress = Gauge::default();
+        r.register(
+            "reloader_rollouts_in_progress",
+            "Rollouts started by reloads and not ended yet (counted with --max-concurrent-rollouts).",
+            rollouts_in_progress.clone(),
+        );
+        let rollouts_waiting = Gauge::default();
+        r.register(
+            "reloader_rollouts_waiting",
+            "Reloads waiting for a place under --max-concurrent-rollouts.",
+            rollouts_waiting.clone(),
+        );
+
+        let changes_halted = Counter::default();
+        r.register(
+            "reloader_changes_halted",
+            "Source changes whose rollouts the circuit breaker stopped (--halt-on-failed-rollouts).",
+            changes_halted.clone(),
+        );
+        let rollouts_halted = Counter::default();
+        r.register(
+            "reloader_rollouts_halted",
+            "Reloads held by the circuit breaker, once per workload and change.",
+            rollouts_halted.clone(),
+        );
+
         let heap_bytes = Gauge::default();
         if crate::runtime::memory::heap_in_use().is_some() {
             r.register(
@@ -264,6 +320,12 @@ impl Metrics {
         }
 
         Metrics {
+            rollouts,
+            reload_to_available,
+            rollouts_in_progress,
+            rollouts_waiting,
+            changes_halted,
+            rollouts_halted,
             heap_bytes,
             failures,
             dry_run,
@@ -320,6 +382,14 @@ impl Metrics {
         self.events_received.get_or_create(&EventLabels { event_type, resource_type }).inc();
     }
 
+    /// A tracked rollout ended; `seconds` from the reload to available, for successes.
+    pub fn rollout(&self, kind: &'static str, outcome: &'static str, seconds: Option<f64>) {
+        self.rollouts.get_or_create(&KindOutcome { workload_kind: kind, outcome }).inc();
+        if let Some(s) = seconds {
+            self.reload_to_available.get_or_create(&WorkloadKindLabel { workload_kind: kind }).observe(s);
+        }
+    }
+
     /// A workload write for a reload: Reloader's counters.
     pub fn reload(&self, kind: &'static str, namespace: &str, ok: bool, seconds: f64) {
         let success = if ok { "true" } else { "false" };
@@ -348,6 +418,8 @@ mod tests {
         m.event("update", "configmaps");
         m.error("handler_error");
         m.reconcile.get_or_create(&ResultLabel { result: "success" }).inc();
+        m.rollout("Deployment", "succeeded", Some(12.0));
+        m.rollout("Deployment", "failed", None);
         let text = m.encode();
         for want in [
             "reloader_reload_executed_total{success=\"true\"} 1",
@@ -361,6 +433,10 @@ mod tests {
             "reloader_reconcile_total{result=\"success\"} 1",
             "reloader_workloads_matched_total{kind=\"Deployment\"} 1",
             "reloader_workqueue_depth 0",
+            "reloader_rollouts_total{workload_kind=\"Deployment\",outcome=\"succeeded\"} 1",
+            "reloader_rollouts_total{workload_kind=\"Deployment\",outcome=\"failed\"} 1",
+            "reloader_reload_to_available_seconds_bucket{le=\"20.0\",workload_kind=\"Deployment\"} 1",
+            "reloader_reload_to_available_seconds_count{workload_kind=\"Deployment\"} 1",
             "# EOF",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");

@@ -78,6 +78,16 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
         }
     }
 
+    /// Schedules `key` now unless a source change of it waits for its quiet window (that
+    /// reconcile will see what this one would): a rollout's progress must not cut short the
+    /// debounce of a change.
+    pub(crate) fn add_unless_debounced(&self, key: K) {
+        if self.inner.lock().expect("queue lock").pending.get(&key).is_some_and(|p| p.window.is_some()) {
+            return;
+        }
+        self.add_after(key, Duration::ZERO);
+    }
+
     /// Schedules `key` after `delay`, unless it is already due sooner.
     pub(crate) fn add_after(&self, key: K, delay: Duration) {
         let at = Instant::now() + delay;
@@ -284,6 +294,18 @@ mod tests {
         let t0 = Instant::now();
         q.add_debounced("a", QUIET, CAP);
         assert_eq!(next_at(&q, t0).await, ("a", QUIET));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_does_not_cut_a_quiet_window_short() {
+        let q = WorkQueue::new();
+        let t0 = Instant::now();
+        q.add_debounced("a", QUIET, CAP);
+        q.add_unless_debounced("a");
+        assert_eq!(next_at(&q, t0).await, ("a", QUIET), "the change's window holds");
+        q.add_after("b", Duration::from_secs(600));
+        q.add_unless_debounced("b");
+        assert_eq!(next_at(&q, t0).await, ("b", QUIET), "a key without a change pending is due at once");
     }
 
     #[tokio::test(start_paused = true)]

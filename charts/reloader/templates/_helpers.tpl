@@ -179,6 +179,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - --flap-window={{ $r.flapWindow }}
 - --flap-settle={{ $r.flapSettle }}
 - --adoption-writes-per-second={{ int64 $r.adoptionWritesPerSecond }}
+- --rollout-timeout={{ $r.rolloutTimeout }}
+{{- if $r.maxConcurrentRollouts }}
+- --max-concurrent-rollouts={{ int64 $r.maxConcurrentRollouts }}
+{{- end }}
+{{- if $r.haltOnFailedRollouts }}
+- --halt-on-failed-rollouts={{ int64 $r.haltOnFailedRollouts }}
+{{- end }}
 {{- if $r.dryRun }}
 - --dry-run=true
 {{- end }}
