@@ -165,18 +165,7 @@ impl Bench {
     /// requests), then one change at a time in different namespaces.
     pub(crate) async fn spread(&self, s: &Subject, r: &mut SubjectResult) -> anyhow::Result<()> {
         let tag = s.name.to_lowercase().replace(' ', "-");
-        let from = self.audit.offset();
-        let (p, ready) = self.launch(s, &[], &format!("{tag}-spread.log")).await?;
-        let cpu = p.cpu_secs();
-        self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let run = ScaleRun {
-            ready_s: ready.as_secs_f64(),
-            cpu_at_ready_s: cpu,
-            rss_steady_mib: mib(p.rss_kib()),
-            rss_peak_mib: mib(p.peak_kib()),
-            requests_during_sync: self.audit.since(from, &s.agent)?,
-        };
+        let (p, run) = self.measured_start(s, &format!("{tag}-spread.log")).await?;
         eprintln!(
             ">> {}: many namespaces: ready in {:.2} s, RSS {:.1} MiB (peak {:.1} MiB)",
             s.name, run.ready_s, run.rss_steady_mib, run.rss_peak_mib
@@ -186,12 +175,8 @@ impl Bench {
         let n = self.sizes.spread_namespaces;
         for i in 0..self.sizes.latency_updates.min(n).min(self.sizes.deployments) {
             let ns = spread_ns(i % n);
-            self.audit.quiesce(&s.agent, Duration::from_millis(300)).await?;
-            let sent = Instant::now();
-            set_data(&self.client, &ns, &format!("c-{i}"), &uniq()).await?;
-            let t0 = Instant::now();
-            match self.templates.change_after(&format!("{ns}/d-{i}"), sent).await {
-                Some(t) => r.spread_latency_ms.push(t.saturating_duration_since(t0).as_secs_f64() * 1000.0),
+            match self.paced_change(s, &ns, i).await? {
+                Some(ms) => r.spread_latency_ms.push(ms),
                 None => r.missed.push(format!("many namespaces: {ns}/d-{i}")),
             }
         }
@@ -211,18 +196,7 @@ impl Bench {
 
         // 1. Scale: time to ready, memory and CPU, requests during the initial sync.
         for rep in 0..self.repeat {
-            let from = self.audit.offset();
-            let (p, ready) = self.launch(s, &[], &format!("{tag}-scale-{rep}.log")).await?;
-            let cpu = p.cpu_secs();
-            self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            let run = ScaleRun {
-                ready_s: ready.as_secs_f64(),
-                cpu_at_ready_s: cpu,
-                rss_steady_mib: mib(p.rss_kib()),
-                rss_peak_mib: mib(p.peak_kib()),
-                requests_during_sync: self.audit.since(from, &s.agent)?,
-            };
+            let (p, run) = self.measured_start(s, &format!("{tag}-scale-{rep}.log")).await?;
             // Every count below filters the audit log by user agent; zero lists means the filter
             // is wrong, and a "0 writes" would then prove nothing.
             if run.requests_during_sync.count("list") == 0 {
@@ -582,18 +556,43 @@ impl Bench {
     pub(crate) async fn latency(&self, s: &Subject, ns: &str, r: &mut SubjectResult) -> anyhow::Result<Vec<f64>> {
         let mut out = Vec::new();
         for i in 0..self.sizes.latency_updates {
-            self.audit.quiesce(&s.agent, Duration::from_millis(300)).await?;
-            // The reload can be seen before this process gets round to the update's response,
-            // so a change counts from the moment the request left; latency from the response.
-            let sent = Instant::now();
-            set_data(&self.client, ns, &format!("c-{i}"), &uniq()).await?;
-            let t0 = Instant::now();
-            match self.templates.change_after(&format!("{ns}/d-{i}"), sent).await {
-                Some(t) => out.push(t.saturating_duration_since(t0).as_secs_f64() * 1000.0),
+            match self.paced_change(s, ns, i).await? {
+                Some(ms) => out.push(ms),
                 None => r.missed.push(format!("latency {ns}/d-{i}")),
             }
         }
         Ok(out)
+    }
+
+    /// Once the controller is idle, changes ConfigMap `c-i` of `ns` and waits for Deployment
+    /// `d-i` to roll: the latency in milliseconds, `None` if it never rolled.
+    async fn paced_change(&self, s: &Subject, ns: &str, i: usize) -> anyhow::Result<Option<f64>> {
+        self.audit.quiesce(&s.agent, Duration::from_millis(300)).await?;
+        // The reload can be seen before this process gets round to the update's response,
+        // so a change counts from the moment the request left; latency from the response.
+        let sent = Instant::now();
+        set_data(&self.client, ns, &format!("c-{i}"), &uniq()).await?;
+        let t0 = Instant::now();
+        let seen = self.templates.change_after(&format!("{ns}/d-{i}"), sent).await;
+        Ok(seen.map(|t| t.saturating_duration_since(t0).as_secs_f64() * 1000.0))
+    }
+
+    /// Starts a controller on what exists and measures its start: time and CPU to ready, RSS
+    /// once its start-up work is over, and the requests it made meanwhile.
+    async fn measured_start(&self, s: &Subject, log: &str) -> anyhow::Result<(Running, ScaleRun)> {
+        let from = self.audit.offset();
+        let (p, ready) = self.launch(s, &[], log).await?;
+        let cpu = p.cpu_secs();
+        self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let run = ScaleRun {
+            ready_s: ready.as_secs_f64(),
+            cpu_at_ready_s: cpu,
+            rss_steady_mib: mib(p.rss_kib()),
+            rss_peak_mib: mib(p.peak_kib()),
+            requests_during_sync: self.audit.since(from, &s.agent)?,
+        };
+        Ok((p, run))
     }
 }
 
