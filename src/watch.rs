@@ -208,14 +208,10 @@ fn act(ctx: &Ctx, resource: &'static str, h: Handled) {
     }
     for k in &h.forget {
         ctx.forget(k);
-        if ctx.settings.max_concurrent_rollouts.is_some() {
-            ctx.wave_seen(k, false, true);
-        }
+        ctx.wave_seen(k, false, true);
     }
-    if ctx.settings.max_concurrent_rollouts.is_some() {
-        for (k, in_progress) in &h.rollouts {
-            ctx.wave_seen(k, *in_progress, false);
-        }
+    for (k, in_progress) in &h.rollouts {
+        ctx.wave_seen(k, *in_progress, false);
     }
     for k in h.now {
         ctx.enqueue(k, Duration::ZERO);

@@ -134,6 +134,9 @@ impl Ctx {
     /// What the watch saw of a workload's rollout (in progress or not), or that it is gone
     /// (`gone`: it also leaves the waiting line). Frees places: the oldest waiting go next.
     pub(crate) fn wave_seen(&self, key: &WorkloadKey, in_progress: bool, gone: bool) {
+        if self.settings.max_concurrent_rollouts.is_none() {
+            return;
+        }
         let mut wave = self.wave.lock().expect("wave lock");
         wave.seen(key, in_progress);
         if gone {
