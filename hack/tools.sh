@@ -17,6 +17,10 @@ root=${RELOADER_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-reloader-tools
 mkdir -p "$root"
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-modcacherw
+# A private build cache, removed once every tool is built: the binaries are what is kept, and
+# the compiled packages of a cold build take about 5 GB that a CI machine may not have.
+export GOCACHE="$root/go-build"
+built=false
 
 check_only=false
 [ "${1:-}" = "--check" ] && check_only=true
@@ -56,14 +60,17 @@ key_of() {
   { cat "$tools/$t/go.mod" "$tools/$t/go.sum"; go version; go env GOOS GOARCH; spec "$t"; } | sha256sum | cut -c1-16
 }
 
+# Sets $entry to the tool's cache entry, building it if needed (not in --check mode).
 build_one() {
   local t=$1 key dest s pkgs ld tags
   key=$(key_of "$t")
   dest="$root/$t-$key"
-  if [ -e "$dest/.complete" ]; then echo "$dest"; return 0; fi
+  entry=$dest
+  if [ -e "$dest/.complete" ]; then return 0; fi
   if $check_only; then return 1; fi
   exec 9>"$dest.lock"
   flock 9
+  built=true
   if [ ! -e "$dest/.complete" ]; then
     s=$(spec "$t")
     pkgs=${s%%|*}; s=${s#*|}; ld=${s%%|*}; tags=${s#*|}
@@ -81,14 +88,22 @@ build_one() {
     echo ">> built $t in $((SECONDS - start)) s" >&2
   fi
   exec 9>&-
-  echo "$dest"
 }
+
+# Builders hold this lock shared; the build cache is removed only when no other run is building.
+exec 8>"$root/.building.lock"
+$check_only || flock -s 8
 
 dirs=()
 for t in etcd kwok helm k8s; do
-  d=$(build_one "$t") || { echo "tool $t is not built yet; run hack/tools.sh" >&2; exit 1; }
-  dirs+=("$d")
+  build_one "$t" || { echo "tool $t is not built yet; run hack/tools.sh" >&2; exit 1; }
+  dirs+=("$entry")
 done
+
+if $built && flock -n -x 8; then
+  rm -rf "$GOCACHE"
+fi
+exec 8>&-
 
 # One directory of symlinks per combination of tool entries, so callers need a single path.
 combo=$(printf '%s\n' "${dirs[@]}" | sha256sum | cut -c1-16)
