@@ -60,4 +60,8 @@ for _ in $(seq 1 600); do grep -q "initial sync complete" "$log" && break; sleep
 grep -o "initial sync complete.*" "$log" >&2 || { cat "$log" >&2; exit 1; }
 sleep 5
 kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$pid/status"; }
-echo "RSS after sync with the scale set of $n: $(kib VmRSS) kB (peak $(kib VmHWM) kB; anonymous $(kib RssAnon) kB, file-backed $(kib RssFile) kB)"
+# Heap in use (the allocator's count of live blocks, `reloader_heap_bytes`) varies far less from
+# run to run than the RSS, which also holds what the allocator keeps: compare builds on it.
+addr=$(grep -o 'addr=[0-9.:]*' "$log" | head -n 1 | cut -d= -f2)
+heap=$(curl -fsS "http://$addr/metrics" | awk '$1 == "reloader_heap_bytes" {printf "%d", $2 / 1024}')
+echo "RSS after sync with the scale set of $n: $(kib VmRSS) kB (peak $(kib VmHWM) kB; anonymous $(kib RssAnon) kB, file-backed $(kib RssFile) kB); heap in use ${heap:-?} kB"

@@ -25,4 +25,4 @@ pub(crate) mod watch;
 
 // What the binary, the integration tests and the benchmark use.
 pub use core::outcome::OUTCOME_FIELD_MANAGER;
-pub use runtime::{client, metrics, telemetry};
+pub use runtime::{client, memory, metrics, telemetry};

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 /// Exit codes: 0 stopped cleanly, 1 `explain` failed, 2 could not start or run (a bad flag,
 /// an address in use, no cluster configuration): one line on stderr says which.
 fn main() -> ExitCode {
+    reloader::memory::one_arena();
     // Two worker threads whatever the node's size: the work is I/O, and every extra thread
     // costs memory (its stack and, with glibc, an allocator arena).
     let result = tokio::runtime::Builder::new_multi_thread()

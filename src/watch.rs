@@ -258,7 +258,7 @@ impl<K: SourceObject> Handler<K> for Sources {
     fn apply(&mut self, idx: &mut State, intake: &Intake, obj: K) -> Handled {
         let ns = obj.namespace().unwrap_or_default();
         let r = SourceRef::new(K::KIND, obj.name_any());
-        let info = SourceInfo::of(&obj, intake.keys);
+        let mut info = SourceInfo::of(&obj, intake.keys);
         let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
         let release = obj.meta().annotations.as_ref().and_then(|a| a.get(RELEASE_ANNOTATION)).cloned();
         // The object (and any secret bytes in it) is dropped here; only the hash is kept.
@@ -268,6 +268,8 @@ impl<K: SourceObject> Handler<K> for Sources {
         let (before, after) = (old.as_ref().map(|i| i.hash), Some(info.hash));
         let flags_changed = old.as_ref().is_some_and(|o| (o.matched, o.ignored) != (info.matched, info.ignored));
         let hash = info.hash;
+        // The content's resourceVersion moves only when the content does.
+        info.content_rv = if before == after { old.as_ref().and_then(|o| o.content_rv) } else { rv };
         idx.upsert_source(&ns, K::KIND, &r.name, info);
         let mut h = Handled { received: Some(if old.is_some() { "update" } else { "add" }), ..Default::default() };
         if before == after {
@@ -280,7 +282,6 @@ impl<K: SourceObject> Handler<K> for Sources {
             if old.is_some() || !intake.first_list {
                 idx.note_change(&ns, &r, rv, old.clone(), std::time::Instant::now());
             }
-            idx.set_content_rv(&ns, &r, rv);
             debug!(source = %r, namespace = %ns, hash = %hash.short(), "source changed");
         }
         // A release mark set or changed: reloads the circuit breaker holds may start now.
@@ -668,5 +669,41 @@ mod tests {
         assert_eq!(rows[5].1.skipped, Some("no_data_change"), "a label change is no data change");
         let r = SourceRef::new(SourceKind::SecretProviderClass, "vault");
         assert!(st.sources("ns").unwrap().get(&r).unwrap().ignored);
+    }
+
+    /// A source's place in the wave's line is the resourceVersion of its last content change:
+    /// label-only edits keep it, a data change moves it, a deletion forgets it.
+    #[test]
+    fn a_source_keeps_the_resource_version_of_its_content_through_label_edits() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use serde_json::json;
+        let keys = Keys::default();
+        let mut intake = Intake {
+            keys: &keys,
+            auto_reload_all: false,
+            webhook: false,
+            options: Options::default(),
+            synced: false,
+            first_list: true,
+        };
+        let mut st = State::default();
+        let mut h = Sources { scope: None };
+        let cm = |rv: u64, value: &str, labels: serde_json::Value| -> ConfigMap {
+            serde_json::from_value(json!({"metadata": {"name": "app", "namespace": "ns",
+                "resourceVersion": rv.to_string(), "labels": labels}, "data": {"k": value}}))
+            .unwrap()
+        };
+        let r = SourceRef::new(SourceKind::ConfigMap, "app");
+        let mut seen = Vec::new();
+        h.apply(&mut st, &intake, cm(5, "a", json!({})));
+        seen.push(st.content_rv("ns", &r));
+        (intake.synced, intake.first_list) = (true, false);
+        h.apply(&mut st, &intake, cm(9, "a", json!({"team": "x"})));
+        seen.push(st.content_rv("ns", &r));
+        h.apply(&mut st, &intake, cm(12, "b", json!({"team": "x"})));
+        seen.push(st.content_rv("ns", &r));
+        h.delete(&mut st, &intake, cm(14, "b", json!({"team": "x"})));
+        seen.push(st.content_rv("ns", &r));
+        assert_eq!(seen, [Some(5), Some(5), Some(12), None]);
     }
 }

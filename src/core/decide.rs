@@ -463,7 +463,7 @@ mod tests {
     }
     impl Src {
         fn info(&self) -> SourceInfo {
-            SourceInfo { hash: h(self.hash), matched: self.matched, ignored: self.ignored }
+            SourceInfo { hash: h(self.hash), matched: self.matched, ignored: self.ignored, content_rv: None }
         }
     }
     fn plain(r: SourceRef, hash: u8) -> Src {
@@ -1679,7 +1679,8 @@ mod csi_tests {
     fn sources(current: Option<u8>) -> NamespaceSources {
         let mut ns = NamespaceSources::default();
         if let Some(n) = current {
-            ns.secret_provider_classes.insert("spc".into(), SourceInfo { hash: h(n), matched: false, ignored: false });
+            ns.secret_provider_classes
+                .insert("spc".into(), SourceInfo { hash: h(n), matched: false, ignored: false, content_rv: None });
         }
         ns
     }

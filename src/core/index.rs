@@ -30,9 +30,6 @@ pub(crate) struct State {
     spc_flags: HashMap<(String, String), SourceFlags>,
     /// (namespace, source) → its release mark for the circuit breaker (`breaker::RELEASE_ANNOTATION`).
     releases: HashMap<(String, SourceRef), String>,
-    /// (namespace, source) → the resourceVersion at which its content last changed (or was
-    /// first seen): the order of the wave's line (`waves::place`).
-    content_rv: HashMap<(String, SourceRef), u64>,
 }
 
 impl State {
@@ -118,16 +115,9 @@ impl State {
         }
     }
 
-    /// Notes the resourceVersion at which a source's content changed (or was first seen).
-    pub(crate) fn set_content_rv(&mut self, namespace: &str, source: &SourceRef, rv: Option<u64>) {
-        if let Some(rv) = rv {
-            self.content_rv.insert((namespace.to_string(), source.clone()), rv);
-        }
-    }
-
     /// The resourceVersion at which a source's content last changed, if known.
     pub(crate) fn content_rv(&self, namespace: &str, source: &SourceRef) -> Option<u64> {
-        self.content_rv.get(&(namespace.to_string(), source.clone())).copied()
+        self.sources.get(namespace)?.get(source)?.content_rv
     }
 
     /// The release mark of a source, if it carries one.
@@ -139,7 +129,6 @@ impl State {
     pub(crate) fn remove_source(&mut self, namespace: &str, kind: SourceKind, name: &str) -> Option<SourceInfo> {
         let key = (namespace.to_string(), SourceRef::new(kind, name));
         self.releases.remove(&key);
-        self.content_rv.remove(&key);
         let ns = self.sources.get_mut(namespace)?;
         let old = ns.of_kind_mut(kind).remove(name);
         if ns.is_empty() {
@@ -221,7 +210,7 @@ impl State {
         let key = (namespace.to_string(), name.to_string());
         let hash = self.spc_mounts.get(&key)?.current()?;
         let f = self.spc_flags.get(&key).copied().unwrap_or_default();
-        Some(SourceInfo { hash, matched: f.matched, ignored: f.ignored })
+        Some(SourceInfo { hash, matched: f.matched, ignored: f.ignored, content_rv: None })
     }
 
     /// Every SecretProviderClassPodStatus that holds something (for a relist diff).

@@ -442,7 +442,8 @@ mod tests {
 
     impl Src {
         fn info(self) -> Option<SourceInfo> {
-            let mk = |matched, ignored| Some(SourceInfo { hash: ContentHash([7; 32]), matched, ignored });
+            let mk =
+                |matched, ignored| Some(SourceInfo { hash: ContentHash([7; 32]), matched, ignored, content_rv: None });
             match self {
                 Src::Missing => None,
                 Src::Plain => mk(false, false),

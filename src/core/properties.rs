@@ -610,7 +610,7 @@ struct Src {
 
 impl Src {
     fn info(self) -> SourceInfo {
-        SourceInfo { hash: h(self.hash), matched: self.matched, ignored: self.ignored }
+        SourceInfo { hash: h(self.hash), matched: self.matched, ignored: self.ignored, content_rv: None }
     }
 }
 

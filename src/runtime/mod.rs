@@ -6,7 +6,7 @@ pub mod client;
 pub(crate) mod context;
 pub(crate) mod events;
 pub(crate) mod leader;
-pub(crate) mod memory;
+pub mod memory;
 pub mod metrics;
 pub(crate) mod pacer;
 pub(crate) mod queue;
