@@ -400,7 +400,8 @@ impl Bench {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let rss = mib(p.rss_kib());
             let heap = heap_mib(&s.ready_url).await;
-            eprintln!(">> {}: churn round {}: RSS {rss:.1} MiB, heap {heap:?} MiB", s.name, round + 1);
+            let heap_text = heap.map_or("not reported".to_string(), |h| format!("{h:.1} MiB"));
+            eprintln!(">> {}: churn round {}: RSS {rss:.1} MiB, heap in use {heap_text}", s.name, round + 1);
             r.churn_rss_mib.push(rss);
             if let Some(h) = heap {
                 r.churn_heap_mib.push(h);
