@@ -64,4 +64,6 @@ kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$pid/status"; }
 # run to run than the RSS, which also holds what the allocator keeps: compare builds on it.
 addr=$(grep -o 'addr=[0-9.:]*' "$log" | head -n 1 | cut -d= -f2)
 heap=$(curl -fsS "http://$addr/metrics" | awk '$1 == "reloader_heap_bytes" {printf "%d", $2 / 1024}')
-echo "RSS after sync with the scale set of $n: $(kib VmRSS) kB (peak $(kib VmHWM) kB; anonymous $(kib RssAnon) kB, file-backed $(kib RssFile) kB); heap in use ${heap:-?} kB"
+# CPU time so far (user + system, fields 14 and 15 of /proc/<pid>/stat, in clock ticks).
+cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$pid/stat")
+echo "RSS after sync with the scale set of $n: $(kib VmRSS) kB (peak $(kib VmHWM) kB; anonymous $(kib RssAnon) kB, file-backed $(kib RssFile) kB); heap in use ${heap:-?} kB; CPU ${cpu} s"
