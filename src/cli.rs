@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::core::patch::Strategy;
-use crate::core::policy::parse_go_bool;
+use crate::core::decide::patch::Strategy;
+use crate::core::model::policy::parse_go_bool;
 
 #[derive(Debug, Parser)]
 #[command(name = "reloader", version, about = "Rolls workloads when the ConfigMaps and Secrets they use change")]

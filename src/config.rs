@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::cli::RunArgs;
-use crate::core::brake::BrakeSettings;
 use crate::core::decide::Options;
-use crate::core::patch::Strategy;
-use crate::core::policy::Keys;
-use crate::core::workload::WorkloadKind;
+use crate::core::decide::patch::Strategy;
+use crate::core::gates::brake::BrakeSettings;
+use crate::core::model::policy::Keys;
+use crate::core::model::workload::WorkloadKind;
 use crate::error::Error;
-use crate::runtime::alerts::AlertConfig;
+use crate::runtime::reporter::alerts::AlertConfig;
 
 /// HA settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -201,7 +201,7 @@ fn check_key(k: &str) -> Result<(), String> {
         None => (None, k),
     };
     if let Some(p) = prefix
-        && !crate::core::policy::is_object_name(p)
+        && !crate::core::model::policy::is_object_name(p)
     {
         return Err(format!("{p:?} is not a DNS subdomain (a label key prefix)"));
     }

@@ -18,10 +18,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::apply::reconcile::{self, Outcome};
 use crate::config::{Scope, Settings};
-use crate::core::workload::{WorkloadKind, WorkloadObject, with_workload_type};
+use crate::core::model::workload::{WorkloadKind, WorkloadObject, with_workload_type};
 use crate::error::Error;
+use crate::reconcile::{self, Outcome};
 pub use crate::runtime::context::Ctx;
 use crate::runtime::{leader, server};
 use crate::watch;
@@ -83,7 +83,7 @@ async fn rollouts_installed(client: &Client) -> bool {
 /// Which Secrets Store CSI APIs are served: (SecretProviderClassPodStatuses,
 /// SecretProviderClasses), or why discovery failed otherwise than with "not found".
 async fn csi_installed(client: &Client) -> Result<(bool, bool), String> {
-    match client.list_api_group_resources(crate::core::csi::GROUP_VERSION).await {
+    match client.list_api_group_resources(crate::core::model::csi::GROUP_VERSION).await {
         Ok(list) => {
             let has = |n: &str| list.resources.iter().any(|r| r.name == n);
             Ok((has("secretproviderclasspodstatuses"), has("secretproviderclasses")))
@@ -97,7 +97,7 @@ async fn csi_installed(client: &Client) -> Result<(bool, bool), String> {
 /// SecretProviderClasses, for their match/ignore annotations) in every scope, if the CSI
 /// driver's CRDs are installed; otherwise says so once and leaves everything else as it is.
 async fn spawn_csi(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, scopes: &[Option<String>], ignore: &[String]) {
-    use crate::core::csi::{SecretProviderClass, SecretProviderClassPodStatus};
+    use crate::core::model::csi::{SecretProviderClass, SecretProviderClassPodStatus};
     let (statuses, classes) = match csi_installed(&ctx.client).await {
         Ok(found) => found,
         Err(e) => {

@@ -108,7 +108,7 @@ fn api_label(e: &kube::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::workload::{WorkloadKey, WorkloadKind};
+    use crate::core::model::workload::{WorkloadKey, WorkloadKind};
 
     fn api(code: u16, message: &str) -> kube::Error {
         kube::Error::Api(kube::core::Status::failure(message, "Reason").with_code(code).boxed())

@@ -14,10 +14,10 @@ use serde::Serialize;
 use crate::cli::{ExplainArgs, Output};
 use crate::config::Settings;
 use crate::core::decide::{self, ChangeKind, Considered, Plan, Reason, Resume};
-use crate::core::policy::{KindPolicy, Origin};
-use crate::core::record::Applied;
-use crate::core::source::{NamespaceSources, SourceInfo, SourceKind, SourceRef};
-use crate::core::workload::{self, Workload, WorkloadKind, WorkloadObject, with_workload_type};
+use crate::core::model::policy::{KindPolicy, Origin};
+use crate::core::model::record::Applied;
+use crate::core::model::source::{NamespaceSources, SourceInfo, SourceKind, SourceRef};
+use crate::core::model::workload::{self, Workload, WorkloadKind, WorkloadObject, with_workload_type};
 use crate::error::Error;
 
 /// The answer, as printed with `-o json`.
@@ -134,7 +134,7 @@ async fn spc_sources(
     s: &Settings,
     out: &mut NamespaceSources,
 ) -> Result<SpcVersions, Error> {
-    use crate::core::csi::{self, SecretProviderClass, SecretProviderClassPodStatus, SpcMounts};
+    use crate::core::model::csi::{self, SecretProviderClass, SecretProviderClassPodStatus, SpcMounts};
     let read = |what: &str, source: kube::Error| Error::Read { what: what.into(), namespace: ns.into(), source };
     let not_served = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 404);
     let statuses =
@@ -157,7 +157,7 @@ async fn spc_sources(
     let mut by_hash = BTreeMap::new();
     for st in &statuses {
         let Some((spc, hash)) = csi::mount_of(st) else { continue };
-        let rv = crate::core::history::parse_rv(st.metadata.resource_version.as_deref()).unwrap_or(u64::MAX);
+        let rv = crate::core::index::history::parse_rv(st.metadata.resource_version.as_deref()).unwrap_or(u64::MAX);
         mounts.entry(spc.clone()).or_default().set(&st.name_any(), hash, rv);
         by_hash.entry((spc, hash)).or_insert_with(|| csi::versions_of(st));
     }
@@ -327,7 +327,7 @@ pub(crate) fn explain(w: &Workload, sources: &NamespaceSources, versions: &SpcVe
 
 /// Where the rollout the last reload started stands, in words.
 fn rollout_line(w: &Workload, now: i64, timeout: Option<std::time::Duration>) -> Option<String> {
-    use crate::core::outcome::{self, Ended, Verdict};
+    use crate::core::decide::outcome::{self, Ended, Verdict};
     let t = w.tracked.as_ref()?;
     let ago =
         |at: i64| humantime::format_duration(std::time::Duration::from_secs(now.saturating_sub(at).max(0) as u64));
@@ -471,7 +471,7 @@ async fn peers(client: &Client, ns: &str, s: &Settings) -> Result<Vec<Workload>,
     if s.is_argo_rollouts {
         // Without the Rollout API installed there are no Rollouts to count (the controller
         // does not watch them either).
-        out.extend(list::<crate::core::rollout::Rollout>(client, ns, s).await.unwrap_or_default());
+        out.extend(list::<crate::core::kinds::rollout::Rollout>(client, ns, s).await.unwrap_or_default());
     }
     Ok(out)
 }
@@ -479,7 +479,7 @@ async fn peers(client: &Client, ns: &str, s: &Settings) -> Result<Vec<Workload>,
 /// The release marks (`breaker::RELEASE_ANNOTATION`) of the changed sources `e` lists, by
 /// source (`configmap/app`); metadata only, so no Secret data is read.
 async fn release_marks(client: &Client, ns: &str, e: &Explanation) -> BTreeMap<String, String> {
-    use crate::core::breaker::RELEASE_ANNOTATION;
+    use crate::core::gates::breaker::RELEASE_ANNOTATION;
     let mut marks = BTreeMap::new();
     for l in e.sources.iter().filter(|l| l.governs && l.current != l.applied) {
         let Some(r) = SourceRef::parse(&l.source) else { continue };
@@ -509,7 +509,7 @@ fn halted(
     limit: Option<usize>,
     marks: &BTreeMap<String, String>,
 ) -> Option<String> {
-    use crate::core::breaker::{self, Gate};
+    use crate::core::gates::breaker::{self, Gate};
     let notes: Vec<_> = peers.iter().filter_map(|p| p.tracked.as_ref()).collect();
     e.sources.iter().filter(|l| l.governs && l.current != l.applied).find_map(|l| {
         let hash = match l.current.as_deref() {

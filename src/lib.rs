@@ -18,11 +18,12 @@ pub mod controller;
 pub mod error;
 pub mod explain;
 
-pub(crate) mod apply;
 pub(crate) mod core;
+pub(crate) mod reconcile;
 pub(crate) mod runtime;
 pub(crate) mod watch;
 
 // What the binary, the integration tests and the benchmark use.
-pub use core::outcome::OUTCOME_FIELD_MANAGER;
-pub use runtime::{client, memory, metrics, telemetry};
+pub use core::decide::outcome::OUTCOME_FIELD_MANAGER;
+pub use runtime::reporter::metrics;
+pub use runtime::{client, memory, telemetry};

@@ -15,14 +15,14 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
-use crate::core::breaker::RELEASE_ANNOTATION;
-use crate::core::csi::{self, SecretProviderClass, SecretProviderClassPodStatus};
 use crate::core::decide::{Options, SourceAction, source_action};
-use crate::core::hash::ContentHash;
+use crate::core::gates::breaker::RELEASE_ANNOTATION;
 use crate::core::index::State;
-use crate::core::policy::Keys;
-use crate::core::source::{SourceFlags, SourceInfo, SourceKind, SourceObject, SourceRef};
-use crate::core::workload::{self, WorkloadKey, WorkloadObject};
+use crate::core::model::csi::{self, SecretProviderClass, SecretProviderClassPodStatus};
+use crate::core::model::hash::ContentHash;
+use crate::core::model::policy::Keys;
+use crate::core::model::source::{SourceFlags, SourceInfo, SourceKind, SourceObject, SourceRef};
+use crate::core::model::workload::{self, WorkloadKey, WorkloadObject};
 use crate::runtime::context::Ctx;
 use crate::runtime::readiness::Handle;
 
@@ -259,7 +259,7 @@ impl<K: SourceObject> Handler<K> for Sources {
         let ns = obj.namespace().unwrap_or_default();
         let r = SourceRef::new(K::KIND, obj.name_any());
         let mut info = SourceInfo::of(&obj, intake.keys);
-        let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
+        let rv = crate::core::index::history::parse_rv(obj.meta().resource_version.as_deref());
         let release = obj.meta().annotations.as_ref().and_then(|a| a.get(RELEASE_ANNOTATION)).cloned();
         // The object (and any secret bytes in it) is dropped here; only the hash is kept.
         drop(obj);
@@ -294,7 +294,7 @@ impl<K: SourceObject> Handler<K> for Sources {
         h
     }
     fn delete(&mut self, idx: &mut State, intake: &Intake, obj: K) -> Handled {
-        let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
+        let rv = crate::core::index::history::parse_rv(obj.meta().resource_version.as_deref());
         // Whether the deletion counts is read from the deleted object, as Reloader does.
         let flags = SourceFlags::of(&obj, intake.keys);
         let (ns, r) = (obj.namespace().unwrap_or_default(), SourceRef::new(K::KIND, obj.name_any()));
@@ -347,7 +347,7 @@ fn notify_webhook(ctx: &Ctx, name: &str, kind: SourceKind, ns: &str) {
     tokio::spawn(async move {
         if let Some(r) = notifier.webhook(&name, kind.type_name(), &ns).await {
             let result = if r.is_ok() { "success" } else { "error" };
-            counter.get_or_create(&crate::runtime::metrics::ResultLabel { result }).inc();
+            counter.get_or_create(&crate::runtime::reporter::metrics::ResultLabel { result }).inc();
         }
     });
 }
@@ -405,7 +405,7 @@ impl SpcPodStatuses {
 impl Handler<SecretProviderClassPodStatus> for SpcPodStatuses {
     fn apply(&mut self, idx: &mut State, intake: &Intake, obj: SecretProviderClassPodStatus) -> Handled {
         let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
-        let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
+        let rv = crate::core::index::history::parse_rv(obj.meta().resource_version.as_deref());
         let mount = csi::mount_of(&obj);
         drop(obj);
         let mut h = Self::set(idx, intake, &ns, &name, mount.clone(), rv);
@@ -417,7 +417,7 @@ impl Handler<SecretProviderClassPodStatus> for SpcPodStatuses {
     }
     fn delete(&mut self, idx: &mut State, intake: &Intake, obj: SecretProviderClassPodStatus) -> Handled {
         let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
-        let rv = crate::core::history::parse_rv(obj.meta().resource_version.as_deref());
+        let rv = crate::core::index::history::parse_rv(obj.meta().resource_version.as_deref());
         Self::set(idx, intake, &ns, &name, None, rv)
     }
     fn relisted(&mut self, idx: &mut State, intake: &Intake, listed: &Listed) -> Handled {
@@ -599,7 +599,7 @@ mod tests {
     /// going, a label change and the class's own annotations do not send it for a rollout.
     #[test]
     fn pod_statuses_queue_the_workload_once_per_rotation() {
-        use crate::core::workload::{WorkloadKind, project};
+        use crate::core::model::workload::{WorkloadKind, project};
         use serde_json::json;
         let keys = Keys { csi: true, ..Keys::default() };
         let intake = Intake {

@@ -5,11 +5,8 @@
 use std::process::Command;
 
 fn help(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_reloader"))
-        .args(args)
-        .env_clear()
-        .output()
-        .expect("run the reloader binary");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_reloader")).args(args).env_clear().output().expect("run the reloader binary");
     assert!(out.status.success(), "reloader {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8 help")
 }

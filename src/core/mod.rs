@@ -32,22 +32,10 @@ macro_rules! namespaced_resource {
     };
 }
 
-pub(crate) mod brake;
-pub(crate) mod breaker;
-pub(crate) mod csi;
 pub(crate) mod decide;
-pub(crate) mod duration;
-pub(crate) mod hash;
-pub(crate) mod history;
+pub(crate) mod gates;
 pub(crate) mod index;
-pub(crate) mod outcome;
-pub(crate) mod patch;
-pub(crate) mod policy;
+pub(crate) mod kinds;
+pub(crate) mod model;
 #[cfg(test)]
 mod properties;
-pub(crate) mod record;
-pub(crate) mod refs;
-pub(crate) mod rollout;
-pub(crate) mod source;
-pub(crate) mod waves;
-pub(crate) mod workload;

@@ -18,17 +18,17 @@ use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use serde_json::json;
 
+use crate::core::decide::patch::{Strategy as ReloadStrategy, mutate_template};
 use crate::core::decide::{self, Considered, Decision, Options, Plan, Reason, Resume};
-use crate::core::duration::parse_go_duration;
-use crate::core::hash::{ContentHash, configmap_hash_parts, secret_hash_parts};
-use crate::core::history::parse_rv;
 use crate::core::index::State;
-use crate::core::patch::{Strategy as ReloadStrategy, mutate_template};
-use crate::core::policy::{self, CONFIGMAP_EXCLUDE, Keys, Policy, SECRET_EXCLUDE};
-use crate::core::record::{self, Applied, FIELD_MANAGER, RECORD_ANNOTATION, Record};
-use crate::core::rollout::{Rollout, RolloutSpec};
-use crate::core::source::{SourceInfo, SourceKind, SourceRef};
-use crate::core::workload::{ROLLOUT_STRATEGY, Workload, WorkloadKey, WorkloadKind, project_object};
+use crate::core::index::history::parse_rv;
+use crate::core::kinds::rollout::{Rollout, RolloutSpec};
+use crate::core::model::duration::parse_go_duration;
+use crate::core::model::hash::{ContentHash, configmap_hash_parts, secret_hash_parts};
+use crate::core::model::policy::{self, CONFIGMAP_EXCLUDE, Keys, Policy, SECRET_EXCLUDE};
+use crate::core::model::record::{self, Applied, FIELD_MANAGER, RECORD_ANNOTATION, Record};
+use crate::core::model::source::{SourceInfo, SourceKind, SourceRef};
+use crate::core::model::workload::{ROLLOUT_STRATEGY, Workload, WorkloadKey, WorkloadKind, project_object};
 
 /// `PROPTEST_CASES` cases if set, else `default_cases`; no failure files in the source tree.
 fn config(default_cases: u32) -> ProptestConfig {

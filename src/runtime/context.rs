@@ -12,19 +12,19 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::config::{Scope, Settings};
-use crate::core::brake::Verdict;
+use crate::core::gates::brake::Verdict;
+use crate::core::gates::waves::{Admit, Wave};
 use crate::core::index::State;
-use crate::core::record::Record;
-use crate::core::waves::{Admit, Wave};
-use crate::core::workload::{Workload, WorkloadKey};
-use crate::runtime::alerts::Notifier;
-use crate::runtime::events::Events;
+use crate::core::model::record::Record;
+use crate::core::model::workload::{Workload, WorkloadKey};
 use crate::runtime::leader::Leadership;
-use crate::runtime::metrics::Metrics;
-use crate::runtime::pacer::Pacer;
-use crate::runtime::queue::WorkQueue;
 use crate::runtime::readiness::Health;
-use crate::runtime::slots::Slots;
+use crate::runtime::reporter::alerts::Notifier;
+use crate::runtime::reporter::events::Events;
+use crate::runtime::reporter::metrics::Metrics;
+use crate::runtime::scheduler::pacer::Pacer;
+use crate::runtime::scheduler::queue::WorkQueue;
+use crate::runtime::scheduler::slots::Slots;
 
 /// Shared by watches, workers and the HTTP server.
 pub struct Ctx {
@@ -47,22 +47,22 @@ pub struct Ctx {
     adoption_pacer: Pacer,
     /// The annotation keys the watches use, when they differ from the settings': without the
     /// CSI driver's CRDs, `--enable-csi-integration` changes nothing at all (set once, at start).
-    keys_in_effect: std::sync::OnceLock<crate::core::policy::Keys>,
+    keys_in_effect: std::sync::OnceLock<crate::core::model::policy::Keys>,
     /// `--max-concurrent-rollouts`: the rollouts in progress and the reloads waiting.
     wave: Mutex<Wave>,
     /// Holds of the circuit breaker already reported.
-    halts: Mutex<crate::core::breaker::Reported>,
+    halts: Mutex<crate::core::gates::breaker::Reported>,
 }
 
 impl Ctx {
     /// The annotation keys in effect (see `keys_in_effect`).
-    pub(crate) fn keys(&self) -> &crate::core::policy::Keys {
+    pub(crate) fn keys(&self) -> &crate::core::model::policy::Keys {
         self.keys_in_effect.get().unwrap_or(&self.settings.keys)
     }
 
     /// The CSI driver's CRDs are not installed: SecretProviderClasses are no sources.
     pub(crate) fn without_csi(&self) {
-        let keys = crate::core::policy::Keys { csi: false, ..self.settings.keys.clone() };
+        let keys = crate::core::model::policy::Keys { csi: false, ..self.settings.keys.clone() };
         let _ = self.keys_in_effect.set(keys);
     }
 
@@ -195,7 +195,7 @@ impl Ctx {
 
     /// Whether the index holds a source: `kind` is `configmap` or `secret` (as in the record).
     pub fn tracks_source(&self, namespace: &str, kind: &str, name: &str) -> bool {
-        let Some(r) = crate::core::source::SourceRef::parse(&format!("{kind}/{name}")) else { return false };
+        let Some(r) = crate::core::model::source::SourceRef::parse(&format!("{kind}/{name}")) else { return false };
         let st = self.state.lock().expect("state lock");
         st.sources(namespace).is_some_and(|s| s.get(&r).is_some())
     }
@@ -222,7 +222,7 @@ impl Ctx {
     }
 
     pub(crate) fn watch_failed(&self, what: &str, resource: &'static str) {
-        self.metrics.watch_restarts.get_or_create(&crate::runtime::metrics::ResourceLabel { resource }).inc();
+        self.metrics.watch_restarts.get_or_create(&crate::runtime::reporter::metrics::ResourceLabel { resource }).inc();
         self.health.watch_failed(what);
     }
 
@@ -267,7 +267,7 @@ impl Ctx {
     /// The write gate: not in dry-run (counted and logged instead), and only while leading.
     pub(crate) fn may_write(&self, action: &'static str, w: &Workload) -> bool {
         if self.settings.dry_run {
-            self.metrics.dry_run.get_or_create(&crate::runtime::metrics::ActionLabel { action }).inc();
+            self.metrics.dry_run.get_or_create(&crate::runtime::reporter::metrics::ActionLabel { action }).inc();
             info!(workload = %w.key, "dry-run: would {action}");
             return false;
         }

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::HaSettings;
-use crate::core::record::FIELD_MANAGER;
+use crate::core::model::record::FIELD_MANAGER;
 
 /// How soon a standby or a failing holder tries again.
 const RETRY: Duration = Duration::from_secs(2);

@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::core::decide::{Change, ChangeKind};
-use crate::core::record::{self, RECORD_ANNOTATION, Record};
-use crate::core::workload::Workload;
+use crate::core::model::record::{self, RECORD_ANNOTATION, Record};
+use crate::core::model::workload::Workload;
 
 /// Reloader's pod-template annotation for the `annotations` strategy.
 pub(crate) const LAST_RELOADED_FROM: &str = "reloader.stakater.com/last-reloaded-from";

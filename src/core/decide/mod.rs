@@ -2,14 +2,17 @@
 //! desired record (what governs it, at which content), and the plan that takes the workload
 //! from its applied record to it. Pure functions; `reconcile` does the I/O.
 
+pub(crate) mod outcome;
+pub(crate) mod patch;
+
 use std::collections::BTreeMap;
 
-use crate::core::hash::ContentHash;
-use crate::core::history::History;
-use crate::core::policy::{self, Rule, Skip};
-use crate::core::record::{Applied, Record};
-use crate::core::source::{NamespaceSources, SourceKind, SourceRef};
-use crate::core::workload::Workload;
+use crate::core::index::history::History;
+use crate::core::model::hash::ContentHash;
+use crate::core::model::policy::{self, Rule, Skip};
+use crate::core::model::record::{Applied, Record};
+use crate::core::model::source::{NamespaceSources, SourceKind, SourceRef};
+use crate::core::model::workload::Workload;
 
 /// Reloader's `--reload-on-create` / `--reload-on-delete`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -311,13 +314,13 @@ pub(crate) fn decide(
     pause_key: &str,
     now: k8s_openapi::jiff::Timestamp,
 ) -> (BTreeMap<SourceRef, Considered>, Decision) {
-    use crate::core::workload::WorkloadKind;
+    use crate::core::model::workload::WorkloadKind;
     let considered = consider(w, sources, history);
     let (desired, seen) = (desired(&considered), seen(&considered));
     let plan = plan(w, &desired, &seen, opts);
     let quiet_adoption = matches!(plan, Plan::Adopt(_)) && desired == seen;
     let mut problems: Vec<String> = w.policy.errors.iter().map(|e| e.to_string()).collect();
-    let pause = w.controls.pause_period.as_deref().map(crate::core::duration::parse_go_duration);
+    let pause = w.controls.pause_period.as_deref().map(crate::core::model::duration::parse_go_duration);
     if let Some(Err(e)) = &pause {
         problems.push(format!("annotation {pause_key:?}: {e}; reloads happen without a pause"));
     }
@@ -360,11 +363,11 @@ pub(crate) fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::hash::ContentHash;
-    use crate::core::policy::Keys;
-    use crate::core::record::{RECORD_ANNOTATION, encode};
-    use crate::core::source::SourceInfo;
-    use crate::core::workload::{WorkloadKind, project};
+    use crate::core::model::hash::ContentHash;
+    use crate::core::model::policy::Keys;
+    use crate::core::model::record::{RECORD_ANNOTATION, encode};
+    use crate::core::model::source::SourceInfo;
+    use crate::core::model::workload::{WorkloadKind, project};
     use k8s_openapi::api::core::v1::PodTemplateSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use serde_json::json;
@@ -769,7 +772,7 @@ mod tests {
 
     #[test]
     fn first_sight_comes_from_the_history_at_the_workload_anchor() {
-        use crate::core::history::History;
+        use crate::core::index::history::History;
         let spec = mk_spec(&[(AUTO, "true")], &["app-config"], &[]);
         let mut w = mk_workload(&spec, None);
         w.anchor = Some(100);
@@ -800,7 +803,7 @@ mod tests {
     /// creation or deletion since is the baseline of the next change.
     #[test]
     fn an_adoption_may_wait_only_if_nothing_changed_since_first_sight() {
-        use crate::core::history::History;
+        use crate::core::index::history::History;
         let spec = mk_spec(&[(AUTO, "true")], &["a", "b"], &[]);
         let t = std::time::Instant::now();
         let now = k8s_openapi::jiff::Timestamp::now();
@@ -1445,7 +1448,7 @@ mod tests {
     #[test]
     fn a_deletion_is_judged_by_the_deleted_object_table() {
         use crate::core::index::State;
-        use crate::core::source::SourceFlags;
+        use crate::core::model::source::SourceFlags;
         use ChangeKind::Deleted;
         struct Case {
             name: &'static str,
@@ -1649,9 +1652,9 @@ mod tests {
 #[cfg(test)]
 mod csi_tests {
     use super::*;
-    use crate::core::policy::Keys;
-    use crate::core::record::{RECORD_ANNOTATION, encode};
-    use crate::core::workload::{WorkloadKind, project};
+    use crate::core::model::policy::Keys;
+    use crate::core::model::record::{RECORD_ANNOTATION, encode};
+    use crate::core::model::workload::{WorkloadKind, project};
     use k8s_openapi::api::core::v1::PodTemplateSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use serde_json::json;
@@ -1685,7 +1688,7 @@ mod csi_tests {
         ns
     }
 
-    use crate::core::source::SourceInfo;
+    use crate::core::model::source::SourceInfo;
 
     /// The first pod mounting a class and the last one going are not changes, whatever
     /// `--reload-on-create`/`--reload-on-delete` say; a new mounted content is.

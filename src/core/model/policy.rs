@@ -8,7 +8,7 @@ use std::fmt;
 
 use regex::Regex;
 
-use crate::core::source::{SourceInfo, SourceKind};
+use crate::core::model::source::{SourceInfo, SourceKind};
 
 /// Annotation keys; the overridable ones follow Reloader's flags.
 #[derive(Clone, Debug)]
@@ -412,7 +412,7 @@ pub(crate) fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::hash::ContentHash;
+    use crate::core::model::hash::ContentHash;
 
     const AUTO: &str = "reloader.stakater.com/auto";
     const CM_AUTO: &str = "configmap.reloader.stakater.com/auto";

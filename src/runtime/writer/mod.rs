@@ -16,11 +16,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::core::decide::Change;
-use crate::core::outcome::{OUTCOME_FIELD_MANAGER, ROLLOUT_ANNOTATION, Tracked};
-use crate::core::patch::{self, Strategy};
-use crate::core::record::{self, FIELD_MANAGER, RECORD_ANNOTATION, Record};
-use crate::core::rollout::Rollout;
-use crate::core::workload::{Workload, WorkloadKind};
+use crate::core::decide::outcome::{OUTCOME_FIELD_MANAGER, ROLLOUT_ANNOTATION, Tracked};
+use crate::core::decide::patch::{self, Strategy};
+use crate::core::kinds::rollout::Rollout;
+use crate::core::model::record::{self, FIELD_MANAGER, RECORD_ANNOTATION, Record};
+use crate::core::model::workload::{Workload, WorkloadKind};
 
 /// What a reload write did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -317,8 +317,8 @@ async fn rollout(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::record::Applied;
-    use crate::core::source::{SourceKind, SourceRef};
+    use crate::core::model::record::Applied;
+    use crate::core::model::source::{SourceKind, SourceRef};
 
     #[test]
     fn spawned_job_names_fit_and_follow_the_change() {

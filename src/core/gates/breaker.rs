@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::core::outcome::{Ended, Tracked};
+use crate::core::decide::outcome::{Ended, Tracked};
 
 /// The annotation on a ConfigMap or Secret that lifts the breaker for a change of it: its
 /// 12-character hash as Events and `reloader explain` name it (`configmap/app@1a2b3c4d5e6f`:

@@ -10,11 +10,11 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::core::outcome::{Progress, ROLLOUT_ANNOTATION, Tracked};
-use crate::core::policy::{Keys, Policy};
-use crate::core::record::{self, FIELD_MANAGER, RECORD_ANNOTATION, Record};
-use crate::core::refs;
-use crate::core::source::SourceRef;
+use crate::core::decide::outcome::{Progress, ROLLOUT_ANNOTATION, Tracked};
+use crate::core::model::policy::{Keys, Policy};
+use crate::core::model::record::{self, FIELD_MANAGER, RECORD_ANNOTATION, Record};
+use crate::core::model::refs;
+use crate::core::model::source::SourceRef;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum WorkloadKind {
@@ -262,7 +262,7 @@ fn project_with(
         controls,
         record,
         fingerprint,
-        anchor: crate::core::history::parse_rv(meta.resource_version.as_deref()),
+        anchor: crate::core::index::history::parse_rv(meta.resource_version.as_deref()),
         anchor_digest,
         tracked: match &record_foreign {
             Some(_) => None,
@@ -294,28 +294,28 @@ fn foreign_writer(meta: &ObjectMeta) -> Option<String> {
 macro_rules! with_workload_type {
     ($kind:expr, $K:ident => $body:expr) => {
         match $kind {
-            $crate::core::workload::WorkloadKind::Deployment => {
+            $crate::core::model::workload::WorkloadKind::Deployment => {
                 type $K = k8s_openapi::api::apps::v1::Deployment;
                 $body
             }
-            $crate::core::workload::WorkloadKind::StatefulSet => {
+            $crate::core::model::workload::WorkloadKind::StatefulSet => {
                 type $K = k8s_openapi::api::apps::v1::StatefulSet;
                 $body
             }
-            $crate::core::workload::WorkloadKind::DaemonSet => {
+            $crate::core::model::workload::WorkloadKind::DaemonSet => {
                 type $K = k8s_openapi::api::apps::v1::DaemonSet;
                 $body
             }
-            $crate::core::workload::WorkloadKind::CronJob => {
+            $crate::core::model::workload::WorkloadKind::CronJob => {
                 type $K = k8s_openapi::api::batch::v1::CronJob;
                 $body
             }
-            $crate::core::workload::WorkloadKind::Job => {
+            $crate::core::model::workload::WorkloadKind::Job => {
                 type $K = k8s_openapi::api::batch::v1::Job;
                 $body
             }
-            $crate::core::workload::WorkloadKind::Rollout => {
-                type $K = $crate::core::rollout::Rollout;
+            $crate::core::model::workload::WorkloadKind::Rollout => {
+                type $K = $crate::core::kinds::rollout::Rollout;
                 $body
             }
         }
@@ -379,7 +379,7 @@ impl WorkloadObject for Job {
     }
 }
 
-impl WorkloadObject for crate::core::rollout::Rollout {
+impl WorkloadObject for crate::core::kinds::rollout::Rollout {
     const KIND: WorkloadKind = WorkloadKind::Rollout;
     const RESOURCE: &'static str = "rollouts";
     fn template(&self) -> Option<&PodTemplateSpec> {

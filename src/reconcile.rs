@@ -8,18 +8,18 @@ use std::time::Instant;
 use kube::runtime::events::EventType;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::apply::report::{self, event, problems_note, publish, source_ref};
-use crate::apply::write::{self, Wrote};
-use crate::core::brake::Verdict;
-use crate::core::breaker::{self, Gate};
+use crate::core::decide::outcome::{self, Ended, Tracked, Verdict as Rollout};
 use crate::core::decide::{self, Change, Decision, Plan, Resume};
-use crate::core::outcome::{self, Ended, Tracked, Verdict as Rollout};
-use crate::core::record::Record;
-use crate::core::waves::{self, Admit};
-use crate::core::workload::{Workload, WorkloadKey};
+use crate::core::gates::brake::Verdict;
+use crate::core::gates::breaker::{self, Gate};
+use crate::core::gates::waves::{self, Admit};
+use crate::core::model::record::Record;
+use crate::core::model::workload::{Workload, WorkloadKey};
 use crate::error::Error;
 use crate::runtime::context::Ctx;
-use crate::runtime::metrics::ResultLabel;
+use crate::runtime::reporter::metrics::ResultLabel;
+use crate::runtime::reporter::{self, event, problems_note, publish, source_ref};
+use crate::runtime::writer::{self, Wrote};
 
 /// What happened, for the worker's retry policy.
 pub(crate) enum Outcome {
@@ -154,7 +154,7 @@ fn report_problems(ctx: &Arc<Ctx>, w: &Workload, d: &Decision) {
         warn!("Annotation '{}' only applicable for deployments", ctx.settings.keys.pause_period);
     }
     if let Err(e) = &w.record {
-        warn!(error = %e, "unreadable {} annotation; adopting the current state", crate::core::record::RECORD_ANNOTATION);
+        warn!(error = %e, "unreadable {} annotation; adopting the current state", crate::core::model::record::RECORD_ANNOTATION);
     }
     if let Some(by) = &w.record_foreign {
         info!(writer = %by, "the applied record was written by someone else (e.g. a rollout undo); adopting the current state");
@@ -174,7 +174,7 @@ fn written(ctx: &Ctx, w: &Workload, action: &'static str, r: Result<(), kube::Er
 /// A write refused with 409: the workload changed since it was read. Counted, and retried
 /// promptly by the worker (the watch is about to deliver the newer object).
 fn conflict(ctx: &Ctx, key: &WorkloadKey, message: &str) -> Did {
-    let kind = crate::runtime::metrics::WorkloadKindLabel { workload_kind: key.kind.as_str() };
+    let kind = crate::runtime::reporter::metrics::WorkloadKindLabel { workload_kind: key.kind.as_str() };
     ctx.metrics.write_conflicts.get_or_create(&kind).inc();
     debug!(reason = message, "the workload changed since it was read; looking again");
     Did::Stale
@@ -186,7 +186,7 @@ async fn resume(ctx: &Arc<Ctx>, w: &Workload) -> Result<Did, Error> {
     if !ctx.may_write("resume", w) {
         return Ok(Did::Nothing);
     }
-    let r = write::resume(&ctx.client, w, &ctx.settings.keys.paused_at).await;
+    let r = writer::resume(&ctx.client, w, &ctx.settings.keys.paused_at).await;
     if r.is_ok() {
         info!("Successfully resumed deployment '{}' in namespace '{}'", w.key.name, w.key.namespace);
     }
@@ -209,7 +209,7 @@ async fn adopt(ctx: &Arc<Ctx>, w: &Workload, record: &Record) -> Result<Did, Err
         return Ok(Did::Nothing);
     }
     debug!(sources = record.len(), "adopting: recording the governing sources");
-    let did = written(ctx, w, "recording", write::write_record(&ctx.client, w, record).await)?;
+    let did = written(ctx, w, "recording", writer::write_record(&ctx.client, w, record).await)?;
     if matches!(did, Did::Wrote) {
         ctx.metrics.adoption_writes.inc();
         ctx.take_change_age(&w.key);
@@ -225,7 +225,7 @@ async fn record_only(ctx: &Arc<Ctx>, w: &Workload, record: &Record, why: Option<
         ctx.set_dry_run_record(&w.key, record);
         return Ok(Did::Nothing);
     }
-    let did = written(ctx, w, "recording", write::write_record(&ctx.client, w, record).await)?;
+    let did = written(ctx, w, "recording", writer::write_record(&ctx.client, w, record).await)?;
     if matches!(did, Did::Wrote) {
         if let Some(why) = why {
             not_reloading(ctx, w, why);
@@ -305,7 +305,7 @@ fn breaker_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
         }
     }
     for (c, cause, t) in lifted {
-        report::report_released(ctx, &w.key.namespace, &c, &cause, t);
+        reporter::report_released(ctx, &w.key.namespace, &c, &cause, t);
     }
     match verdict {
         Gate::Go => true,
@@ -317,7 +317,7 @@ fn breaker_allows(ctx: &Arc<Ctx>, w: &Workload, changes: &[Change]) -> bool {
         Gate::Held(_) => {
             ctx.wave_release(&w.key, true);
             if let Some((c, cause, t)) = held_for {
-                report::report_halted(ctx, w, &c, &cause, t);
+                reporter::report_halted(ctx, w, &c, &cause, t);
             }
             false
         }
@@ -373,9 +373,9 @@ async fn follow_rollout(ctx: &Arc<Ctx>, w: &Workload) -> Result<Option<Did>, Err
         return Ok(None);
     }
     let done = t.ended(ended, now, reason);
-    let did = written(ctx, w, "recording the rollout outcome", write::write_outcome(&ctx.client, w, &done).await)?;
+    let did = written(ctx, w, "recording the rollout outcome", writer::write_outcome(&ctx.client, w, &done).await)?;
     if matches!(did, Did::Wrote) {
-        report::report_outcome(ctx, w, &done);
+        reporter::report_outcome(ctx, w, &done);
     }
     Ok(Some(did))
 }
@@ -405,7 +405,7 @@ async fn reload(
     started: Instant,
 ) -> Result<Did, Error> {
     let key = &w.key;
-    let mut extra = write::Extra { tracked: tracking_note(w, changes), ..Default::default() };
+    let mut extra = writer::Extra { tracked: tracking_note(w, changes), ..Default::default() };
     if let Some(period) = d.pause_for {
         info!(
             "Pausing Deployment '{}' in namespace '{}' for {}",
@@ -413,7 +413,7 @@ async fn reload(
             key.namespace,
             humantime::format_duration(period)
         );
-        extra.pause_at = Some((ctx.settings.keys.paused_at.clone(), write::now_rfc3339()));
+        extra.pause_at = Some((ctx.settings.keys.paused_at.clone(), writer::now_rfc3339()));
     }
     if !ctx.may_write("reload", w) {
         if ctx.settings.dry_run {
@@ -425,7 +425,7 @@ async fn reload(
         }
         return Ok(Did::Nothing);
     }
-    let wrote = match write::write_reload(&ctx.client, w, changes, record, ctx.settings.strategy, &extra).await {
+    let wrote = match writer::write_reload(&ctx.client, w, changes, record, ctx.settings.strategy, &extra).await {
         Ok(wrote) => wrote,
         Err(kube::Error::Api(s)) if s.code == 409 => return Ok(conflict(ctx, key, &s.message)),
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Did::Nothing),
@@ -459,11 +459,11 @@ async fn reload(
     }
     ctx.metrics.reload(key.kind.as_str(), &key.namespace, true, started.elapsed().as_secs_f64());
     if let Some(age) = ctx.take_change_age(key) {
-        let kind = crate::runtime::metrics::WorkloadKindLabel { workload_kind: key.kind.as_str() };
+        let kind = crate::runtime::reporter::metrics::WorkloadKindLabel { workload_kind: key.kind.as_str() };
         ctx.metrics.change_to_patch.get_or_create(&kind).observe(age.as_secs_f64());
     }
     for c in changes {
-        report::report_reload(ctx, w, c);
+        reporter::report_reload(ctx, w, c);
     }
     Ok(Did::Wrote)
 }
@@ -484,7 +484,7 @@ fn fail_note(key: &WorkloadKey, e: &kube::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::workload::WorkloadKind;
+    use crate::core::model::workload::WorkloadKind;
 
     #[test]
     fn a_reload_fail_note_carries_the_api_message_once() {

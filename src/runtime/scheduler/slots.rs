@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::core::brake::{Brake, BrakeSettings, Verdict};
-use crate::core::record::Record;
-use crate::core::workload::WorkloadKey;
-use crate::runtime::pacer::Pacer;
-use crate::runtime::queue;
+use crate::core::gates::brake::{Brake, BrakeSettings, Verdict};
+use crate::core::model::record::Record;
+use crate::core::model::workload::WorkloadKey;
+use crate::runtime::scheduler::pacer::Pacer;
+use crate::runtime::scheduler::queue;
 
 #[derive(Debug, Default)]
 struct Slot {
@@ -171,7 +171,7 @@ impl Slots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::workload::WorkloadKind;
+    use crate::core::model::workload::WorkloadKind;
 
     fn key(n: &str) -> WorkloadKey {
         WorkloadKey { kind: WorkloadKind::Deployment, namespace: "ns".into(), name: n.into() }

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::core::hash::ContentHash;
+use crate::core::model::hash::ContentHash;
 
 /// The kinds of configuration source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -126,7 +126,7 @@ pub(crate) struct SourceFlags {
 }
 
 impl SourceFlags {
-    pub(crate) fn of<K: SourceObject>(obj: &K, keys: &crate::core::policy::Keys) -> SourceFlags {
+    pub(crate) fn of<K: SourceObject>(obj: &K, keys: &crate::core::model::policy::Keys) -> SourceFlags {
         let (matched, ignored) = keys.source_flags(obj.meta().annotations.as_ref());
         SourceFlags { matched, ignored }
     }
@@ -178,21 +178,21 @@ pub(crate) trait SourceObject:
 impl SourceObject for k8s_openapi::api::core::v1::ConfigMap {
     const KIND: SourceKind = SourceKind::ConfigMap;
     fn content_hash(&self) -> ContentHash {
-        crate::core::hash::configmap_hash(self)
+        crate::core::model::hash::configmap_hash(self)
     }
 }
 
 impl SourceObject for k8s_openapi::api::core::v1::Secret {
     const KIND: SourceKind = SourceKind::Secret;
     fn content_hash(&self) -> ContentHash {
-        crate::core::hash::secret_hash(self)
+        crate::core::model::hash::secret_hash(self)
     }
 }
 
 impl SourceInfo {
     /// What is kept of a ConfigMap or Secret: its content hash and its match/ignore flags. The
     /// watches and `reloader explain` both build it here, so they cannot disagree.
-    pub(crate) fn of<K: SourceObject>(obj: &K, keys: &crate::core::policy::Keys) -> SourceInfo {
+    pub(crate) fn of<K: SourceObject>(obj: &K, keys: &crate::core::model::policy::Keys) -> SourceInfo {
         let SourceFlags { matched, ignored } = SourceFlags::of(obj, keys);
         SourceInfo { hash: obj.content_hash(), matched, ignored, content_rv: None }
     }

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use crate::core::workload::WorkloadKey;
+use crate::core::model::workload::WorkloadKey;
 
 /// A reload waiting for a place: ordered by its change (`place`), then by workload.
 pub(crate) type Waiting = (u64, WorkloadKey);
@@ -127,7 +127,7 @@ impl Wave {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::workload::WorkloadKind;
+    use crate::core::model::workload::WorkloadKind;
 
     fn k(name: &str) -> WorkloadKey {
         WorkloadKey { kind: WorkloadKind::Deployment, namespace: "ns".into(), name: name.into() }

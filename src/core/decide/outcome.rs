@@ -196,7 +196,7 @@ impl Progress {
         }
     }
 
-    pub(crate) fn of_rollout(r: &crate::core::rollout::Rollout) -> Progress {
+    pub(crate) fn of_rollout(r: &crate::core::kinds::rollout::Rollout) -> Progress {
         if r.spec.as_ref().and_then(|s| s.template.as_ref()).is_none() {
             return Progress::Untracked;
         }
@@ -574,7 +574,7 @@ mod tests {
     }
 
     fn rollout(spec: serde_json::Value, status: serde_json::Value) -> Progress {
-        let r: crate::core::rollout::Rollout = serde_json::from_value(
+        let r: crate::core::kinds::rollout::Rollout = serde_json::from_value(
             json!({"metadata": {"name": "web", "generation": 4}, "spec": spec, "status": status}),
         )
         .unwrap();

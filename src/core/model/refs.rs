@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
 
-use crate::core::source::{SourceKind, SourceRef};
+use crate::core::model::source::{SourceKind, SourceRef};
 
 fn volume_uses(v: &Volume, kind: SourceKind, name: &str) -> bool {
     match kind {

@@ -2,17 +2,21 @@
 //! lines in Reloader's words, metrics and alerts. Events and alerts are sent off the reload
 //! path; a failure to send one is logged and counted, never retried into a storm.
 
+pub(crate) mod alerts;
+pub(crate) mod events;
+pub mod metrics;
+
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType};
 use tracing::{info, warn};
 
-use crate::core::breaker::{Tally, held_note};
+use crate::core::decide::outcome::{Ended, Tracked};
 use crate::core::decide::{Change, ChangeKind};
-use crate::core::outcome::{Ended, Tracked};
-use crate::core::source::SourceRef;
-use crate::core::workload::Workload;
+use crate::core::gates::breaker::{Tally, held_note};
+use crate::core::model::source::SourceRef;
+use crate::core::model::workload::Workload;
 use crate::runtime::context::Ctx;
 
 /// The source of a change, as an Event's related object.
@@ -120,7 +124,7 @@ pub(crate) fn report_reload(ctx: &Arc<Ctx>, w: &Workload, c: &Change) {
         key.name, key.kind
     );
     publish(ctx, w, event(EventType::Normal, "Reloaded", note, Some(source_ref(ns, c))));
-    let msg = crate::runtime::alerts::message(
+    let msg = crate::runtime::reporter::alerts::message(
         src,
         typ,
         &key.name,
@@ -132,7 +136,10 @@ pub(crate) fn report_reload(ctx: &Arc<Ctx>, w: &Workload, c: &Change) {
     tokio::spawn(async move {
         if let Some((sink, result)) = ctx.notifier.alert(&msg).await {
             let result = if result.is_ok() { "success" } else { "error" };
-            ctx.metrics.alerts.get_or_create(&crate::runtime::metrics::SinkResult { sink: sink.label(), result }).inc();
+            ctx.metrics
+                .alerts
+                .get_or_create(&crate::runtime::reporter::metrics::SinkResult { sink: sink.label(), result })
+                .inc();
         }
     });
 }
@@ -169,7 +176,7 @@ pub(crate) fn report_released(ctx: &Arc<Ctx>, ns: &str, c: &Change, cause: &str,
     }
     let note = format!(
         "released by {}: the rollouts for {cause} start again ({} of the first {} failed)",
-        crate::core::breaker::RELEASE_ANNOTATION,
+        crate::core::gates::breaker::RELEASE_ANNOTATION,
         t.failed,
         t.started
     );
@@ -223,7 +230,7 @@ pub(crate) fn report_outcome(ctx: &Arc<Ctx>, w: &Workload, t: &Tracked) {
                     let result = if result.is_ok() { "success" } else { "error" };
                     ctx.metrics
                         .alerts
-                        .get_or_create(&crate::runtime::metrics::SinkResult { sink: sink.label(), result })
+                        .get_or_create(&crate::runtime::reporter::metrics::SinkResult { sink: sink.label(), result })
                         .inc();
                 }
             });

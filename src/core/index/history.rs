@@ -19,8 +19,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::core::record::Applied;
-use crate::core::source::{SourceInfo, SourceRef};
+use crate::core::model::record::Applied;
+use crate::core::model::source::{SourceInfo, SourceRef};
 
 /// How long a change is remembered: far longer than any watch lag or 409 retry.
 pub(crate) const KEEP: Duration = Duration::from_secs(600);
@@ -116,8 +116,8 @@ pub(crate) fn parse_rv(rv: Option<&str>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::hash::ContentHash;
-    use crate::core::source::SourceKind;
+    use crate::core::model::hash::ContentHash;
+    use crate::core::model::source::SourceKind;
 
     fn h(n: u8) -> Applied {
         Applied::Hash(ContentHash([n; 32]))

@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, HashMap};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
-use crate::core::hash::{ContentHash, spcps_hash};
+use crate::core::model::hash::{ContentHash, spcps_hash};
 
 pub(crate) const GROUP_VERSION: &str = "secrets-store.csi.x-k8s.io/v1";
 

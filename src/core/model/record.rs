@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::hash::ContentHash;
-use crate::core::source::SourceRef;
+use crate::core::model::hash::ContentHash;
+use crate::core::model::source::SourceRef;
 
 /// The annotation, under this project's own domain, that holds the record.
 pub(crate) const RECORD_ANNOTATION: &str = "reloader.kube-reloader.dev/applied";
@@ -74,7 +74,7 @@ pub(crate) fn decode(s: &str) -> Result<Record, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::source::SourceKind;
+    use crate::core::model::source::SourceKind;
 
     #[test]
     fn round_trip() {

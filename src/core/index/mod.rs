@@ -1,13 +1,15 @@
 //! The in-memory index the watches feed: source hashes per namespace, workload projections,
 //! and the reverse index source → workloads, so a change is resolved without any API call.
 
+pub(crate) mod history;
+
 use std::collections::{HashMap, HashSet};
 
-use crate::core::csi::SpcMounts;
-use crate::core::hash::ContentHash;
-use crate::core::history::History;
-use crate::core::source::{NamespaceSources, SourceFlags, SourceInfo, SourceKind, SourceRef};
-use crate::core::workload::{Workload, WorkloadKey};
+use crate::core::index::history::History;
+use crate::core::model::csi::SpcMounts;
+use crate::core::model::hash::ContentHash;
+use crate::core::model::source::{NamespaceSources, SourceFlags, SourceInfo, SourceKind, SourceRef};
+use crate::core::model::workload::{Workload, WorkloadKey};
 
 #[derive(Default)]
 pub(crate) struct State {
@@ -294,7 +296,7 @@ impl State {
     }
 
     /// Keys of workloads of one kind (for a relist diff).
-    pub(crate) fn workload_keys_of(&self, kind: crate::core::workload::WorkloadKind) -> Vec<WorkloadKey> {
+    pub(crate) fn workload_keys_of(&self, kind: crate::core::model::workload::WorkloadKind) -> Vec<WorkloadKey> {
         self.workloads.keys().filter(|k| k.kind == kind).cloned().collect()
     }
 }
@@ -302,8 +304,8 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::policy::Keys;
-    use crate::core::workload::{WorkloadKind, project};
+    use crate::core::model::policy::Keys;
+    use crate::core::model::workload::{WorkloadKind, project};
     use k8s_openapi::api::core::v1::PodTemplateSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use serde_json::json;

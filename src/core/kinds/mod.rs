@@ -1,0 +1,3 @@
+//! The workload kinds.
+
+pub(crate) mod rollout;
