@@ -1,7 +1,7 @@
-//! Bad input, one test per row of the README's "Bad input" table: what the user sees (the log
-//! line at the default level, the Warning Event, the metric) and, each time, a well-formed
-//! workload next to it that keeps reloading meanwhile. The controller runs as the real binary,
-//! so its log is what a user would read.
+//! Bad input, one test per row of the "Bad input" table in docs/troubleshooting.md: what the user
+//! sees (the log line at the default level, the Warning Event, the metric) and, each time, a
+//! well-formed workload next to it that keeps reloading meanwhile. The controller runs as the
+//! real binary, so its log is what a user would read.
 
 mod common;
 
