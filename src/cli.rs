@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::core::decide::patch::Strategy;
-use crate::core::model::policy::parse_go_bool;
+use crate::core::model::keys::parse_go_bool;
 
 #[derive(Debug, Parser)]
 #[command(name = "reloader", version, about = "Rolls workloads when the ConfigMaps and Secrets they use change")]
@@ -62,12 +62,32 @@ fn unquote(s: &str) -> Result<String, String> {
     Ok(s.trim().trim_matches('"').to_string())
 }
 
+/// The controller's flags, in groups (flattened: on the command line they are one list, in
+/// this order).
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub(crate) policy: PolicyArgs,
+    #[command(flatten)]
+    pub(crate) log: LogArgs,
+    #[command(flatten)]
+    pub(crate) scope: ScopeArgs,
+    #[command(flatten)]
+    pub(crate) reload: ReloadArgs,
+    #[command(flatten)]
+    pub(crate) mode: ModeArgs,
+    #[command(flatten)]
+    pub(crate) safety: SafetyArgs,
+    #[command(flatten)]
+    pub(crate) process: ProcessArgs,
+}
+
+/// What governs a workload: Reloader's annotation keys, and `--auto-reload-all`.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
     /// Reload every workload for the sources it uses, unless it opts out with auto: "false".
     #[arg(long, env = "RELOADER_AUTO_RELOAD_ALL", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub(crate) auto_reload_all: bool,
-
     /// Annotation key for named ConfigMap reloads.
     #[arg(long, env = "RELOADER_CONFIGMAP_ANNOTATION", default_value = "configmap.reloader.stakater.com/reload")]
     pub(crate) configmap_annotation: String,
@@ -106,14 +126,22 @@ pub struct RunArgs {
         default_value = "deployment.reloader.stakater.com/paused-at"
     )]
     pub(crate) pause_deployment_time_annotation: String,
+}
 
+/// Logs.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
     /// Log format: "" or "text" (human-readable) or "json".
     #[arg(long, env = "RELOADER_LOG_FORMAT", default_value = "")]
     pub(crate) log_format: String,
     /// Log level: trace, debug, info, warn (warning), error (fatal and panic map to error).
     #[arg(long, env = "RELOADER_LOG_LEVEL", default_value = "info")]
     pub(crate) log_level: String,
+}
 
+/// What is watched: which sources and workload kinds, in which namespaces.
+#[derive(Debug, Clone, Args)]
+pub struct ScopeArgs {
     /// Which ConfigMaps/Secrets kind to ignore: configmaps or secrets (not both).
     #[arg(long, env = "RELOADER_RESOURCES_TO_IGNORE", value_delimiter = ',', value_parser = unquote)]
     pub(crate) resources_to_ignore: Vec<String>,
@@ -132,7 +160,14 @@ pub struct RunArgs {
     /// Only ConfigMaps and Secrets with these labels (applied by the API server).
     #[arg(long, env = "RELOADER_RESOURCE_LABEL_SELECTOR", value_delimiter = ',', value_parser = unquote)]
     pub(crate) resource_label_selector: Vec<String>,
+    /// Single-namespace mode (when --namespaces is empty).
+    #[arg(long = "kubernetes-namespace", env = "KUBERNETES_NAMESPACE", hide = true)]
+    pub(crate) kubernetes_namespace: Option<String>,
+}
 
+/// How a change is applied, and which changes count.
+#[derive(Debug, Clone, Args)]
+pub struct ReloadArgs {
     /// How a reload changes the pod template: annotations or env-vars.
     #[arg(long, env = "RELOADER_RELOAD_STRATEGY", value_enum, default_value = "annotations")]
     pub(crate) reload_strategy: Strategy,
@@ -145,7 +180,11 @@ pub struct RunArgs {
     /// Accepted for compatibility; catch-up after a restart is always exact here.
     #[arg(long, env = "RELOADER_SYNC_AFTER_RESTART", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub(crate) sync_after_restart: bool,
+}
 
+/// Reloader's switches: Argo Rollouts, leader election, webhook mode, pprof, Secrets Store CSI.
+#[derive(Debug, Clone, Args)]
+pub struct ModeArgs {
     /// Argo Rollouts support: "true" to enable (exact string, as in Reloader).
     #[arg(long = "is-Argo-Rollouts", env = "RELOADER_IS_ARGO_ROLLOUTS", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub(crate) is_argo_rollouts: bool,
@@ -166,7 +205,11 @@ pub struct RunArgs {
     /// SecretProviderClasses, if installed).
     #[arg(long, env = "RELOADER_ENABLE_CSI_INTEGRATION", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub(crate) enable_csi_integration: bool,
+}
 
+/// This project's own: dry run, the storm brake, the debounce, adoption pacing, rollout outcomes, waves and the circuit breaker.
+#[derive(Debug, Clone, Args)]
+pub struct SafetyArgs {
     /// Decide everything, write nothing: log and count each write that would happen.
     #[arg(long, env = "RELOADER_DRY_RUN", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub(crate) dry_run: bool,
@@ -182,7 +225,6 @@ pub struct RunArgs {
     /// A held workload is released once its sources stayed unchanged this long.
     #[arg(long, env = "RELOADER_FLAP_SETTLE", default_value = "2m", value_parser = duration)]
     pub(crate) flap_settle: Duration,
-
     // The defaults: only bursts need coalescing, so a lone change waits just 50 ms (patched
     // well within 150 ms, where a fixed 500 ms window made every change wait 500 ms). The
     // writers that make bursts (helm, kubectl apply, GitOps controllers) write one object after
@@ -221,6 +263,11 @@ pub struct RunArgs {
     /// reloader.kube-reloader.dev/release-hold naming it. 0: off.
     #[arg(long, env = "RELOADER_HALT_ON_FAILED_ROLLOUTS", default_value = "0")]
     pub(crate) halt_on_failed_rollouts: usize,
+}
+
+/// The process: Helm release Secrets, workers, the probe and metrics server, the Lease and its identity.
+#[derive(Debug, Clone, Args)]
+pub struct ProcessArgs {
     /// Watch Helm release Secrets too (type helm.sh/release.v1; excluded by default).
     #[arg(long, env = "RELOADER_WATCH_HELM_RELEASE_SECRETS", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub(crate) watch_helm_release_secrets: bool,
@@ -242,10 +289,6 @@ pub struct RunArgs {
     /// The namespace holding the Lease.
     #[arg(long = "pod-namespace", env = "POD_NAMESPACE", hide = true)]
     pub(crate) pod_namespace: Option<String>,
-
-    /// Single-namespace mode (when --namespaces is empty).
-    #[arg(long = "kubernetes-namespace", env = "KUBERNETES_NAMESPACE", hide = true)]
-    pub(crate) kubernetes_namespace: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -3,7 +3,7 @@
 //!
 //! The queue and workers are hand-written rather than kube-runtime's `Controller`: that
 //! reconciles objects of one kind, each keyed by itself, from reflector stores, while here a
-//! change of one ConfigMap or Secret fans out to many workloads of six kinds through an N:M
+//! change of one ConfigMap or Secret fans out to many workloads of every kind through an N:M
 //! index that keeps only hashes and projections, and the queue needs per-key deadlines to fold a
 //! burst of changes into one rollout.
 
@@ -14,15 +14,16 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::Client;
 use kube::api::Api;
 use kube::runtime::watcher;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::{Scope, Settings};
-use crate::core::model::workload::{WorkloadKind, WorkloadObject, with_workload_type};
+use crate::core::kinds::{Watched, WorkloadType, with_kind_type};
 use crate::error::Error;
-use crate::reconcile::{self, Outcome};
+use crate::reconcile::{self, Pass};
 pub use crate::runtime::context::Ctx;
+use crate::runtime::scheduler::Finished;
 use crate::runtime::{leader, server};
 use crate::watch;
 
@@ -59,49 +60,96 @@ fn paged(ignore: &[String]) -> watcher::Config {
     }
 }
 
-fn spawn_workloads<K: WorkloadObject>(
-    set: &mut JoinSet<()>,
-    ctx: &Arc<Ctx>,
-    scopes: &[Option<String>],
-    ignore: &[String],
-) {
-    for scope in scopes {
-        let cfg = paged(ignore);
-        let synced = ctx.health.readiness.handle_in(scope.clone());
-        set.spawn(watch::workloads::<K>(ctx.clone(), scoped_api(&ctx.client, scope), cfg, scope.clone(), synced));
-    }
+/// The watch scopes (`None`: all namespaces) and the namespaces they leave out.
+struct Scopes {
+    scopes: Vec<Option<String>>,
+    ignore: Vec<String>,
 }
 
-/// Whether the Argo Rollouts API is served.
-async fn rollouts_installed(client: &Client) -> bool {
-    match client.list_api_group_resources("argoproj.io/v1alpha1").await {
-        Ok(list) => list.resources.iter().any(|r| r.name == "rollouts"),
-        Err(_) => false,
-    }
-}
-
-/// Which Secrets Store CSI APIs are served: (SecretProviderClassPodStatuses,
-/// SecretProviderClasses), or why discovery failed otherwise than with "not found".
-async fn csi_installed(client: &Client) -> Result<(bool, bool), String> {
-    match client.list_api_group_resources(crate::core::model::csi::GROUP_VERSION).await {
-        Ok(list) => {
-            let has = |n: &str| list.resources.iter().any(|r| r.name == n);
-            Ok((has("secretproviderclasspodstatuses"), has("secretproviderclasses")))
+impl Scopes {
+    fn of(s: &Settings) -> Scopes {
+        match &s.scope {
+            Scope::All { ignore, .. } => Scopes { scopes: vec![None], ignore: ignore.clone() },
+            Scope::Namespaces(list) => Scopes { scopes: list.iter().cloned().map(Some).collect(), ignore: vec![] },
         }
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok((false, false)),
+    }
+}
+
+fn spawn_workloads<K: WorkloadType>(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, s: &Scopes) {
+    for scope in &s.scopes {
+        let synced = ctx.health.readiness.handle_in(scope.clone());
+        let api = scoped_api(&ctx.client, scope);
+        set.spawn(watch::workloads::<K>(ctx.clone(), api, paged(&s.ignore), scope.clone(), synced));
+    }
+}
+
+/// The resources the API server serves in `api_version` (none: the group is not installed),
+/// or why discovery failed otherwise than with "not found".
+async fn served(client: &Client, api_version: &str) -> Result<Vec<String>, String> {
+    match client.list_api_group_resources(api_version).await {
+        Ok(list) => Ok(list.resources.into_iter().map(|r| r.name).collect()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
         Err(e) => Err(crate::error::api_message(&e)),
+    }
+}
+
+/// Watches every workload kind the settings name; an opt-in kind (a custom resource) only if
+/// its API is served.
+async fn spawn_workload_watches(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, s: &Scopes) {
+    for kind in ctx.settings.watch.kinds.iter().copied() {
+        let i = kind.info();
+        if let Watched::WithFlag { flag, product, .. } = i.watched {
+            if !served(&ctx.client, i.api_version).await.is_ok_and(|r| r.iter().any(|n| n == i.plural)) {
+                warn!(
+                    "--{flag} is true but the {} {} API is not installed; {}s are not watched",
+                    i.api_version, i.kind, i.kind
+                );
+                continue;
+            }
+            info!("{product} found; watching {}.{}", i.plural, i.group);
+        }
+        with_kind_type!(kind, K => spawn_workloads::<K>(set, ctx, s));
+    }
+}
+
+/// Watches ConfigMaps and Secrets (unless `--resources-to-ignore` names them) in every scope.
+fn spawn_source_watches(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, s: &Scopes) {
+    let w = &ctx.settings.watch;
+    let cfg = |extra: &[&str]| watcher::Config {
+        label_selector: w.label_selector.clone(),
+        field_selector: field_selector(&s.ignore, extra),
+        page_size: Some(LIST_PAGE_SIZE),
+        ..Default::default()
+    };
+    for scope in &s.scopes {
+        if w.configmaps {
+            let api: Api<ConfigMap> = scoped_api(&ctx.client, scope);
+            let synced = ctx.health.readiness.handle_in(scope.clone());
+            set.spawn(watch::sources(ctx.clone(), api, cfg(&[]), scope.clone(), synced));
+        }
+        if w.secrets {
+            let api: Api<Secret> = scoped_api(&ctx.client, scope);
+            // Helm keeps every release revision in a Secret; they are large and never mounted.
+            let helm = ctx.settings.secret_field_selector();
+            let synced = ctx.health.readiness.handle_in(scope.clone());
+            set.spawn(watch::sources(ctx.clone(), api, cfg(helm.as_slice()), scope.clone(), synced));
+        }
     }
 }
 
 /// With `--enable-csi-integration`: watches SecretProviderClassPodStatuses (and
 /// SecretProviderClasses, for their match/ignore annotations) in every scope, if the CSI
 /// driver's CRDs are installed; otherwise says so once and leaves everything else as it is.
-async fn spawn_csi(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, scopes: &[Option<String>], ignore: &[String]) {
-    use crate::core::model::csi::{SecretProviderClass, SecretProviderClassPodStatus};
-    let (statuses, classes) = match csi_installed(&ctx.client).await {
+async fn spawn_csi(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, s: &Scopes) {
+    use crate::core::model::csi::{GROUP_VERSION, SecretProviderClass, SecretProviderClassPodStatus};
+    let found = served(&ctx.client, GROUP_VERSION).await.map(|r| {
+        let has = |n: &str| r.iter().any(|x| x == n);
+        (has("secretproviderclasspodstatuses"), has("secretproviderclasses"))
+    });
+    let (statuses, classes) = match found {
         Ok(found) => found,
         Err(e) => {
-            ctx.without_csi();
+            ctx.store.without_csi();
             warn!(
                 "CSI provider is not installed, as far as discovery of secrets-store.csi.x-k8s.io/v1 could tell \
                  ({e}): SecretProviderClasses are not watched until the controller restarts"
@@ -110,7 +158,7 @@ async fn spawn_csi(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, scopes: &[Option<Strin
         }
     };
     if !statuses {
-        ctx.without_csi();
+        ctx.store.without_csi();
         warn!(
             "CSI provider is not installed: --enable-csi-integration is on, but the secrets-store.csi.x-k8s.io/v1 \
              SecretProviderClassPodStatus API is not served; SecretProviderClasses are not watched"
@@ -118,10 +166,10 @@ async fn spawn_csi(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, scopes: &[Option<Strin
         return;
     }
     info!("CSI provider is installed; watching secretproviderclasspodstatuses");
-    for scope in scopes {
+    for scope in &s.scopes {
         // Not `--resource-label-selector`: the driver labels nothing, so Reloader's selector on
         // them (its quirk Q13) only turns CSI reloads off.
-        let cfg = paged(ignore);
+        let cfg = paged(&s.ignore);
         let synced = ctx.health.readiness.handle_in(scope.clone());
         let api: Api<SecretProviderClassPodStatus> = scoped_api(&ctx.client, scope);
         set.spawn(watch::spc_pod_statuses(ctx.clone(), api, cfg.clone(), scope.clone(), synced));
@@ -153,7 +201,7 @@ fn log_scope(s: &Settings) {
         }
         Scope::Namespaces(list) => info!("Watching scoped namespaces: {}", list.join(", ")),
     }
-    if let Some(sel) = &s.resource_label_selector {
+    if let Some(sel) = &s.watch.label_selector {
         warn!("resource-label-selector is set, will only detect changes on resources with these labels: {sel}.");
     }
     if s.dry_run {
@@ -162,6 +210,68 @@ fn log_scope(s: &Settings) {
     if let Some(url) = &s.webhook_url {
         warn!("webhook-url is set, will only send webhook to {url}, no resources will be reloaded");
     }
+}
+
+/// Starts every watch, with a readiness handle each. The wiring holds a handle of its own
+/// until every watch has one, so readiness cannot turn true while one is still to start.
+async fn spawn_watches(tasks: &mut JoinSet<()>, ctx: &Arc<Ctx>) {
+    let mut wiring = ctx.health.readiness.handle();
+    let scopes = Scopes::of(&ctx.settings);
+    spawn_source_watches(tasks, ctx, &scopes);
+    if ctx.settings.keys.csi {
+        spawn_csi(tasks, ctx, &scopes).await;
+    }
+    spawn_workload_watches(tasks, ctx, &scopes).await;
+    if let Scope::All { selector: Some(sel), .. } = &ctx.settings.scope {
+        let cfg = watcher::Config::default().labels(sel).page_size(LIST_PAGE_SIZE);
+        let synced = ctx.health.readiness.handle();
+        tasks.spawn(watch::namespaces(ctx.clone(), Api::<Namespace>::all(ctx.client.clone()), cfg, synced));
+    }
+    ctx.health.readiness.wired();
+    wiring.done();
+}
+
+/// With HA, runs the lease until `stop`; standbys keep their watches warm, only the holder writes.
+fn start_lease(ctx: &Ctx, stop: &CancellationToken) -> Option<JoinHandle<()>> {
+    let l = ctx.writer.leadership();
+    let (ha, gate) = (ctx.settings.ha.as_ref()?, l.gate.as_ref()?);
+    let lease = leader::run(ctx.client.clone(), ha.clone(), gate.clone(), l.leading.clone(), stop.clone());
+    Some(tokio::spawn(lease))
+}
+
+/// Logs the initial sync once every watch has listed, and gives the memory its lists took back.
+fn log_initial_sync(tasks: &mut JoinSet<()>, ctx: &Arc<Ctx>) {
+    let mut synced = ctx.health.readiness.subscribe();
+    let ctx = ctx.clone();
+    tasks.spawn(async move {
+        if synced.wait_for(|s| *s).await.is_ok() {
+            {
+                let index = ctx.store.lock();
+                info!(sources = index.source_count(), workloads = index.workload_count(), "initial sync complete");
+            }
+            crate::runtime::memory::release_free();
+        }
+    });
+}
+
+/// Every time this replica (again) may write, looks at every workload: level-triggered, so
+/// nothing rolls unless a source changed since it was recorded.
+fn look_at_all_when_leading(tasks: &mut JoinSet<()>, ctx: &Arc<Ctx>, stop: &CancellationToken) {
+    let mut leading = ctx.writer.leadership().leading.subscribe();
+    let (ctx, stop) = (ctx.clone(), stop.clone());
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                r = leading.wait_for(|l| *l) => if r.is_err() { return },
+                _ = stop.cancelled() => return,
+            }
+            ctx.look_at_all();
+            tokio::select! {
+                r = leading.wait_for(|l| !*l) => if r.is_err() { return },
+                _ = stop.cancelled() => return,
+            }
+        }
+    });
 }
 
 /// Starts every watch, the server and (with HA) the lease; once the watches have listed
@@ -173,13 +283,6 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
         None => None,
     };
     log_scope(s);
-    let (scopes, ignore): (Vec<Option<String>>, Vec<String>) = match &s.scope {
-        Scope::All { ignore, .. } => (vec![None], ignore.clone()),
-        Scope::Namespaces(list) => (list.iter().cloned().map(Some).collect(), vec![]),
-    };
-
-    // Held until every watch below has been started with a readiness handle of its own.
-    let mut wiring = ctx.health.readiness.handle();
     let mut tasks = JoinSet::new();
     let server_stop = CancellationToken::new();
     if let Some(l) = listener {
@@ -191,110 +294,27 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
             }
         });
     }
-
-    for scope in &scopes {
-        let mk_cfg = |extra: &[&str]| watcher::Config {
-            label_selector: s.resource_label_selector.clone(),
-            field_selector: field_selector(&ignore, extra),
-            page_size: Some(LIST_PAGE_SIZE),
-            ..Default::default()
-        };
-        if s.watch_configmaps {
-            let api: Api<ConfigMap> = scoped_api(&ctx.client, scope);
-            let synced = ctx.health.readiness.handle_in(scope.clone());
-            tasks.spawn(watch::sources(ctx.clone(), api, mk_cfg(&[]), scope.clone(), synced));
-        }
-        if s.watch_secrets {
-            let api: Api<Secret> = scoped_api(&ctx.client, scope);
-            // Helm keeps every release revision in a Secret; they are large and never mounted.
-            let helm = s.secret_field_selector();
-            let extra: &[&str] = helm.as_slice();
-            let synced = ctx.health.readiness.handle_in(scope.clone());
-            tasks.spawn(watch::sources(ctx.clone(), api, mk_cfg(extra), scope.clone(), synced));
-        }
-    }
-    if s.keys.csi {
-        spawn_csi(&mut tasks, &ctx, &scopes, &ignore).await;
-    }
-    for kind in s.workload_kinds() {
-        if kind == WorkloadKind::Rollout {
-            if !rollouts_installed(&ctx.client).await {
-                warn!(
-                    "--is-Argo-Rollouts is true but the argoproj.io/v1alpha1 Rollout API is not installed; Rollouts are not watched"
-                );
-                continue;
-            }
-            info!("Argo Rollouts found; watching rollouts.argoproj.io");
-        }
-        with_workload_type!(kind, K => spawn_workloads::<K>(&mut tasks, &ctx, &scopes, &ignore));
-    }
-    if let Scope::All { selector: Some(sel), .. } = &s.scope {
-        let cfg = watcher::Config::default().labels(sel).page_size(LIST_PAGE_SIZE);
-        let synced = ctx.health.readiness.handle();
-        tasks.spawn(watch::namespaces(ctx.clone(), Api::<Namespace>::all(ctx.client.clone()), cfg, synced));
-    }
-
-    ctx.health.readiness.wired();
-    wiring.done();
-
-    // Standbys keep their watches warm; only the lease holder writes.
+    spawn_watches(&mut tasks, &ctx).await;
     let lease_stop = CancellationToken::new();
-    let lease = match (&s.ha, &ctx.leadership.gate) {
-        (Some(ha), Some(gate)) => Some(tokio::spawn(leader::run(
-            ctx.client.clone(),
-            ha.clone(),
-            gate.clone(),
-            ctx.leadership.leading.clone(),
-            lease_stop.clone(),
-        ))),
-        _ => None,
-    };
+    let lease = start_lease(&ctx, &lease_stop);
+    log_initial_sync(&mut tasks, &ctx);
 
     // Workers start now: a workload is decided on only once every watch of its namespace (or
     // the cluster-wide ones) has listed, so one namespace that cannot list blocks only itself.
-    let mut synced = ctx.health.readiness.subscribe();
-    let ctx_log = ctx.clone();
-    tasks.spawn(async move {
-        if synced.wait_for(|s| *s).await.is_ok() {
-            {
-                let st = ctx_log.state.lock().expect("state lock");
-                info!(sources = st.source_count(), workloads = st.workload_count(), "initial sync complete");
-            }
-            crate::runtime::memory::release_free();
-        }
-    });
-
     let mut workers = JoinSet::new();
-    if ctx.notifier.webhook_mode() {
+    if ctx.reporter.webhook_mode() {
         info!("webhook mode: no workload is written");
     } else if !shutdown.is_cancelled() {
-        // Every time this replica (again) may write, look at every workload: level-triggered,
-        // so nothing rolls unless a source changed since it was recorded.
-        let mut leader_rx = ctx.leadership.leading.subscribe();
-        let ctx2 = ctx.clone();
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            loop {
-                tokio::select! {
-                    r = leader_rx.wait_for(|l| *l) => if r.is_err() { return },
-                    _ = stop.cancelled() => return,
-                }
-                ctx2.enqueue_all();
-                tokio::select! {
-                    r = leader_rx.wait_for(|l| !*l) => if r.is_err() { return },
-                    _ = stop.cancelled() => return,
-                }
-            }
-        });
+        look_at_all_when_leading(&mut tasks, &ctx, &shutdown);
         for _ in 0..s.workers {
             workers.spawn(worker(ctx.clone()));
         }
     }
 
     shutdown.cancelled().await;
-    ctx.begin_shutdown();
+    ctx.health.begin_shutdown();
     info!("stopping: finishing in-flight patches");
-    ctx.queue.close();
+    ctx.scheduler.close();
     let _ = tokio::time::timeout(Duration::from_secs(10), async { while workers.join_next().await.is_some() {} }).await;
     if let Some(lease) = lease {
         // Stop writing and give the lease up, so a standby takes over without waiting.
@@ -311,27 +331,18 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
 }
 
 async fn worker(ctx: Arc<Ctx>) {
-    while let Some((key, queued)) = ctx.queue.next().await {
-        ctx.metrics.queue_latency.observe(queued.as_secs_f64());
-        let result = reconcile::reconcile(&ctx, &key).await;
-        let retry = match result {
-            Ok(Outcome::Done) => {
-                ctx.settled(&key);
-                None
-            }
-            Ok(Outcome::Stale) => Some(ctx.conflicted(&key)),
+    while let Some((key, _)) = ctx.scheduler.next().await {
+        let how = match reconcile::reconcile(&ctx, &key).await {
+            Ok(Pass::Stale) => Finished::Stale,
+            Ok(_) => Finished::Done,
             Err(e) => {
                 ctx.metrics.error("handler_error");
                 ctx.metrics.failure(e.metric_label());
-                ctx.metrics.retries.inc();
-                let delay = ctx.failed(&key);
+                let delay = ctx.scheduler.finished(key, Finished::Failed);
                 warn!(retry_in = ?delay, "{e}");
-                Some(delay)
+                continue;
             }
         };
-        ctx.queue.done(&key);
-        if let Some(d) = retry {
-            ctx.queue.add_after(key, d);
-        }
+        ctx.scheduler.finished(key, how);
     }
 }

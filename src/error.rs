@@ -41,7 +41,7 @@ pub enum Error {
     },
     #[error("{kind} {namespace}/{name} not found")]
     NotFound { kind: &'static str, namespace: String, name: String },
-    #[error("{0:?} is not KIND/NAME; KIND is one of deployment, statefulset, daemonset, cronjob, job, rollout")]
+    #[error("{target:?} is not KIND/NAME; KIND is one of {kinds}", target = .0, kinds = crate::core::kinds::WorkloadKind::names())]
     Target(String),
 }
 
@@ -108,7 +108,8 @@ fn api_label(e: &kube::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::workload::{WorkloadKey, WorkloadKind};
+    use crate::core::kinds::WorkloadKind;
+    use crate::core::model::workload::WorkloadKey;
 
     fn api(code: u16, message: &str) -> kube::Error {
         kube::Error::Api(kube::core::Status::failure(message, "Reason").with_code(code).boxed())

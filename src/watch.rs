@@ -17,14 +17,16 @@ use tracing::{debug, info, warn};
 
 use crate::core::decide::{Options, SourceAction, source_action};
 use crate::core::gates::breaker::RELEASE_ANNOTATION;
-use crate::core::index::State;
+use crate::core::index::Index;
+use crate::core::kinds::WorkloadType;
 use crate::core::model::csi::{self, SecretProviderClass, SecretProviderClassPodStatus};
 use crate::core::model::hash::ContentHash;
-use crate::core::model::policy::Keys;
+use crate::core::model::keys::Keys;
 use crate::core::model::source::{SourceFlags, SourceInfo, SourceKind, SourceObject, SourceRef};
-use crate::core::model::workload::{self, WorkloadKey, WorkloadObject};
+use crate::core::model::workload::{self, WorkloadKey};
 use crate::runtime::context::Ctx;
 use crate::runtime::readiness::Handle;
+use crate::runtime::reporter::metrics::ResourceLabel;
 
 fn in_scope(scope: Option<&str>, namespace: &str) -> bool {
     scope.is_none_or(|s| s == namespace)
@@ -51,6 +53,24 @@ pub(crate) struct Intake<'a> {
     pub(crate) first_list: bool,
 }
 
+/// What a source event was, for `reloader_events_received_total{event_type}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Received {
+    Add,
+    Update,
+    Delete,
+}
+
+impl Received {
+    fn as_str(self) -> &'static str {
+        match self {
+            Received::Add => "add",
+            Received::Update => "update",
+            Received::Delete => "delete",
+        }
+    }
+}
+
 /// What the runtime does once a handler has updated the index.
 #[derive(Debug, Default)]
 pub(crate) struct Handled {
@@ -67,7 +87,7 @@ pub(crate) struct Handled {
     /// With a relist of namespaces: every namespace that matches now (the others leave).
     pub(crate) selected_only: Option<Listed>,
     /// `reloader_events_received_total{event_type}`, for sources.
-    pub(crate) received: Option<&'static str>,
+    pub(crate) received: Option<Received>,
     /// `reloader_skipped_total{reason}`.
     pub(crate) skipped: Option<&'static str>,
     /// A workload's rollout seen in progress (`true`) or not any more (`false`), for the wave.
@@ -88,10 +108,10 @@ impl Handled {
 /// What one watch does with its objects: it updates the index and says what follows; it never
 /// sees the runtime. The driver handles relists, health, readiness and the effects.
 trait Handler<K> {
-    fn apply(&mut self, idx: &mut State, intake: &Intake, obj: K) -> Handled;
-    fn delete(&mut self, idx: &mut State, intake: &Intake, obj: K) -> Handled;
+    fn apply(&mut self, idx: &mut Index, intake: &Intake, obj: K) -> Handled;
+    fn delete(&mut self, idx: &mut Index, intake: &Intake, obj: K) -> Handled;
     /// A (re)list finished: forget whatever in this watch's scope it did not return.
-    fn relisted(&mut self, idx: &mut State, intake: &Intake, listed: &Listed) -> Handled;
+    fn relisted(&mut self, idx: &mut Index, intake: &Intake, listed: &Listed) -> Handled;
 }
 
 /// Runs one watch: kube-runtime's watcher with backoff, its events fed to `handler`. `what`
@@ -114,19 +134,19 @@ async fn drive<K, H>(
     let mut listed_once = false;
     while let Some(event) = stream.next().await {
         if event.is_ok() {
-            ctx.watch_ok(&what);
+            ctx.health.watch_ok(&what);
         }
         let s = &ctx.settings;
         let intake = Intake {
-            keys: ctx.keys(),
+            keys: ctx.store.keys(),
             auto_reload_all: s.auto_reload_all,
-            webhook: ctx.notifier.webhook_mode(),
+            webhook: ctx.reporter.webhook_mode(),
             options: s.options,
             synced: ctx.health.readiness.is_ready(),
             first_list: !listed_once,
         };
         let handled = {
-            let mut st = ctx.state.lock().expect("state lock");
+            let mut st = ctx.store.lock();
             match event {
                 Ok(Event::Init) => {
                     listing = Some(Listed::new());
@@ -154,7 +174,8 @@ async fn drive<K, H>(
                 Err(e) => {
                     drop(st);
                     warn!(watch = %what, error = %crate::error::watch_message(&e), "watch failed; retrying with backoff");
-                    ctx.watch_failed(&what, resource);
+                    ctx.metrics.watch_restarts.get_or_create(&ResourceLabel { resource }).inc();
+                    ctx.health.watch_failed(&what);
                     continue;
                 }
             }
@@ -200,41 +221,41 @@ impl kube::runtime::utils::Backoff for WatchBackoff {
 
 /// Carries out what a handler asked for.
 fn act(ctx: &Ctx, resource: &'static str, h: Handled) {
-    if let Some(t) = h.received {
-        ctx.metrics.event(t, resource);
+    if let Some(r) = h.received {
+        ctx.metrics.event(r.as_str(), resource);
     }
     if let Some(reason) = h.skipped {
         ctx.metrics.skip(reason);
     }
     for k in &h.forget {
-        ctx.forget(k);
-        ctx.wave_seen(k, false, true);
+        ctx.scheduler.forget(k);
+        ctx.writer.forget(k);
     }
     for (k, in_progress) in &h.rollouts {
-        ctx.wave_seen(k, *in_progress, false);
+        ctx.scheduler.rollout_seen(k, *in_progress, false);
     }
     for k in h.now {
-        ctx.enqueue(k, Duration::ZERO);
+        ctx.scheduler.after(k, Duration::ZERO);
     }
     for k in h.progressed {
-        ctx.metrics.queue_adds.inc();
-        ctx.queue.add_unless_debounced(k);
+        ctx.scheduler.progressed(k);
     }
     for k in h.debounced {
-        ctx.enqueue_debounced(k);
+        ctx.scheduler.changed(k);
     }
     for (ns, r) in h.webhooks {
-        notify_webhook(ctx, &r.name, r.kind, &ns);
+        ctx.reporter.webhook(&ns, r.kind, &r.name);
     }
+    let mut select = h.select;
     if let Some(listed) = h.selected_only {
-        for ns in ctx.selected_namespaces() {
-            if !listed.contains(&(String::new(), ns.clone())) {
-                ctx.select_namespace(&ns, false);
-            }
-        }
+        let gone =
+            ctx.store.selected_namespaces().into_iter().filter(|ns| !listed.contains(&(String::new(), ns.clone())));
+        select.splice(0..0, gone.map(|ns| (ns, false)));
     }
-    for (ns, selected) in h.select {
-        ctx.select_namespace(&ns, selected);
+    for (ns, selected) in select {
+        for k in ctx.store.select_namespace(&ns, selected) {
+            ctx.scheduler.after(k, Duration::ZERO);
+        }
     }
 }
 
@@ -255,11 +276,11 @@ struct Sources {
 }
 
 impl<K: SourceObject> Handler<K> for Sources {
-    fn apply(&mut self, idx: &mut State, intake: &Intake, obj: K) -> Handled {
+    fn apply(&mut self, idx: &mut Index, intake: &Intake, obj: K) -> Handled {
         let ns = obj.namespace().unwrap_or_default();
         let r = SourceRef::new(K::KIND, obj.name_any());
-        let mut info = SourceInfo::of(&obj, intake.keys);
-        let rv = crate::core::index::history::parse_rv(obj.meta().resource_version.as_deref());
+        let mut info = SourceInfo::of(&obj, intake.keys.flags(obj.meta().annotations.as_ref()));
+        let rv = crate::core::model::parse_rv(obj.meta().resource_version.as_deref());
         let release = obj.meta().annotations.as_ref().and_then(|a| a.get(RELEASE_ANNOTATION)).cloned();
         // The object (and any secret bytes in it) is dropped here; only the hash is kept.
         drop(obj);
@@ -271,7 +292,10 @@ impl<K: SourceObject> Handler<K> for Sources {
         // The content's resourceVersion moves only when the content does.
         info.content_rv = if before == after { old.as_ref().and_then(|o| o.content_rv) } else { rv };
         idx.upsert_source(&ns, K::KIND, &r.name, info);
-        let mut h = Handled { received: Some(if old.is_some() { "update" } else { "add" }), ..Default::default() };
+        let mut h = Handled {
+            received: Some(if old.is_some() { Received::Update } else { Received::Add }),
+            ..Default::default()
+        };
         if before == after {
             h.skipped = Some("no_data_change");
         } else {
@@ -293,16 +317,16 @@ impl<K: SourceObject> Handler<K> for Sources {
         }
         h
     }
-    fn delete(&mut self, idx: &mut State, intake: &Intake, obj: K) -> Handled {
-        let rv = crate::core::index::history::parse_rv(obj.meta().resource_version.as_deref());
+    fn delete(&mut self, idx: &mut Index, intake: &Intake, obj: K) -> Handled {
+        let rv = crate::core::model::parse_rv(obj.meta().resource_version.as_deref());
         // Whether the deletion counts is read from the deleted object, as Reloader does.
-        let flags = SourceFlags::of(&obj, intake.keys);
+        let flags = intake.keys.flags(obj.meta().annotations.as_ref());
         let (ns, r) = (obj.namespace().unwrap_or_default(), SourceRef::new(K::KIND, obj.name_any()));
         drop(obj);
-        let h = Handled { received: Some("delete"), ..Default::default() };
+        let h = Handled { received: Some(Received::Delete), ..Default::default() };
         forget_source(idx, intake, &ns, r, rv, Some(flags), h)
     }
-    fn relisted(&mut self, idx: &mut State, intake: &Intake, listed: &Listed) -> Handled {
+    fn relisted(&mut self, idx: &mut Index, intake: &Intake, listed: &Listed) -> Handled {
         let mut all = Handled::default();
         for (ns, name) in gone(idx.source_names(K::KIND), self.scope.as_deref(), listed) {
             all.absorb(forget_source(idx, intake, &ns, SourceRef::new(K::KIND, name), None, None, Handled::default()));
@@ -314,7 +338,7 @@ impl<K: SourceObject> Handler<K> for Sources {
 /// A source is gone. `rv`: the resourceVersion of the deletion; `flags`: the deleted object's
 /// match/ignore annotations (both `None` when a relist found it gone).
 fn forget_source(
-    idx: &mut State,
+    idx: &mut Index,
     intake: &Intake,
     ns: &str,
     r: SourceRef,
@@ -330,7 +354,7 @@ fn forget_source(
 }
 
 /// The workloads a source event concerns, by what it asks for.
-fn effects(idx: &State, ns: &str, r: SourceRef, action: SourceAction, mut h: Handled) -> Handled {
+fn effects(idx: &Index, ns: &str, r: SourceRef, action: SourceAction, mut h: Handled) -> Handled {
     match action {
         SourceAction::Nothing => {}
         SourceAction::Regovern => h.now = idx.affected(ns, &r),
@@ -338,18 +362,6 @@ fn effects(idx: &State, ns: &str, r: SourceRef, action: SourceAction, mut h: Han
         SourceAction::Webhook => h.webhooks.push((ns.to_string(), r)),
     }
     h
-}
-
-fn notify_webhook(ctx: &Ctx, name: &str, kind: SourceKind, ns: &str) {
-    let notifier = ctx.notifier.clone();
-    let counter = ctx.metrics.webhooks.clone();
-    let (name, ns) = (name.to_string(), ns.to_string());
-    tokio::spawn(async move {
-        if let Some(r) = notifier.webhook(&name, kind.type_name(), &ns).await {
-            let result = if r.is_ok() { "success" } else { "error" };
-            counter.get_or_create(&crate::runtime::reporter::metrics::ResultLabel { result }).inc();
-        }
-    });
 }
 
 /// Watches SecretProviderClassPodStatuses (Secrets Store CSI) in one scope: what the driver
@@ -372,7 +384,7 @@ struct SpcPodStatuses {
 
 impl SpcPodStatuses {
     fn set(
-        idx: &mut State,
+        idx: &mut Index,
         intake: &Intake,
         ns: &str,
         name: &str,
@@ -384,9 +396,9 @@ impl SpcPodStatuses {
         // Unknown resourceVersions do not happen; such a write would count as the newest.
         let (known, changed, touched) = idx.set_spc_mount(ns, name, mount, rv.unwrap_or(u64::MAX));
         let received = match (known, gone) {
-            (_, true) => "delete",
-            (true, false) => "update",
-            (false, false) => "add",
+            (_, true) => Received::Delete,
+            (true, false) => Received::Update,
+            (false, false) => Received::Add,
         };
         let mut h = Handled { received: Some(received), ..Default::default() };
         if !changed {
@@ -403,24 +415,24 @@ impl SpcPodStatuses {
 }
 
 impl Handler<SecretProviderClassPodStatus> for SpcPodStatuses {
-    fn apply(&mut self, idx: &mut State, intake: &Intake, obj: SecretProviderClassPodStatus) -> Handled {
+    fn apply(&mut self, idx: &mut Index, intake: &Intake, obj: SecretProviderClassPodStatus) -> Handled {
         let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
-        let rv = crate::core::index::history::parse_rv(obj.meta().resource_version.as_deref());
+        let rv = crate::core::model::parse_rv(obj.meta().resource_version.as_deref());
         let mount = csi::mount_of(&obj);
         drop(obj);
         let mut h = Self::set(idx, intake, &ns, &name, mount.clone(), rv);
         if mount.is_none() {
             // Terminating, or nothing mounted yet: it holds nothing, but it was not deleted.
-            h.received = Some("update");
+            h.received = Some(Received::Update);
         }
         h
     }
-    fn delete(&mut self, idx: &mut State, intake: &Intake, obj: SecretProviderClassPodStatus) -> Handled {
+    fn delete(&mut self, idx: &mut Index, intake: &Intake, obj: SecretProviderClassPodStatus) -> Handled {
         let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
-        let rv = crate::core::index::history::parse_rv(obj.meta().resource_version.as_deref());
+        let rv = crate::core::model::parse_rv(obj.meta().resource_version.as_deref());
         Self::set(idx, intake, &ns, &name, None, rv)
     }
-    fn relisted(&mut self, idx: &mut State, intake: &Intake, listed: &Listed) -> Handled {
+    fn relisted(&mut self, idx: &mut Index, intake: &Intake, listed: &Listed) -> Handled {
         let mut all = Handled::default();
         for (ns, name) in gone(idx.spcps_names(), self.scope.as_deref(), listed) {
             all.absorb(Self::set(idx, intake, &ns, &name, None, None));
@@ -449,18 +461,18 @@ struct Spcs {
 }
 
 impl Handler<SecretProviderClass> for Spcs {
-    fn apply(&mut self, idx: &mut State, intake: &Intake, obj: SecretProviderClass) -> Handled {
+    fn apply(&mut self, idx: &mut Index, intake: &Intake, obj: SecretProviderClass) -> Handled {
         let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
         let (matched, ignored) = intake.keys.source_flags(obj.meta().annotations.as_ref());
         idx.set_spc_flags(&ns, &name, Some(SourceFlags { matched, ignored }));
         spc_settled(idx, intake, &ns, &name, None, Handled::default())
     }
-    fn delete(&mut self, idx: &mut State, intake: &Intake, obj: SecretProviderClass) -> Handled {
+    fn delete(&mut self, idx: &mut Index, intake: &Intake, obj: SecretProviderClass) -> Handled {
         let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
         idx.set_spc_flags(&ns, &name, None);
         spc_settled(idx, intake, &ns, &name, None, Handled::default())
     }
-    fn relisted(&mut self, idx: &mut State, intake: &Intake, listed: &Listed) -> Handled {
+    fn relisted(&mut self, idx: &mut Index, intake: &Intake, listed: &Listed) -> Handled {
         let mut all = Handled::default();
         for (ns, name) in gone(idx.spc_names(), self.scope.as_deref(), listed) {
             idx.set_spc_flags(&ns, &name, None);
@@ -472,7 +484,7 @@ impl Handler<SecretProviderClass> for Spcs {
 
 /// Brings the index's entry of a SecretProviderClass in line with its mounts and flags, and
 /// says what follows: its content changed (at resourceVersion `rv`), or only its flags.
-fn spc_settled(idx: &mut State, intake: &Intake, ns: &str, spc: &str, rv: Option<u64>, h: Handled) -> Handled {
+fn spc_settled(idx: &mut Index, intake: &Intake, ns: &str, spc: &str, rv: Option<u64>, h: Handled) -> Handled {
     let r = SourceRef::new(SourceKind::SecretProviderClass, spc);
     let old = idx.sources(ns).and_then(|s| s.get(&r)).cloned();
     let new = idx.spc_info(ns, spc);
@@ -499,23 +511,23 @@ fn spc_settled(idx: &mut State, intake: &Intake, ns: &str, spc: &str, rv: Option
 }
 
 /// Watches one workload kind in one scope.
-pub(crate) async fn workloads<K: WorkloadObject>(
+pub(crate) async fn workloads<K: WorkloadType>(
     ctx: Arc<Ctx>,
     api: Api<K>,
     cfg: watcher::Config,
     scope: Option<String>,
     synced: Handle,
 ) {
-    let what = format!("{} in {}", K::RESOURCE, scope.as_deref().unwrap_or("all namespaces"));
-    drive(ctx, api, cfg, what, K::RESOURCE, synced, Workloads { scope }).await
+    let what = format!("{} in {}", K::INFO.plural, scope.as_deref().unwrap_or("all namespaces"));
+    drive(ctx, api, cfg, what, K::INFO.plural, synced, Workloads { scope }).await
 }
 
 struct Workloads {
     scope: Option<String>,
 }
 
-impl<K: WorkloadObject> Handler<K> for Workloads {
-    fn apply(&mut self, idx: &mut State, intake: &Intake, obj: K) -> Handled {
+impl<K: WorkloadType> Handler<K> for Workloads {
+    fn apply(&mut self, idx: &mut Index, intake: &Intake, obj: K) -> Handled {
         let w = workload::project_object(&obj, intake.keys, intake.auto_reload_all);
         let key = w.key.clone();
         idx.observe_rv(w.anchor);
@@ -538,14 +550,15 @@ impl<K: WorkloadObject> Handler<K> for Workloads {
             ..Default::default()
         }
     }
-    fn delete(&mut self, idx: &mut State, _: &Intake, obj: K) -> Handled {
-        let key = WorkloadKey { kind: K::KIND, namespace: obj.namespace().unwrap_or_default(), name: obj.name_any() };
+    fn delete(&mut self, idx: &mut Index, _: &Intake, obj: K) -> Handled {
+        let key =
+            WorkloadKey { kind: K::WORKLOAD, namespace: obj.namespace().unwrap_or_default(), name: obj.name_any() };
         idx.remove_workload(&key);
         Handled { forget: vec![key], ..Default::default() }
     }
-    fn relisted(&mut self, idx: &mut State, _: &Intake, listed: &Listed) -> Handled {
+    fn relisted(&mut self, idx: &mut Index, _: &Intake, listed: &Listed) -> Handled {
         let gone: Vec<WorkloadKey> = idx
-            .workload_keys_of(K::KIND)
+            .workload_keys_of(K::WORKLOAD)
             .into_iter()
             .filter(|k| {
                 in_scope(self.scope.as_deref(), &k.namespace)
@@ -568,14 +581,14 @@ pub(crate) async fn namespaces(ctx: Arc<Ctx>, api: Api<Namespace>, cfg: watcher:
 struct Namespaces;
 
 impl Handler<Namespace> for Namespaces {
-    fn apply(&mut self, _: &mut State, _: &Intake, ns: Namespace) -> Handled {
+    fn apply(&mut self, _: &mut Index, _: &Intake, ns: Namespace) -> Handled {
         Handled { select: vec![(ns.name_any(), true)], ..Default::default() }
     }
-    fn delete(&mut self, _: &mut State, _: &Intake, ns: Namespace) -> Handled {
+    fn delete(&mut self, _: &mut Index, _: &Intake, ns: Namespace) -> Handled {
         // The API server sends a deletion when a namespace stops matching the selector, too.
         Handled { select: vec![(ns.name_any(), false)], ..Default::default() }
     }
-    fn relisted(&mut self, _: &mut State, _: &Intake, listed: &Listed) -> Handled {
+    fn relisted(&mut self, _: &mut Index, _: &Intake, listed: &Listed) -> Handled {
         Handled { selected_only: Some(listed.clone()), ..Default::default() }
     }
 }
@@ -599,7 +612,8 @@ mod tests {
     /// going, a label change and the class's own annotations do not send it for a rollout.
     #[test]
     fn pod_statuses_queue_the_workload_once_per_rotation() {
-        use crate::core::model::workload::{WorkloadKind, project};
+        use crate::core::kinds::WorkloadKind;
+        use crate::core::model::workload::project;
         use serde_json::json;
         let keys = Keys { csi: true, ..Keys::default() };
         let intake = Intake {
@@ -610,7 +624,7 @@ mod tests {
             synced: true,
             first_list: false,
         };
-        let mut st = State::default();
+        let mut st = Index::default();
         let meta = serde_json::from_value(json!({"name": "web", "namespace": "ns", "resourceVersion": "1",
             "annotations": {"reloader.stakater.com/auto": "true"}}))
         .unwrap();
@@ -664,7 +678,7 @@ mod tests {
             ],
             "(event, queued after the debounce, queued now)"
         );
-        let received: Vec<Option<&str>> = rows.iter().map(|(_, h)| h.received).collect();
+        let received: Vec<Option<&str>> = rows.iter().map(|(_, h)| h.received.map(Received::as_str)).collect();
         assert_eq!(&received[..4], [Some("add"), Some("add"), Some("add"), Some("update")]);
         assert_eq!(rows[5].1.skipped, Some("no_data_change"), "a label change is no data change");
         let r = SourceRef::new(SourceKind::SecretProviderClass, "vault");
@@ -686,7 +700,7 @@ mod tests {
             synced: false,
             first_list: true,
         };
-        let mut st = State::default();
+        let mut st = Index::default();
         let mut h = Sources { scope: None };
         let cm = |rv: u64, value: &str, labels: serde_json::Value| -> ConfigMap {
             serde_json::from_value(json!({"metadata": {"name": "app", "namespace": "ns",

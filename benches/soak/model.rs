@@ -132,7 +132,7 @@ impl Source {
     }
 }
 
-/// SHA-256 over the documented encoding (README › How it decides): every item is its length
+/// SHA-256 over the documented encoding (docs/how-it-decides.md, "The content hash, exactly"): every item is its length
 /// as a big-endian u64 followed by its bytes; first the domain (`configmap` or `secret`), then
 /// each section (`data`, and `binaryData` for ConfigMaps): its tag, its entry count as a
 /// big-endian u64, and each key and value, keys sorted.

@@ -1,10 +1,12 @@
-//! Pure decisions: what a source's content is (hash), which sources a pod template uses
-//! (refs), which of them govern a workload (policy), what was applied (record), what to do
-//! about it (decide) and how the workload's template changes (patch); plus the storm brake,
-//! the index the watches fill, the history of recent source changes, and how the rollouts that
-//! reloads start end (outcome), how many may be under way at once (waves) and when a change
-//! whose rollouts fail stops (breaker). Nothing here talks to the API server, spawns a task or reads a
-//! clock: times are passed in.
+//! Pure decisions: nothing here talks to the API server, spawns a task or reads a clock (times
+//! are passed in). Five rooms, each using only the rooms before it:
+//! - `kinds`: the workload kinds, one file each, and the one list of them;
+//! - `model`: what is kept of the objects (sources and their hashes, workload projections, the
+//!   policy as annotations say it, the record and the tracking note, a change's identity);
+//! - `index`: what the watches fill: hashes, projections, source → workloads, recent changes;
+//! - `decide`: what to do about one workload (which sources govern it, the plan, the patch, how
+//!   its rollout stands);
+//! - `gates`: the safety checks before a write (storm brake, circuit breaker, waves).
 
 /// `k8s_openapi::Resource` and `Metadata` for a namespaced custom resource of our own (a
 /// type with a `metadata: ObjectMeta` field and only the fields the controller reads), so kube's

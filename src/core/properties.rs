@@ -9,8 +9,6 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
-use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
@@ -18,17 +16,20 @@ use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use serde_json::json;
 
+use crate::core::decide::govern;
 use crate::core::decide::patch::{Strategy as ReloadStrategy, mutate_template};
 use crate::core::decide::{self, Considered, Decision, Options, Plan, Reason, Resume};
-use crate::core::index::State;
-use crate::core::index::history::parse_rv;
-use crate::core::kinds::rollout::{Rollout, RolloutSpec};
+use crate::core::index::Index as State;
+use crate::core::kinds::rollout::ROLLOUT_STRATEGY;
+use crate::core::kinds::{Controls, Kind, WorkloadKind, Write, with_kind_type};
 use crate::core::model::duration::parse_go_duration;
 use crate::core::model::hash::{ContentHash, configmap_hash_parts, secret_hash_parts};
-use crate::core::model::policy::{self, CONFIGMAP_EXCLUDE, Keys, Policy, SECRET_EXCLUDE};
+use crate::core::model::keys::{CONFIGMAP_EXCLUDE, Keys, SECRET_EXCLUDE};
+use crate::core::model::parse_rv;
+use crate::core::model::policy::Policy;
 use crate::core::model::record::{self, Applied, FIELD_MANAGER, RECORD_ANNOTATION, Record};
 use crate::core::model::source::{SourceInfo, SourceKind, SourceRef};
-use crate::core::model::workload::{ROLLOUT_STRATEGY, Workload, WorkloadKey, WorkloadKind, project_object};
+use crate::core::model::workload::{Workload, WorkloadKey, project_object};
 
 /// `PROPTEST_CASES` cases if set, else `default_cases`; no failure files in the source tree.
 fn config(default_cases: u32) -> ProptestConfig {
@@ -116,7 +117,7 @@ proptest! {
                 for pat in &kp.named {
                     let _ = (pat.is_match(n), pat.is_literal());
                 }
-                let _ = policy::decide(kp, n, None, true);
+                let _ = govern::govern(kp, n, None, true);
             }
         }
         let _ = keys.source_flags(Some(&meta));
@@ -136,8 +137,8 @@ proptest! {
         let _ = parse_go_duration(&s);
         let _ = record::decode(&s);
         let _ = SourceRef::parse(&s);
-        let _ = policy::parse_go_bool(&s);
-        let _ = policy::is_object_name(&s);
+        let _ = crate::core::model::keys::parse_go_bool(&s);
+        let _ = crate::core::model::policy::is_object_name(&s);
         let _ = WorkloadKind::parse(&s);
         let _ = parse_rv(Some(&s));
     }
@@ -371,14 +372,7 @@ fn h(n: u8) -> ContentHash {
 }
 
 fn kind() -> impl Strategy<Value = WorkloadKind> {
-    select(vec![
-        WorkloadKind::Deployment,
-        WorkloadKind::StatefulSet,
-        WorkloadKind::DaemonSet,
-        WorkloadKind::CronJob,
-        WorkloadKind::Job,
-        WorkloadKind::Rollout,
-    ])
+    select(WorkloadKind::ALL.to_vec())
 }
 
 /// How a container uses a source.
@@ -483,38 +477,9 @@ impl Obj {
 
     fn project(&self, auto_all: bool) -> Workload {
         let keys = Keys::default();
-        let (metadata, template) = (self.meta.clone(), self.template.clone());
-        match self.kind {
-            WorkloadKind::Deployment => {
-                let spec = DeploymentSpec { template, paused: Some(self.paused), ..Default::default() };
-                project_object(&Deployment { metadata, spec: Some(spec), status: None }, &keys, auto_all)
-            }
-            WorkloadKind::StatefulSet => {
-                let spec = StatefulSetSpec { template, ..Default::default() };
-                project_object(&StatefulSet { metadata, spec: Some(spec), status: None }, &keys, auto_all)
-            }
-            WorkloadKind::DaemonSet => {
-                let spec = DaemonSetSpec { template, ..Default::default() };
-                project_object(&DaemonSet { metadata, spec: Some(spec), status: None }, &keys, auto_all)
-            }
-            WorkloadKind::CronJob => {
-                let job = JobSpec { template, ..Default::default() };
-                let spec = CronJobSpec {
-                    job_template: JobTemplateSpec { metadata: None, spec: Some(job) },
-                    suspend: Some(self.suspended),
-                    ..Default::default()
-                };
-                project_object(&CronJob { metadata, spec, status: None }, &keys, auto_all)
-            }
-            WorkloadKind::Job => {
-                let spec = JobSpec { template, ..Default::default() };
-                project_object(&Job { metadata, spec: Some(spec), status: None }, &keys, auto_all)
-            }
-            WorkloadKind::Rollout => {
-                let spec = RolloutSpec { template: Some(template), workload_ref: None };
-                project_object(&Rollout { metadata, spec: Some(spec), status: None }, &keys, auto_all)
-            }
-        }
+        let controls = Controls { spec_paused: self.paused, suspended: self.suspended, ..Default::default() };
+        let (meta, template) = (self.meta.clone(), self.template.clone());
+        with_kind_type!(self.kind, K => project_object(&K::fixture(meta, template, &controls), &keys, auto_all))
     }
 
     fn annotations(&mut self) -> &mut BTreeMap<String, String> {
@@ -557,8 +522,8 @@ impl Obj {
             return Pass::Planned;
         }
         let unix = NOW;
-        match self.kind {
-            WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet => {
+        match self.kind.info().write {
+            Write::PatchTemplate => {
                 if mutate_template(&mut self.template, w, changes, strategy, unix) && d.pause_for.is_some() {
                     let at = now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
                     self.annotations().insert(Keys::default().paused_at, at);
@@ -566,14 +531,14 @@ impl Obj {
                 }
             }
             // A Job is spawned from the job template; the CronJob gets the record only.
-            WorkloadKind::CronJob => {}
-            WorkloadKind::Job => {
+            Write::SpawnJob => {}
+            Write::Recreate => {
                 if mutate_template(&mut self.template, w, changes, strategy, unix) {
                     // Deleted and created again: a new object.
                     self.meta.uid = Some(format!("uid-{rv}"));
                 }
             }
-            WorkloadKind::Rollout => {
+            Write::ArgoRollout => {
                 if !w.controls.restart_strategy {
                     mutate_template(&mut self.template, w, changes, strategy, unix);
                 }

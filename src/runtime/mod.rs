@@ -1,5 +1,6 @@
-//! The process's machinery: the shared context, the work queue, readiness, leader election,
-//! the probe and metrics server, metrics, alerts, logs and signals, and the API client.
+//! The process's services and machinery: the context (`context`) and the services it holds
+//! (`store`, `scheduler`, `writer`, `reporter`), readiness, leader election, the probe and
+//! metrics server, memory, logs and signals, and the API client.
 
 pub mod client;
 pub(crate) mod context;
@@ -9,5 +10,6 @@ pub(crate) mod readiness;
 pub(crate) mod reporter;
 pub(crate) mod scheduler;
 pub(crate) mod server;
+pub(crate) mod store;
 pub mod telemetry;
 pub(crate) mod writer;

@@ -2,14 +2,16 @@
 //! desired record (what governs it, at which content), and the plan that takes the workload
 //! from its applied record to it. Pure functions; `reconcile` does the I/O.
 
+pub(crate) mod govern;
 pub(crate) mod outcome;
 pub(crate) mod patch;
 
 use std::collections::BTreeMap;
 
+use crate::core::decide::govern::{Rule, Skip, govern};
 use crate::core::index::history::History;
+use crate::core::model::cause::Cause;
 use crate::core::model::hash::ContentHash;
-use crate::core::model::policy::{self, Rule, Skip};
 use crate::core::model::record::{Applied, Record};
 use crate::core::model::source::{NamespaceSources, SourceKind, SourceRef};
 use crate::core::model::workload::Workload;
@@ -53,11 +55,7 @@ pub(crate) fn consider(
 ) -> BTreeMap<SourceRef, Considered> {
     let empty = NamespaceSources::default();
     let sources = sources.unwrap_or(&empty);
-    // A record someone else wrote (see `Workload::record_foreign`) is not evidence.
-    let recorded = match &w.record {
-        Ok(Some(r)) if w.record_foreign.is_none() => Some(r),
-        _ => None,
-    };
+    let recorded = w.trusted_record();
 
     let mut candidates: Vec<SourceRef> = w.refs.keys().cloned().collect();
     for kind in SourceKind::ALL {
@@ -94,7 +92,7 @@ pub(crate) fn consider(
             (None, Some(h)) => h.before_last_change(&w.key.namespace, &c),
             _ => None,
         };
-        let verdict = policy::decide(w.policy.for_kind(c.kind), &c.name, info.or(deleted), referenced);
+        let verdict = govern(w.policy.for_kind(c.kind), &c.name, info.or(deleted), referenced);
         let current = info.map_or(Applied::Absent, |i| Applied::Hash(i.hash));
         let seen = match (history, w.anchor) {
             (Some(h), Some(rv)) => h.content_at(&w.key.namespace, &c, rv, current),
@@ -150,6 +148,13 @@ pub(crate) struct Change {
     pub(crate) hash: Option<ContentHash>,
 }
 
+impl Change {
+    /// Its identity, as notes, Events and the circuit breaker name it.
+    pub(crate) fn cause(&self) -> Cause {
+        Cause::new(self.source.clone(), self.hash)
+    }
+}
+
 /// What to do with a workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Plan {
@@ -173,9 +178,9 @@ pub(crate) enum Plan {
 /// reload is not lost when the first record is written late.
 pub(crate) fn plan(w: &Workload, desired: &Record, seen: &Record, opts: Options) -> Plan {
     let untrusted = Record::new();
-    let (old, adopt) = match &w.record {
-        Ok(Some(r)) if w.record_foreign.is_none() => (r, false),
-        Ok(None) if desired.is_empty() => return Plan::Nothing,
+    let (old, adopt) = match (w.trusted_record(), &w.record) {
+        (Some(r), _) => (r, false),
+        (None, Ok(None)) if desired.is_empty() => return Plan::Nothing,
         // No record, one someone else wrote (see `Workload::record_foreign`), or an unreadable
         // one: the record is written whatever the outcome.
         _ => (&untrusted, true),
@@ -293,7 +298,7 @@ pub(crate) struct Decision {
     pub(crate) pause_for: Option<std::time::Duration>,
     /// The reload is recorded without rolling anything, for this reason (Reloader #822: a
     /// suspended CronJob must not run).
-    pub(crate) record_only: Option<&'static str>,
+    pub(crate) record_only: Option<String>,
     /// An adoption of a workload none of whose governing sources changed since its first
     /// sight: the record only restates what that first sight already gives, so its write may
     /// wait its turn (`--adoption-writes-per-second`). Any later change brings the workload
@@ -314,7 +319,6 @@ pub(crate) fn decide(
     pause_key: &str,
     now: k8s_openapi::jiff::Timestamp,
 ) -> (BTreeMap<SourceRef, Considered>, Decision) {
-    use crate::core::model::workload::WorkloadKind;
     let considered = consider(w, sources, history);
     let (desired, seen) = (desired(&considered), seen(&considered));
     let plan = plan(w, &desired, &seen, opts);
@@ -324,12 +328,13 @@ pub(crate) fn decide(
     if let Some(Err(e)) = &pause {
         problems.push(format!("annotation {pause_key:?}: {e}; reloads happen without a pause"));
     }
-    let deployment = w.key.kind == WorkloadKind::Deployment;
+    // Only Deployments honour it (`KindInfo::pause_period`).
+    let honoured = w.key.kind.info().pause_period;
     let period = match &pause {
-        Some(Ok(d)) if deployment => Some(*d),
+        Some(Ok(d)) if honoured => Some(*d),
         _ => None,
     };
-    let resume = match (&w.controls.paused_at, deployment && w.controls.spec_paused) {
+    let resume = match (&w.controls.paused_at, honoured && w.controls.spec_paused) {
         (Some(at), true) => {
             let elapsed = at
                 .parse::<k8s_openapi::jiff::Timestamp>()
@@ -346,12 +351,11 @@ pub(crate) fn decide(
     };
     let reload = matches!(plan, Plan::Reload { .. });
     let pause_for = period.filter(|_| reload && !w.controls.spec_paused);
-    let record_only =
-        (reload && w.key.kind == WorkloadKind::CronJob && w.controls.suspended).then_some("the CronJob is suspended");
+    let record_only = (reload && w.controls.suspended).then(|| format!("the {} is suspended", w.key.kind));
     let decision = Decision {
         plan,
         problems,
-        pause_ignored: matches!(pause, Some(Ok(_))) && !deployment,
+        pause_ignored: matches!(pause, Some(Ok(_))) && !honoured,
         resume,
         pause_for,
         record_only,
@@ -363,11 +367,12 @@ pub(crate) fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::kinds::WorkloadKind;
     use crate::core::model::hash::ContentHash;
-    use crate::core::model::policy::Keys;
+    use crate::core::model::keys::Keys;
     use crate::core::model::record::{RECORD_ANNOTATION, encode};
     use crate::core::model::source::SourceInfo;
-    use crate::core::model::workload::{WorkloadKind, project};
+    use crate::core::model::workload::project;
     use k8s_openapi::api::core::v1::PodTemplateSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use serde_json::json;
@@ -1447,7 +1452,7 @@ mod tests {
     /// found the source gone.
     #[test]
     fn a_deletion_is_judged_by_the_deleted_object_table() {
-        use crate::core::index::State;
+        use crate::core::index::Index;
         use crate::core::model::source::SourceFlags;
         use ChangeKind::Deleted;
         struct Case {
@@ -1592,7 +1597,7 @@ mod tests {
                 w.anchor = Some(100);
                 w
             };
-            let mut st = State::default();
+            let mut st = Index::default();
             let t = std::time::Instant::now();
             st.upsert_source("ns", SourceKind::ConfigMap, "a", c.before.info());
             st.note_change("ns", &cm("a"), Some(10), None, t);
@@ -1652,9 +1657,10 @@ mod tests {
 #[cfg(test)]
 mod csi_tests {
     use super::*;
-    use crate::core::model::policy::Keys;
+    use crate::core::kinds::WorkloadKind;
+    use crate::core::model::keys::Keys;
     use crate::core::model::record::{RECORD_ANNOTATION, encode};
-    use crate::core::model::workload::{WorkloadKind, project};
+    use crate::core::model::workload::project;
     use k8s_openapi::api::core::v1::PodTemplateSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use serde_json::json;

@@ -60,9 +60,15 @@ pub(crate) fn env_var_name(change: &Change) -> String {
     format!("STAKATER_{}_{}", env_var_component(&change.source.name), change.source.kind.type_name())
 }
 
+/// A patch of the workload's annotations, with the `resourceVersion` it was decided on as a
+/// precondition (a `null` value removes an annotation).
+pub(crate) fn meta_patch(w: &Workload, annotations: Value) -> Value {
+    json!({"metadata": {"resourceVersion": w.resource_version, "annotations": annotations}})
+}
+
 /// Records the given state on the workload's metadata: no rollout.
 pub(crate) fn record_patch(w: &Workload, record: &Record) -> Value {
-    json!({"metadata": {"resourceVersion": w.resource_version, "annotations": {RECORD_ANNOTATION: record::encode(record)}}})
+    meta_patch(w, json!({RECORD_ANNOTATION: record::encode(record)}))
 }
 
 /// The `last-reloaded-from` value for a reload (it names the first change).

@@ -26,7 +26,7 @@ pub(crate) struct Brake {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub(crate) enum Check {
     /// Reload now.
     Go,
     /// Too soon after the last reload: look again then.
@@ -51,7 +51,7 @@ impl Brake {
     }
 
     /// May the workload reload now?
-    pub(crate) fn check(&mut self, s: &BrakeSettings, now: Instant) -> Verdict {
+    pub(crate) fn check(&mut self, s: &BrakeSettings, now: Instant) -> Check {
         while self.reloads.front().is_some_and(|t| now.duration_since(*t) > s.flap_window) {
             self.reloads.pop_front();
         }
@@ -59,24 +59,24 @@ impl Brake {
             let quiet_since = self.last_change.unwrap_or(now);
             let until = quiet_since + s.settle;
             if now < until {
-                return Verdict::Hold { until, newly: false };
+                return Check::Hold { until, newly: false };
             }
             // Settled: one reload with the latest state, and a fresh start.
             self.held = false;
             self.reloads.clear();
-            return Verdict::Go;
+            return Check::Go;
         }
         if s.flap_limit > 0 && self.reloads.len() >= s.flap_limit {
             self.held = true;
             let until = self.last_change.unwrap_or(now) + s.settle;
-            return Verdict::Hold { until: until.max(now + Duration::from_millis(1)), newly: true };
+            return Check::Hold { until: until.max(now + Duration::from_millis(1)), newly: true };
         }
         if let Some(last) = self.reloads.back()
             && now.duration_since(*last) < s.min_interval
         {
-            return Verdict::Wait(*last + s.min_interval);
+            return Check::Wait(*last + s.min_interval);
         }
-        Verdict::Go
+        Check::Go
     }
 
     /// A reload was written.
@@ -103,11 +103,11 @@ mod tests {
         let s = settings();
         let t0 = Instant::now();
         let mut b = Brake::default();
-        assert_eq!(b.check(&s, t0), Verdict::Go);
+        assert_eq!(b.check(&s, t0), Check::Go);
         b.reloaded(t0);
         let t1 = t0 + Duration::from_secs(3);
-        assert_eq!(b.check(&s, t1), Verdict::Wait(t0 + Duration::from_secs(10)));
-        assert_eq!(b.check(&s, t0 + Duration::from_secs(10)), Verdict::Go);
+        assert_eq!(b.check(&s, t1), Check::Wait(t0 + Duration::from_secs(10)));
+        assert_eq!(b.check(&s, t0 + Duration::from_secs(10)), Check::Go);
     }
 
     #[test]
@@ -118,23 +118,23 @@ mod tests {
         let mut t = t0;
         for _ in 0..3 {
             b.changed(t);
-            assert_eq!(b.check(&s, t), Verdict::Go);
+            assert_eq!(b.check(&s, t), Check::Go);
             b.reloaded(t);
             t += Duration::from_secs(20);
         }
         b.changed(t);
         let v = b.check(&s, t);
-        assert_eq!(v, Verdict::Hold { until: t + Duration::from_secs(60), newly: true });
+        assert_eq!(v, Check::Hold { until: t + Duration::from_secs(60), newly: true });
         assert!(b.is_held());
         // Still changing: the hold moves with the last change.
         let t2 = t + Duration::from_secs(30);
         b.changed(t2);
         assert_eq!(
             b.check(&s, t2 + Duration::from_secs(59)),
-            Verdict::Hold { until: t2 + Duration::from_secs(60), newly: false }
+            Check::Hold { until: t2 + Duration::from_secs(60), newly: false }
         );
         // Quiet for `settle`: released, one reload.
-        assert_eq!(b.check(&s, t2 + Duration::from_secs(60)), Verdict::Go);
+        assert_eq!(b.check(&s, t2 + Duration::from_secs(60)), Check::Go);
         assert!(!b.is_held());
     }
 
@@ -146,7 +146,7 @@ mod tests {
         for i in 0..3 {
             b.reloaded(t0 + Duration::from_secs(20 * i));
         }
-        assert_eq!(b.check(&s, t0 + Duration::from_secs(700)), Verdict::Go);
+        assert_eq!(b.check(&s, t0 + Duration::from_secs(700)), Check::Go);
     }
 
     #[test]
@@ -161,7 +161,7 @@ mod tests {
         let mut b = Brake::default();
         for i in 0..100 {
             let t = t0 + Duration::from_millis(i);
-            assert_eq!(b.check(&s, t), Verdict::Go);
+            assert_eq!(b.check(&s, t), Check::Go);
             b.reloaded(t);
         }
     }

@@ -8,7 +8,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::core::decide::outcome::{Ended, Tracked};
+use crate::core::model::cause::{Cause, ShortHash};
+use crate::core::model::note::{Ended, Tracked};
+use crate::core::model::source::SourceRef;
+use crate::core::model::workload::WorkloadKey;
 
 /// The annotation on a ConfigMap or Secret that lifts the breaker for a change of it: its
 /// 12-character hash as Events and `reloader explain` name it (`configmap/app@1a2b3c4d5e6f`:
@@ -17,12 +20,12 @@ use crate::core::decide::outcome::{Ended, Tracked};
 pub(crate) const RELEASE_ANNOTATION: &str = "reloader.kube-reloader.dev/release-hold";
 
 /// Whether the release mark on a source (`RELEASE_ANNOTATION`'s value) lifts the breaker for
-/// its change to the content whose short hash is `short` (`None`: its deletion).
-pub(crate) fn released(mark: Option<&str>, short: Option<&str>) -> bool {
+/// its change to the content `content` (`None`: its deletion).
+pub(crate) fn released(mark: Option<&str>, content: Option<ShortHash>) -> bool {
     let Some(mark) = mark.map(|m| m.trim().to_ascii_lowercase()) else {
         return false;
     };
-    mark == "true" || short.is_some_and(|s| s == mark)
+    mark == "true" || content.is_some_and(|h| ShortHash::parse(&mark) == Some(h))
 }
 
 /// How the rollouts a change caused went so far.
@@ -33,11 +36,11 @@ pub(crate) struct Tally {
     pub(crate) failed: usize,
 }
 
-/// Counts the rollouts caused by the change `cause` (`configmap/app@1a2b3c4d5e6f`) among the
-/// tracking notes of the workloads using its source.
-pub(crate) fn tally<'a>(cause: &str, notes: impl IntoIterator<Item = &'a Tracked>) -> Tally {
+/// Counts the rollouts caused by the change `cause` among the tracking notes of the workloads
+/// using its source.
+pub(crate) fn tally<'a>(cause: &Cause, notes: impl IntoIterator<Item = &'a Tracked>) -> Tally {
     let mut t = Tally::default();
-    for n in notes.into_iter().filter(|n| n.cause.split(", ").any(|c| c == cause)) {
+    for n in notes.into_iter().filter(|n| n.cause.contains(cause)) {
         t.started += 1;
         match n.outcome {
             None => t.in_progress += 1,
@@ -85,37 +88,44 @@ pub(crate) fn gate(limit: Option<usize>, tally: Tally) -> Gate {
 }
 
 /// The words of the hold, for Events, logs and `reloader explain`.
-pub(crate) fn held_note(cause: &str, t: Tally) -> String {
+pub(crate) fn held_note(cause: &Cause, t: Tally) -> String {
     format!(
         "held: {} of the first {} rollouts for {cause} failed (--halt-on-failed-rollouts); no more start until the source changes again or carries {RELEASE_ANNOTATION}: {}",
         t.failed,
         t.started,
-        match cause.rsplit('@').next() {
-            Some(h) if h != "deleted" => h,
-            _ => "true",
-        }
+        cause.release_value()
     )
+}
+
+/// What is reported of a hold: the Event on the source, the one on each workload held, and
+/// the release.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Subject {
+    Source,
+    Workload(WorkloadKey),
+    Released,
 }
 
 /// What this process has reported of the breaker's holds, per source and only for its latest
 /// change: it stays as small as the holds in force, however many changes were held before.
 #[derive(Debug, Default)]
 pub(crate) struct Reported {
-    /// `<ns>/<source>` → the change reported on, and what was reported of it.
-    by_source: HashMap<String, (String, HashSet<String>)>,
+    /// (namespace, source) → the change reported on, and what was reported of it.
+    by_source: HashMap<(String, SourceRef), (Cause, HashSet<Subject>)>,
 }
 
 impl Reported {
-    /// Whether `what` (the source's Event, a workload's, the release) is reported for the first
-    /// time for the change `cause` (`configmap/app@1a2b3c4d5e6f`) of a source of `ns`. What was
-    /// reported of an earlier change of that source is forgotten.
-    pub(crate) fn first(&mut self, ns: &str, cause: &str, what: &str) -> bool {
-        let source = format!("{ns}/{}", cause.split('@').next().unwrap_or(cause));
-        let entry = self.by_source.entry(source).or_default();
-        if entry.0 != cause {
-            *entry = (cause.to_string(), HashSet::new());
+    /// Whether `what` is reported for the first time for the change `cause` of a source of
+    /// `ns`. What was reported of an earlier change of that source is forgotten.
+    pub(crate) fn first(&mut self, ns: &str, cause: &Cause, what: Subject) -> bool {
+        let entry = self
+            .by_source
+            .entry((ns.to_string(), cause.source.clone()))
+            .or_insert_with(|| (cause.clone(), HashSet::new()));
+        if entry.0 != *cause {
+            *entry = (cause.clone(), HashSet::new());
         }
-        entry.1.insert(what.to_string())
+        entry.1.insert(what)
     }
 
     /// Subjects remembered, over all sources.
@@ -129,10 +139,24 @@ impl Reported {
 mod tests {
     use super::*;
 
+    use crate::core::kinds::WorkloadKind;
+    use crate::core::model::cause::Causes;
+
     const CAUSE: &str = "configmap/app@1a2b3c4d5e6f";
 
+    fn cause(s: &str) -> Cause {
+        Cause::parse(s).expect("a cause")
+    }
+
     fn note(cause: &str, outcome: Option<Ended>) -> Tracked {
-        Tracked { cause: cause.into(), at: 0, generation: 2, outcome, ended: None, reason: None }
+        Tracked {
+            cause: Causes::parse(cause).expect("causes"),
+            at: 0,
+            generation: 2,
+            outcome,
+            ended: None,
+            reason: None,
+        }
     }
 
     #[test]
@@ -146,8 +170,8 @@ mod tests {
             note("configmap/app@ffffffffffff", Some(Ended::Failed)),
             note("configmap/app-other@1a2b3c4d5e6f", Some(Ended::Failed)),
         ];
-        assert_eq!(tally(CAUSE, &notes), Tally { started: 5, in_progress: 1, failed: 2 });
-        assert_eq!(tally("configmap/none@1a2b3c4d5e6f", &notes), Tally::default());
+        assert_eq!(tally(&cause(CAUSE), &notes), Tally { started: 5, in_progress: 1, failed: 2 });
+        assert_eq!(tally(&cause("configmap/none@1a2b3c4d5e6f"), &notes), Tally::default());
     }
 
     #[test]
@@ -194,30 +218,34 @@ mod tests {
             (Some(""), h, false),
         ];
         for (mark, short, want) in cases {
-            assert_eq!(released(mark, short), want, "{mark:?} {short:?}");
+            let content = short.map(|s| ShortHash::parse(s).expect("a short hash"));
+            assert_eq!(released(mark, content), want, "{mark:?} {short:?}");
         }
     }
 
     #[test]
     fn each_hold_is_reported_once_and_only_the_latest_change_is_remembered() {
         let mut r = Reported::default();
-        let (a, b) = ("configmap/app@1a2b3c4d5e6f", "configmap/app@ffffffffffff");
-        assert!(r.first("ns", a, "source"));
-        assert!(r.first("ns", a, "Deployment/ns/w1"));
-        assert!(!r.first("ns", a, "source"), "once");
-        assert!(!r.first("ns", a, "Deployment/ns/w1"), "once");
-        assert!(r.first("other", a, "source"), "another namespace's source");
-        assert!(r.first("ns", "secret/app@1a2b3c4d5e6f", "source"), "another source");
+        let (a, b) = (&cause("configmap/app@1a2b3c4d5e6f"), &cause("configmap/app@ffffffffffff"));
+        let w1 = || {
+            Subject::Workload(WorkloadKey { kind: WorkloadKind::Deployment, namespace: "ns".into(), name: "w1".into() })
+        };
+        assert!(r.first("ns", a, Subject::Source));
+        assert!(r.first("ns", a, w1()));
+        assert!(!r.first("ns", a, Subject::Source), "once");
+        assert!(!r.first("ns", a, w1()), "once");
+        assert!(r.first("other", a, Subject::Source), "another namespace's source");
+        assert!(r.first("ns", &cause("secret/app@1a2b3c4d5e6f"), Subject::Source), "another source");
         assert_eq!(r.len(), 4);
         // The next change of the source: reported afresh, the earlier one forgotten.
-        assert!(r.first("ns", b, "source"));
+        assert!(r.first("ns", b, Subject::Source));
         assert_eq!(r.len(), 3);
-        assert!(r.first("ns", a, "source"), "a change back is a hold of its own");
+        assert!(r.first("ns", a, Subject::Source), "a change back is a hold of its own");
     }
 
     #[test]
     fn the_note_says_why() {
-        let n = held_note(CAUSE, Tally { started: 5, in_progress: 0, failed: 3 });
+        let n = held_note(&cause(CAUSE), Tally { started: 5, in_progress: 0, failed: 3 });
         assert!(n.starts_with("held: 3 of the first 5 rollouts for configmap/app@1a2b3c4d5e6f failed"), "{n}");
     }
 }

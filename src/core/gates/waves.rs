@@ -127,7 +127,7 @@ impl Wave {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::workload::WorkloadKind;
+    use crate::core::kinds::WorkloadKind;
 
     fn k(name: &str) -> WorkloadKey {
         WorkloadKey { kind: WorkloadKind::Deployment, namespace: "ns".into(), name: name.into() }

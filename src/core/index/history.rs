@@ -108,15 +108,11 @@ impl History {
     }
 }
 
-/// Parses a resourceVersion as KEP-5504 defines it: a positive decimal integer.
-pub(crate) fn parse_rv(rv: Option<&str>) -> Option<u64> {
-    rv.and_then(|s| s.parse::<u64>().ok()).filter(|n| *n > 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::model::hash::ContentHash;
+    use crate::core::model::parse_rv;
     use crate::core::model::source::SourceKind;
 
     fn h(n: u8) -> Applied {

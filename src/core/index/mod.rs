@@ -12,7 +12,7 @@ use crate::core::model::source::{NamespaceSources, SourceFlags, SourceInfo, Sour
 use crate::core::model::workload::{Workload, WorkloadKey};
 
 #[derive(Default)]
-pub(crate) struct State {
+pub(crate) struct Index {
     sources: HashMap<String, NamespaceSources>,
     workloads: HashMap<WorkloadKey, Workload>,
     /// (namespace, source) → workloads that use it or recorded it.
@@ -34,7 +34,7 @@ pub(crate) struct State {
     releases: HashMap<(String, SourceRef), String>,
 }
 
-impl State {
+impl Index {
     pub(crate) fn sources(&self, namespace: &str) -> Option<&NamespaceSources> {
         self.sources.get(namespace)
     }
@@ -78,10 +78,6 @@ impl State {
         now: std::time::Instant,
     ) {
         self.history.changed(namespace, source, rv.unwrap_or(u64::MAX), before, now);
-    }
-
-    pub(crate) fn workload_keys(&self) -> impl Iterator<Item = &WorkloadKey> {
-        self.workloads.keys()
     }
 
     pub(crate) fn source_count(&self) -> usize {
@@ -296,7 +292,7 @@ impl State {
     }
 
     /// Keys of workloads of one kind (for a relist diff).
-    pub(crate) fn workload_keys_of(&self, kind: crate::core::model::workload::WorkloadKind) -> Vec<WorkloadKey> {
+    pub(crate) fn workload_keys_of(&self, kind: crate::core::kinds::WorkloadKind) -> Vec<WorkloadKey> {
         self.workloads.keys().filter(|k| k.kind == kind).cloned().collect()
     }
 }
@@ -304,8 +300,9 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::policy::Keys;
-    use crate::core::model::workload::{WorkloadKind, project};
+    use crate::core::kinds::WorkloadKind;
+    use crate::core::model::keys::Keys;
+    use crate::core::model::workload::project;
     use k8s_openapi::api::core::v1::PodTemplateSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use serde_json::json;
@@ -326,8 +323,8 @@ mod tests {
     #[test]
     fn the_anchor_moves_only_with_what_governs() {
         let auto = json!({"reloader.stakater.com/auto": "true"});
-        let mut st = State::default();
-        let anchor = |st: &State| st.workload(&seen_as("1", json!({}), &[], "u").key).unwrap().anchor;
+        let mut st = Index::default();
+        let anchor = |st: &Index| st.workload(&seen_as("1", json!({}), &[], "u").key).unwrap().anchor;
         let rows: Vec<(&str, Workload, Option<u64>)> = vec![
             ("first sight", seen_as("100", auto.clone(), &["a"], "u"), Some(100)),
             (

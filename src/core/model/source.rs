@@ -125,13 +125,6 @@ pub(crate) struct SourceFlags {
     pub(crate) ignored: bool,
 }
 
-impl SourceFlags {
-    pub(crate) fn of<K: SourceObject>(obj: &K, keys: &crate::core::model::policy::Keys) -> SourceFlags {
-        let (matched, ignored) = keys.source_flags(obj.meta().annotations.as_ref());
-        SourceFlags { matched, ignored }
-    }
-}
-
 /// The ConfigMaps, Secrets and SecretProviderClasses of one namespace.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct NamespaceSources {
@@ -190,10 +183,10 @@ impl SourceObject for k8s_openapi::api::core::v1::Secret {
 }
 
 impl SourceInfo {
-    /// What is kept of a ConfigMap or Secret: its content hash and its match/ignore flags. The
-    /// watches and `reloader explain` both build it here, so they cannot disagree.
-    pub(crate) fn of<K: SourceObject>(obj: &K, keys: &crate::core::model::policy::Keys) -> SourceInfo {
-        let SourceFlags { matched, ignored } = SourceFlags::of(obj, keys);
-        SourceInfo { hash: obj.content_hash(), matched, ignored, content_rv: None }
+    /// What is kept of a ConfigMap or Secret: its content hash and its match/ignore flags
+    /// (`Keys::flags`). The watches and `reloader explain` both build it here, so they cannot
+    /// disagree.
+    pub(crate) fn of<K: SourceObject>(obj: &K, flags: SourceFlags) -> SourceInfo {
+        SourceInfo { hash: obj.content_hash(), matched: flags.matched, ignored: flags.ignored, content_rv: None }
     }
 }

@@ -1,70 +1,20 @@
-//! Workloads as the controller keeps them: a compact projection of each Deployment,
-//! StatefulSet, DaemonSet, CronJob, Job and Argo Rollout (policy, the sources it uses, the
-//! applied record, the few controls a decision reads), never the whole object.
+//! Workloads as the controller keeps them: a compact projection of an object of any kind
+//! (`kinds`): its policy, the sources it uses, the applied record, the few controls a decision
+//! reads and how its rollout goes; never the whole object.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::core::decide::outcome::{Progress, ROLLOUT_ANNOTATION, Tracked};
-use crate::core::model::policy::{Keys, Policy};
+use crate::core::kinds::{Controls, Progress, WorkloadKind, WorkloadType};
+use crate::core::model::keys::Keys;
+use crate::core::model::note::{ROLLOUT_ANNOTATION, Tracked};
+use crate::core::model::policy::Policy;
 use crate::core::model::record::{self, FIELD_MANAGER, RECORD_ANNOTATION, Record};
 use crate::core::model::refs;
 use crate::core::model::source::SourceRef;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum WorkloadKind {
-    Deployment,
-    StatefulSet,
-    DaemonSet,
-    CronJob,
-    Job,
-    Rollout,
-}
-
-impl WorkloadKind {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            WorkloadKind::Deployment => "Deployment",
-            WorkloadKind::StatefulSet => "StatefulSet",
-            WorkloadKind::DaemonSet => "DaemonSet",
-            WorkloadKind::CronJob => "CronJob",
-            WorkloadKind::Job => "Job",
-            WorkloadKind::Rollout => "Rollout",
-        }
-    }
-
-    pub(crate) fn api_version(self) -> &'static str {
-        match self {
-            WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet => "apps/v1",
-            WorkloadKind::CronJob | WorkloadKind::Job => "batch/v1",
-            WorkloadKind::Rollout => "argoproj.io/v1alpha1",
-        }
-    }
-
-    /// Parses `deployment`, `deploy`, `Deployment`, `deployments`, … (for `reloader explain`).
-    pub(crate) fn parse(s: &str) -> Option<WorkloadKind> {
-        match s.to_ascii_lowercase().as_str() {
-            "deployment" | "deployments" | "deploy" => Some(WorkloadKind::Deployment),
-            "statefulset" | "statefulsets" | "sts" => Some(WorkloadKind::StatefulSet),
-            "daemonset" | "daemonsets" | "ds" => Some(WorkloadKind::DaemonSet),
-            "cronjob" | "cronjobs" | "cj" => Some(WorkloadKind::CronJob),
-            "job" | "jobs" => Some(WorkloadKind::Job),
-            "rollout" | "rollouts" | "ro" => Some(WorkloadKind::Rollout),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for WorkloadKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct WorkloadKey {
@@ -137,41 +87,25 @@ impl Workload {
         self.tracked.as_ref().filter(|t| t.pending())
     }
 
+    /// The applied record, if it can be trusted: one someone else wrote (see `record_foreign`)
+    /// or an unreadable one is not evidence of what the pods run.
+    pub(crate) fn trusted_record(&self) -> Option<&Record> {
+        match &self.record {
+            Ok(Some(r)) if self.record_foreign.is_none() => Some(r),
+            _ => None,
+        }
+    }
+
     pub(crate) fn container_for(&self, source: &SourceRef) -> Option<&str> {
         self.refs.get(source).map(String::as_str).or(self.first_container.as_deref())
     }
 }
 
-/// Builds the projection of a workload from its metadata and pod template.
-/// Kind-specific state that decisions read.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub(crate) struct Controls {
-    /// CronJob `spec.suspend`.
-    pub(crate) suspended: bool,
-    /// Deployment `spec.paused`.
-    pub(crate) spec_paused: bool,
-    /// The pause-period annotation, raw (Deployments honour it; others get a warning).
-    pub(crate) pause_period: Option<String>,
-    /// The paused-at annotation written when this controller paused the Deployment.
-    pub(crate) paused_at: Option<String>,
-    /// Argo Rollout: `reloader.stakater.com/rollout-strategy: restart`.
-    pub(crate) restart_strategy: bool,
-}
-
-/// Reloader's Rollout strategy annotation (not configurable).
-pub(crate) const ROLLOUT_STRATEGY: &str = "reloader.stakater.com/rollout-strategy";
-
-impl Controls {
-    fn from_meta(meta: &ObjectMeta, keys: &Keys) -> Controls {
-        let a = meta.annotations.as_ref();
-        let get = |k: &str| a.and_then(|a| a.get(k)).cloned();
-        Controls {
-            pause_period: get(&keys.pause_period),
-            paused_at: get(&keys.paused_at),
-            restart_strategy: get(ROLLOUT_STRATEGY).as_deref() == Some("restart"),
-            ..Default::default()
-        }
-    }
+/// The controls every workload's metadata can carry: the pause annotations (the kind fills
+/// in the rest, see `Kind::controls`).
+fn controls_of(meta: &ObjectMeta, keys: &Keys) -> Controls {
+    let get = |k: &str| meta.annotations.as_ref().and_then(|a| a.get(k)).cloned();
+    Controls { pause_period: get(&keys.pause_period), paused_at: get(&keys.paused_at), ..Default::default() }
 }
 
 #[cfg(test)]
@@ -182,14 +116,14 @@ pub(crate) fn project(
     keys: &Keys,
     auto_reload_all: bool,
 ) -> Workload {
-    project_with(kind, meta, template, Controls::from_meta(meta, keys), keys, auto_reload_all, Progress::Untracked)
+    project_with(kind, meta, template, controls_of(meta, keys), keys, auto_reload_all, Progress::Untracked)
 }
 
 /// Builds the projection of a workload of any kind.
-pub(crate) fn project_object<K: WorkloadObject>(obj: &K, keys: &Keys, auto_reload_all: bool) -> Workload {
-    let mut controls = Controls::from_meta(obj.meta(), keys);
+pub(crate) fn project_object<K: WorkloadType>(obj: &K, keys: &Keys, auto_reload_all: bool) -> Workload {
+    let mut controls = controls_of(obj.meta(), keys);
     obj.controls(&mut controls);
-    project_with(K::KIND, obj.meta(), obj.template(), controls, keys, auto_reload_all, obj.progress())
+    project_with(K::WORKLOAD, obj.meta(), obj.template(), controls, keys, auto_reload_all, obj.progress())
 }
 
 fn project_with(
@@ -221,32 +155,13 @@ fn project_with(
         Ok(Some(_)) => foreign_writer(meta),
         _ => None,
     };
-    let fingerprint = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        meta.annotations.hash(&mut h);
-        template_annotations.hash(&mut h);
-        refs.hash(&mut h);
-        first_container.hash(&mut h);
-        stakater_env.hash(&mut h);
-        controls.hash(&mut h);
-        h.finish()
-    };
-    let anchor_digest = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        // The annotations the policy is parsed from, not all of them: other writers' (the
-        // Deployment revision, tools' tracking marks, our own record) do not move the anchor.
-        for (k, v) in meta.annotations.iter().flatten().filter(|(k, _)| keys.is_policy_key(k)) {
-            (k, v).hash(&mut h);
-        }
-        template_annotations.hash(&mut h);
-        refs.hash(&mut h);
-        first_container.hash(&mut h);
-        stakater_env.hash(&mut h);
-        controls.hash(&mut h);
-        h.finish()
-    };
+    // What governs the workload besides its own annotations; both digests cover it.
+    let governs = (template_annotations, &refs, &first_container, &stakater_env, &controls);
+    let fingerprint = digest((&meta.annotations, governs));
+    // The annotations the policy is parsed from, not all of them: other writers' (the
+    // Deployment revision, tools' tracking marks, our own record) do not move the anchor.
+    let policy_annotations: Vec<_> = meta.annotations.iter().flatten().filter(|(k, _)| keys.is_policy_key(k)).collect();
+    let anchor_digest = digest((policy_annotations, governs));
     Workload {
         key: WorkloadKey {
             kind,
@@ -262,7 +177,7 @@ fn project_with(
         controls,
         record,
         fingerprint,
-        anchor: crate::core::index::history::parse_rv(meta.resource_version.as_deref()),
+        anchor: crate::core::model::parse_rv(meta.resource_version.as_deref()),
         anchor_digest,
         tracked: match &record_foreign {
             Some(_) => None,
@@ -273,6 +188,13 @@ fn project_with(
         record_foreign,
         progress,
     }
+}
+
+fn digest(v: impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.hash(&mut h);
+    h.finish()
 }
 
 /// Who last wrote the record annotation, if not this controller (from `managedFields`). An
@@ -287,128 +209,4 @@ fn foreign_writer(meta: &ObjectMeta) -> Option<String> {
         return None;
     }
     Some(entries.iter().find(|e| owns(e)).and_then(|e| e.manager.clone()).unwrap_or_else(|| "unknown".into()))
-}
-
-/// Runs `$body` with `$K` naming the Kubernetes type of the workload kind `$kind`: the one
-/// place that maps a kind to its type, for the watches and `reloader explain`.
-macro_rules! with_workload_type {
-    ($kind:expr, $K:ident => $body:expr) => {
-        match $kind {
-            $crate::core::model::workload::WorkloadKind::Deployment => {
-                type $K = k8s_openapi::api::apps::v1::Deployment;
-                $body
-            }
-            $crate::core::model::workload::WorkloadKind::StatefulSet => {
-                type $K = k8s_openapi::api::apps::v1::StatefulSet;
-                $body
-            }
-            $crate::core::model::workload::WorkloadKind::DaemonSet => {
-                type $K = k8s_openapi::api::apps::v1::DaemonSet;
-                $body
-            }
-            $crate::core::model::workload::WorkloadKind::CronJob => {
-                type $K = k8s_openapi::api::batch::v1::CronJob;
-                $body
-            }
-            $crate::core::model::workload::WorkloadKind::Job => {
-                type $K = k8s_openapi::api::batch::v1::Job;
-                $body
-            }
-            $crate::core::model::workload::WorkloadKind::Rollout => {
-                type $K = $crate::core::kinds::rollout::Rollout;
-                $body
-            }
-        }
-    };
-}
-pub(crate) use with_workload_type;
-
-/// The Kubernetes types this controller rolls.
-pub(crate) trait WorkloadObject:
-    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-    + Clone
-    + fmt::Debug
-    + serde::de::DeserializeOwned
-    + serde::Serialize
-    + Send
-    + Sync
-    + 'static
-{
-    const KIND: WorkloadKind;
-    /// The API resource (plural), for metrics labels.
-    const RESOURCE: &'static str;
-    fn template(&self) -> Option<&PodTemplateSpec>;
-    /// Fills the kind-specific controls.
-    fn controls(&self, _c: &mut Controls) {}
-    /// How its rollout goes, for outcome tracking.
-    fn progress(&self) -> Progress {
-        Progress::Untracked
-    }
-}
-
-impl WorkloadObject for Deployment {
-    const KIND: WorkloadKind = WorkloadKind::Deployment;
-    const RESOURCE: &'static str = "deployments";
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
-    fn controls(&self, c: &mut Controls) {
-        c.spec_paused = self.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
-    }
-    fn progress(&self) -> Progress {
-        Progress::of_deployment(self)
-    }
-}
-
-impl WorkloadObject for CronJob {
-    const KIND: WorkloadKind = WorkloadKind::CronJob;
-    const RESOURCE: &'static str = "cronjobs";
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.job_template.spec.as_ref().map(|s| &s.template)
-    }
-    fn controls(&self, c: &mut Controls) {
-        c.suspended = self.spec.suspend.unwrap_or(false);
-    }
-}
-
-impl WorkloadObject for Job {
-    const KIND: WorkloadKind = WorkloadKind::Job;
-    const RESOURCE: &'static str = "jobs";
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
-}
-
-impl WorkloadObject for crate::core::kinds::rollout::Rollout {
-    const KIND: WorkloadKind = WorkloadKind::Rollout;
-    const RESOURCE: &'static str = "rollouts";
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        // A Rollout with `workloadRef` has no template: nothing to reload (Reloader #751).
-        self.spec.as_ref().and_then(|s| s.template.as_ref())
-    }
-    fn progress(&self) -> Progress {
-        Progress::of_rollout(self)
-    }
-}
-
-impl WorkloadObject for StatefulSet {
-    const KIND: WorkloadKind = WorkloadKind::StatefulSet;
-    const RESOURCE: &'static str = "statefulsets";
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
-    fn progress(&self) -> Progress {
-        Progress::of_statefulset(self)
-    }
-}
-
-impl WorkloadObject for DaemonSet {
-    const KIND: WorkloadKind = WorkloadKind::DaemonSet;
-    const RESOURCE: &'static str = "daemonsets";
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
-    fn progress(&self) -> Progress {
-        Progress::of_daemonset(self)
-    }
 }

@@ -104,258 +104,133 @@ fn queue_histogram() -> Histogram {
     seconds(&QUEUE_BUCKETS)()
 }
 
-/// Every metric the controller exports.
-pub struct Metrics {
-    pub registry: Registry,
-    pub reload_executed: Family<Success, Counter>,
-    /// Opt-in (`METRICS_COUNT_BY_NAMESPACE=enabled`); exported as a gauge because its name,
-    /// kept from Reloader, does not end in `_total`.
-    pub reload_executed_by_namespace: Option<Family<SuccessNamespace, Gauge>>,
-    pub reconcile: Family<ResultLabel, Counter>,
-    pub reconcile_duration: HistogramFamily<ResultLabel>,
-    pub action: Family<KindResult, Counter>,
-    pub action_latency: HistogramFamily<WorkloadKindLabel>,
-    pub skipped: Family<Reason, Counter>,
-    pub queue_depth: Gauge,
-    pub queue_adds: Counter,
-    pub queue_latency: Histogram,
-    pub errors: Family<TypeLabel, Counter>,
-    pub retries: Counter,
-    pub events_received: Family<EventLabels, Counter>,
-    pub workloads_matched: Family<KindLabel, Counter>,
+/// The metrics table: each line a field of [`Metrics`], how it is made, and the name and help it
+/// is exported with, registered in this order. Adding a metric is adding a line. Two are not in
+/// it because they are exported only sometimes: the per-namespace reload counter and the heap.
+macro_rules! metrics {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty = $make:expr => $name:literal, $help:literal;)*) => {
+        /// Every metric the controller exports.
+        pub struct Metrics {
+            pub registry: Registry,
+            /// Opt-in (`METRICS_COUNT_BY_NAMESPACE=enabled`); exported as a gauge because its
+            /// name, kept from Reloader, does not end in `_total`.
+            pub reload_executed_by_namespace: Option<Family<SuccessNamespace, Gauge>>,
+            /// Exported when the allocator can count it (glibc).
+            pub heap_bytes: Gauge,
+            $($(#[$doc])* pub $field: $ty,)*
+        }
+
+        impl Metrics {
+            /// The table's metrics, made and registered in `r`.
+            fn table(mut r: Registry) -> Metrics {
+                $(
+                    let $field: $ty = $make;
+                    r.register($name, $help, $field.clone());
+                )*
+                Metrics { registry: r, reload_executed_by_namespace: None, heap_bytes: Gauge::default(), $($field,)* }
+            }
+        }
+    };
+}
+
+metrics! {
+    // Reloader's, with its names and labels.
+    reload_executed: Family<Success, Counter> = Family::default()
+        => "reloader_reload_executed", "Counter of reloads executed by Reloader.";
+    reconcile: Family<ResultLabel, Counter> = Family::default()
+        => "reloader_reconcile", "Total number of reconcile/handler invocations by result.";
+    reconcile_duration: HistogramFamily<ResultLabel> = HistogramFamily::new_with_constructor(reconcile_histogram)
+        => "reloader_reconcile_duration_seconds", "Time spent in reconcile/handler in seconds.";
+    action: Family<KindResult, Counter> = Family::default()
+        => "reloader_action", "Total number of reload actions by workload kind and result.";
+    action_latency: HistogramFamily<WorkloadKindLabel> = HistogramFamily::new_with_constructor(action_histogram)
+        => "reloader_action_latency_seconds", "Time from event received to action applied in seconds.";
+    skipped: Family<Reason, Counter> = Family::default()
+        => "reloader_skipped", "Total number of skipped operations by reason.";
+    queue_depth: Gauge = Gauge::default()
+        => "reloader_workqueue_depth", "Current depth of the work queue.";
+    queue_adds: Counter = Counter::default()
+        => "reloader_workqueue_adds", "Total number of items added to the work queue.";
+    queue_latency: Histogram = queue_histogram()
+        => "reloader_workqueue_latency_seconds", "Time spent in the work queue in seconds.";
+    errors: Family<TypeLabel, Counter> = Family::default()
+        => "reloader_errors", "Total number of errors by type.";
+    retries: Counter = Counter::default()
+        => "reloader_retries", "Total number of retry attempts.";
+    events_received: Family<EventLabels, Counter> = Family::default()
+        => "reloader_events_received", "Total number of events received by type and resource.";
+    workloads_matched: Family<KindLabel, Counter> = Family::default()
+        => "reloader_workloads_matched", "Total number of workloads matched for reload by kind.";
     // Ours.
-    pub change_to_patch: HistogramFamily<WorkloadKindLabel>,
-    pub watch_restarts: Family<ResourceLabel, Counter>,
-    pub tracked_sources: Gauge,
-    pub tracked_workloads: Gauge,
-    pub held_workloads: Gauge,
-    pub leader: Gauge,
-    pub alerts: Family<SinkResult, Counter>,
-    pub webhooks: Family<ResultLabel, Counter>,
-    pub dry_run: Family<ActionLabel, Counter>,
-    pub write_conflicts: Family<WorkloadKindLabel, Counter>,
-    pub adoption_writes: Counter,
-    pub adoptions_waiting: Gauge,
-    pub failures: Family<Reason, Counter>,
-    pub heap_bytes: Gauge,
-    pub rollouts: Family<KindOutcome, Counter>,
-    pub reload_to_available: HistogramFamily<WorkloadKindLabel>,
-    pub rollouts_in_progress: Gauge,
-    pub rollouts_waiting: Gauge,
-    pub changes_halted: Counter,
-    pub rollouts_halted: Counter,
+    change_to_patch: HistogramFamily<WorkloadKindLabel> = HistogramFamily::new_with_constructor(action_histogram)
+        => "reloader_change_to_patch_seconds",
+        "Time from a source change being observed to the workload being patched, debounce included.";
+    watch_restarts: Family<ResourceLabel, Counter> = Family::default()
+        => "reloader_watch_restarts", "Watch failures followed by a backoff and a new watch.";
+    tracked_sources: Gauge = Gauge::default()
+        => "reloader_tracked_sources", "ConfigMaps and Secrets whose hashes are held in memory.";
+    tracked_workloads: Gauge = Gauge::default()
+        => "reloader_tracked_workloads", "Workloads held in the in-memory index.";
+    held_workloads: Gauge = Gauge::default()
+        => "reloader_held_workloads", "Workloads held back by the storm brake.";
+    leader: Gauge = Gauge::default()
+        => "reloader_leader", "1 while this replica may write (leader, or HA off).";
+    alerts: Family<SinkResult, Counter> = Family::default()
+        => "reloader_alerts", "Reload alerts sent, by sink and result.";
+    webhooks: Family<ResultLabel, Counter> = Family::default()
+        => "reloader_webhooks", "--webhook-url notifications sent, by result.";
+    dry_run: Family<ActionLabel, Counter> = Family::default()
+        => "reloader_dry_run", "Writes --dry-run did not make, by action (reload, record, resume).";
+    write_conflicts: Family<WorkloadKindLabel, Counter> = Family::default()
+        => "reloader_write_conflicts",
+        "Writes refused with 409 Conflict (the workload changed since it was read); each is retried.";
+    adoption_writes: Counter = Counter::default()
+        => "reloader_adoption_writes", "Workloads adopted: their first record written, without a rollout.";
+    adoptions_waiting: Gauge = Gauge::default()
+        => "reloader_adoptions_waiting", "Adoption writes waiting for their turn (--adoption-writes-per-second).";
+    failures: Family<Reason, Counter> = Family::default()
+        => "reloader_failures",
+        "Failed reconciles by what went wrong (forbidden, invalid, conflict, not_found, server_error, transport, ...).";
+    rollouts: Family<KindOutcome, Counter> = Family::default()
+        => "reloader_rollouts", "Rollouts started by reloads, by how they ended (succeeded, failed, superseded).";
+    reload_to_available: HistogramFamily<WorkloadKindLabel> = HistogramFamily::new_with_constructor(rollout_histogram)
+        => "reloader_reload_to_available_seconds", "Time from a reload's write to its rollout being complete and available.";
+    rollouts_in_progress: Gauge = Gauge::default()
+        => "reloader_rollouts_in_progress",
+        "Rollouts started by reloads and not ended yet (counted with --max-concurrent-rollouts).";
+    rollouts_waiting: Gauge = Gauge::default()
+        => "reloader_rollouts_waiting", "Reloads waiting for a place under --max-concurrent-rollouts.";
+    changes_halted: Counter = Counter::default()
+        => "reloader_changes_halted",
+        "Source changes whose rollouts the circuit breaker stopped (--halt-on-failed-rollouts).";
+    rollouts_halted: Counter = Counter::default()
+        => "reloader_rollouts_halted", "Reloads held by the circuit breaker, once per workload and change.";
 }
 
 impl Metrics {
     pub fn new(count_by_namespace: bool) -> Metrics {
-        let mut r = Registry::default();
-        let reload_executed = Family::<Success, Counter>::default();
+        let mut m = Metrics::table(Registry::default());
+        // Both series exist from the start, as in Reloader.
         for s in ["true", "false"] {
-            let _ = reload_executed.get_or_create(&Success { success: s });
+            let _ = m.reload_executed.get_or_create(&Success { success: s });
         }
-        r.register("reloader_reload_executed", "Counter of reloads executed by Reloader.", reload_executed.clone());
-        let reload_executed_by_namespace = count_by_namespace.then(|| {
+        if count_by_namespace {
             let f = Family::<SuccessNamespace, Gauge>::default();
-            r.register(
+            m.registry.register(
                 "reloader_reload_executed_total_by_namespace",
                 "Counter of reloads executed by Reloader by namespace.",
                 f.clone(),
             );
-            f
-        });
-        let reconcile = Family::<ResultLabel, Counter>::default();
-        r.register("reloader_reconcile", "Total number of reconcile/handler invocations by result.", reconcile.clone());
-        let reconcile_duration = HistogramFamily::<ResultLabel>::new_with_constructor(reconcile_histogram);
-        r.register(
-            "reloader_reconcile_duration_seconds",
-            "Time spent in reconcile/handler in seconds.",
-            reconcile_duration.clone(),
-        );
-        let action = Family::<KindResult, Counter>::default();
-        r.register("reloader_action", "Total number of reload actions by workload kind and result.", action.clone());
-        let action_latency = HistogramFamily::<WorkloadKindLabel>::new_with_constructor(action_histogram);
-        r.register(
-            "reloader_action_latency_seconds",
-            "Time from event received to action applied in seconds.",
-            action_latency.clone(),
-        );
-        let skipped = Family::<Reason, Counter>::default();
-        r.register("reloader_skipped", "Total number of skipped operations by reason.", skipped.clone());
-        let queue_depth = Gauge::default();
-        r.register("reloader_workqueue_depth", "Current depth of the work queue.", queue_depth.clone());
-        let queue_adds = Counter::default();
-        r.register("reloader_workqueue_adds", "Total number of items added to the work queue.", queue_adds.clone());
-        let queue_latency = queue_histogram();
-        r.register(
-            "reloader_workqueue_latency_seconds",
-            "Time spent in the work queue in seconds.",
-            queue_latency.clone(),
-        );
-        let errors = Family::<TypeLabel, Counter>::default();
-        r.register("reloader_errors", "Total number of errors by type.", errors.clone());
-        let retries = Counter::default();
-        r.register("reloader_retries", "Total number of retry attempts.", retries.clone());
-        let events_received = Family::<EventLabels, Counter>::default();
-        r.register(
-            "reloader_events_received",
-            "Total number of events received by type and resource.",
-            events_received.clone(),
-        );
-        let workloads_matched = Family::<KindLabel, Counter>::default();
-        r.register(
-            "reloader_workloads_matched",
-            "Total number of workloads matched for reload by kind.",
-            workloads_matched.clone(),
-        );
-
-        let change_to_patch = HistogramFamily::<WorkloadKindLabel>::new_with_constructor(action_histogram);
-        r.register(
-            "reloader_change_to_patch_seconds",
-            "Time from a source change being observed to the workload being patched, debounce included.",
-            change_to_patch.clone(),
-        );
-        let watch_restarts = Family::<ResourceLabel, Counter>::default();
-        r.register(
-            "reloader_watch_restarts",
-            "Watch failures followed by a backoff and a new watch.",
-            watch_restarts.clone(),
-        );
-        let tracked_sources = Gauge::default();
-        r.register(
-            "reloader_tracked_sources",
-            "ConfigMaps and Secrets whose hashes are held in memory.",
-            tracked_sources.clone(),
-        );
-        let tracked_workloads = Gauge::default();
-        r.register("reloader_tracked_workloads", "Workloads held in the in-memory index.", tracked_workloads.clone());
-        let held_workloads = Gauge::default();
-        r.register("reloader_held_workloads", "Workloads held back by the storm brake.", held_workloads.clone());
-        let leader = Gauge::default();
-        r.register("reloader_leader", "1 while this replica may write (leader, or HA off).", leader.clone());
-        let alerts = Family::<SinkResult, Counter>::default();
-        r.register("reloader_alerts", "Reload alerts sent, by sink and result.", alerts.clone());
-        let webhooks = Family::<ResultLabel, Counter>::default();
-        r.register("reloader_webhooks", "--webhook-url notifications sent, by result.", webhooks.clone());
-
-        let dry_run = Family::<ActionLabel, Counter>::default();
-        r.register(
-            "reloader_dry_run",
-            "Writes --dry-run did not make, by action (reload, record, resume).",
-            dry_run.clone(),
-        );
-
-        let write_conflicts = Family::<WorkloadKindLabel, Counter>::default();
-        r.register(
-            "reloader_write_conflicts",
-            "Writes refused with 409 Conflict (the workload changed since it was read); each is retried.",
-            write_conflicts.clone(),
-        );
-
-        let adoption_writes = Counter::default();
-        r.register(
-            "reloader_adoption_writes",
-            "Workloads adopted: their first record written, without a rollout.",
-            adoption_writes.clone(),
-        );
-        let adoptions_waiting = Gauge::default();
-        r.register(
-            "reloader_adoptions_waiting",
-            "Adoption writes waiting for their turn (--adoption-writes-per-second).",
-            adoptions_waiting.clone(),
-        );
-
-        let failures = Family::<Reason, Counter>::default();
-        r.register(
-            "reloader_failures",
-            "Failed reconciles by what went wrong (forbidden, invalid, conflict, not_found, server_error, transport, ...).",
-            failures.clone(),
-        );
-
-        let rollouts = Family::<KindOutcome, Counter>::default();
-        r.register(
-            "reloader_rollouts",
-            "Rollouts started by reloads, by how they ended (succeeded, failed, superseded).",
-            rollouts.clone(),
-        );
-        let reload_to_available = HistogramFamily::<WorkloadKindLabel>::new_with_constructor(rollout_histogram);
-        r.register(
-            "reloader_reload_to_available_seconds",
-            "Time from a reload's write to its rollout being complete and available.",
-            reload_to_available.clone(),
-        );
-
-        let rollouts_in_progress = Gauge::default();
-        r.register(
-            "reloader_rollouts_in_progress",
-            "Rollouts started by reloads and not ended yet (counted with --max-concurrent-rollouts).",
-            rollouts_in_progress.clone(),
-        );
-        let rollouts_waiting = Gauge::default();
-        r.register(
-            "reloader_rollouts_waiting",
-            "Reloads waiting for a place under --max-concurrent-rollouts.",
-            rollouts_waiting.clone(),
-        );
-
-        let changes_halted = Counter::default();
-        r.register(
-            "reloader_changes_halted",
-            "Source changes whose rollouts the circuit breaker stopped (--halt-on-failed-rollouts).",
-            changes_halted.clone(),
-        );
-        let rollouts_halted = Counter::default();
-        r.register(
-            "reloader_rollouts_halted",
-            "Reloads held by the circuit breaker, once per workload and change.",
-            rollouts_halted.clone(),
-        );
-
-        let heap_bytes = Gauge::default();
+            m.reload_executed_by_namespace = Some(f);
+        }
         if crate::runtime::memory::heap_in_use().is_some() {
-            r.register(
+            m.registry.register(
                 "reloader_heap_bytes",
                 "Heap bytes allocated and not freed, as the allocator counts them (RSS also counts what it keeps after frees).",
-                heap_bytes.clone(),
+                m.heap_bytes.clone(),
             );
         }
-
-        Metrics {
-            rollouts,
-            reload_to_available,
-            rollouts_in_progress,
-            rollouts_waiting,
-            changes_halted,
-            rollouts_halted,
-            heap_bytes,
-            failures,
-            dry_run,
-            write_conflicts,
-            adoption_writes,
-            adoptions_waiting,
-            registry: r,
-            reload_executed,
-            reload_executed_by_namespace,
-            reconcile,
-            reconcile_duration,
-            action,
-            action_latency,
-            skipped,
-            queue_depth,
-            queue_adds,
-            queue_latency,
-            errors,
-            retries,
-            events_received,
-            workloads_matched,
-            change_to_patch,
-            watch_restarts,
-            tracked_sources,
-            tracked_workloads,
-            held_workloads,
-            leader,
-            alerts,
-            webhooks,
-        }
+        m
     }
 
     /// The OpenMetrics text exposition.

@@ -1,30 +1,35 @@
-//! Reporting a reconcile: Events on the workload (with the source as the related object), log
-//! lines in Reloader's words, metrics and alerts. Events and alerts are sent off the reload
-//! path; a failure to send one is logged and counted, never retried into a storm.
+//! The reporter: what the controller tells people about a reconcile. Log lines in Reloader's
+//! words, Events on the workload (with the source as the related object), metrics, and
+//! alerts. Events and alerts are sent off the reload path; a failure to send one is logged and
+//! counted, never retried into a storm.
 
 pub(crate) mod alerts;
 pub(crate) mod events;
 pub mod metrics;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::core::decide::outcome::{Ended, Tracked};
-use crate::core::decide::{Change, ChangeKind};
-use crate::core::gates::breaker::{Tally, held_note};
-use crate::core::model::source::SourceRef;
-use crate::core::model::workload::Workload;
-use crate::runtime::context::Ctx;
+use crate::core::decide::{Change, ChangeKind, Decision};
+use crate::core::gates::brake::BrakeSettings;
+use crate::core::gates::breaker::{self, Reported, Subject, Tally, held_note};
+use crate::core::model::cause::Cause;
+use crate::core::model::note::{Ended, Tracked};
+use crate::core::model::source::{SourceKind, SourceRef};
+use crate::core::model::workload::{Workload, WorkloadKey};
+use crate::runtime::reporter::alerts::Notifier;
+use crate::runtime::reporter::events::Events;
+use crate::runtime::reporter::metrics::{Metrics, ResultLabel, SinkResult};
 
-/// The source of a change, as an Event's related object.
-pub(crate) fn source_ref(namespace: &str, c: &Change) -> ObjectReference {
+/// A source of `namespace`, as an Event's related object.
+pub(crate) fn source_ref(namespace: &str, source: &SourceRef) -> ObjectReference {
     ObjectReference {
-        api_version: Some(c.source.kind.api_version().into()),
-        kind: Some(c.source.kind.kind_name().into()),
-        name: Some(c.source.name.clone()),
+        api_version: Some(source.kind.api_version().into()),
+        kind: Some(source.kind.kind_name().into()),
+        name: Some(source.name.clone()),
         namespace: Some(namespace.to_string()),
         ..Default::default()
     }
@@ -91,156 +96,236 @@ pub(crate) fn problems_note(problems: &[String]) -> String {
     note
 }
 
-/// Publishes an Event off the reload path; repeats join a series.
-pub(crate) fn publish(ctx: &Arc<Ctx>, w: &Workload, ev: Event) {
-    let ctx = ctx.clone();
-    let reference = w.object_ref();
-    tokio::spawn(async move {
-        if let Err(e) = ctx.events.publish(&ev, &reference).await {
-            warn!(reason = %ev.reason, "could not publish an Event: {}", crate::error::api_message(&e));
-            ctx.metrics.error("event_publish");
-        }
-    });
-}
-
-/// A reload done: the log line, the `Reloaded` Event and the alert, in Reloader's words.
-pub(crate) fn report_reload(ctx: &Arc<Ctx>, w: &Workload, c: &Change) {
-    let key = &w.key;
-    let what = match c.kind {
-        ChangeKind::Updated => "Changes detected",
-        ChangeKind::Created => "Creation detected",
-        ChangeKind::Deleted => "Deletion detected",
-    };
-    let (src, typ, ns) = (&c.source.name, c.source.kind.type_name(), &key.namespace);
-    info!(
-        source = %c.source,
-        hash = c.hash.map(|h| h.short()).unwrap_or_default(),
-        "{what} in '{src}' of type '{typ}' in namespace '{ns}'; updated '{}' of type '{}' in namespace '{ns}'",
+/// The note of a `ReloadFail` Event, in Reloader's words: the API server's message once, with
+/// its code and reason, never kube's `Display` of the error (which repeats the message and
+/// appends a `Debug` dump of the whole Status).
+pub(crate) fn fail_note(key: &WorkloadKey, e: &kube::Error) -> String {
+    format!(
+        "Update for '{}' of type '{}' in namespace '{}' failed with error {}",
         key.name,
-        key.kind
-    );
-    let note = format!(
-        "{what} in '{src}' of type '{typ}' in namespace '{ns}', Updated '{}' of type '{}' in namespace '{ns}'",
-        key.name, key.kind
-    );
-    publish(ctx, w, event(EventType::Normal, "Reloaded", note, Some(source_ref(ns, c))));
-    let msg = crate::runtime::reporter::alerts::message(
-        src,
-        typ,
-        &key.name,
-        key.kind.as_str(),
-        ns,
-        ctx.settings.alert.as_ref().and_then(|a| a.additional_info.as_deref()),
-    );
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        if let Some((sink, result)) = ctx.notifier.alert(&msg).await {
-            let result = if result.is_ok() { "success" } else { "error" };
-            ctx.metrics
-                .alerts
-                .get_or_create(&crate::runtime::reporter::metrics::SinkResult { sink: sink.label(), result })
-                .inc();
-        }
-    });
+        key.kind,
+        key.namespace,
+        crate::error::api_message(e)
+    )
 }
 
-/// A reload held by the circuit breaker: a Warning `ReloadHalted` Event on the workload and,
-/// once per change, on the source; counted once per workload and change.
-pub(crate) fn report_halted(ctx: &Arc<Ctx>, w: &Workload, c: &Change, cause: &str, t: Tally) {
-    let ns = &w.key.namespace;
-    let note = held_note(cause, t);
-    if ctx.first_halt(ns, cause, "source") {
-        warn!(source = %c.source, "{note}");
-        ctx.metrics.changes_halted.inc();
-        let ev = event(EventType::Warning, "ReloadHalted", note.clone(), None);
-        let (ctx, reference) = (ctx.clone(), source_ref(ns, c));
+pub(crate) struct Reporter {
+    events: Arc<Events>,
+    notifier: Notifier,
+    metrics: Arc<Metrics>,
+    /// Holds of the circuit breaker already reported.
+    halts: Mutex<Reported>,
+    /// `ALERT_ADDITIONAL_INFO`.
+    alert_info: Option<String>,
+}
+
+impl Reporter {
+    pub(crate) fn new(events: Events, notifier: Notifier, metrics: Arc<Metrics>, alert_info: Option<String>) -> Self {
+        Reporter { events: Arc::new(events), notifier, metrics, halts: Mutex::default(), alert_info }
+    }
+
+    /// `--webhook-url`: sources changes are posted there, and nothing is reloaded.
+    pub(crate) fn webhook_mode(&self) -> bool {
+        self.notifier.webhook_mode()
+    }
+
+    /// Publishes an Event about the workload off the reload path; repeats join a series.
+    pub(crate) fn publish(&self, w: &Workload, ev: Event) {
+        self.publish_on(w.object_ref(), ev);
+    }
+
+    fn publish_on(&self, reference: ObjectReference, ev: Event) {
+        let (events, metrics) = (self.events.clone(), self.metrics.clone());
         tokio::spawn(async move {
-            if let Err(e) = ctx.events.publish(&ev, &reference).await {
+            if let Err(e) = events.publish(&ev, &reference).await {
                 warn!(reason = %ev.reason, "could not publish an Event: {}", crate::error::api_message(&e));
-                ctx.metrics.error("event_publish");
+                metrics.error("event_publish");
             }
         });
     }
-    if ctx.first_halt(ns, cause, &w.key.to_string()) {
-        info!(cause, "{note}");
-        ctx.metrics.rollouts_halted.inc();
-        publish(ctx, w, event(EventType::Warning, "ReloadHalted", note, Some(source_ref(ns, c))));
-    }
-}
 
-/// A hold lifted by the source's release mark (`breaker::RELEASE_ANNOTATION`): once per change
-/// and process, a log line and a Normal `ReloadReleased` Event on the source.
-pub(crate) fn report_released(ctx: &Arc<Ctx>, ns: &str, c: &Change, cause: &str, t: Tally) {
-    if !ctx.first_halt(ns, cause, "released") {
-        return;
+    /// Posts an alert off the reload path, and counts it by sink and result.
+    fn alert(&self, msg: String) {
+        let (notifier, metrics) = (self.notifier.clone(), self.metrics.clone());
+        tokio::spawn(async move {
+            if let Some((sink, result)) = notifier.alert(&msg).await {
+                let result = if result.is_ok() { "success" } else { "error" };
+                metrics.alerts.get_or_create(&SinkResult { sink: sink.label(), result }).inc();
+            }
+        });
     }
-    let note = format!(
-        "released by {}: the rollouts for {cause} start again ({} of the first {} failed)",
-        crate::core::gates::breaker::RELEASE_ANNOTATION,
-        t.failed,
-        t.started
-    );
-    info!(source = %c.source, "{note}");
-    let ev = event(EventType::Normal, "ReloadReleased", note, None);
-    let (ctx, reference) = (ctx.clone(), source_ref(ns, c));
-    tokio::spawn(async move {
-        if let Err(e) = ctx.events.publish(&ev, &reference).await {
-            warn!(reason = %ev.reason, "could not publish an Event: {}", crate::error::api_message(&e));
-            ctx.metrics.error("event_publish");
-        }
-    });
-}
 
-/// A tracked rollout ended: the log line, the `ReloadSucceeded` or `ReloadRolloutFailed`
-/// Event (the first source as the related object), the metrics and, for a failure, the alert.
-pub(crate) fn report_outcome(ctx: &Arc<Ctx>, w: &Workload, t: &Tracked) {
-    let key = &w.key;
-    let kind = key.kind.as_str();
-    let ended = t.outcome.unwrap_or(Ended::Succeeded);
-    let related = t.cause.split(", ").next().and_then(|c| c.split('@').next()).and_then(SourceRef::parse).map(|r| {
-        ObjectReference {
-            api_version: Some(r.kind.api_version().into()),
-            kind: Some(r.kind.kind_name().into()),
-            name: Some(r.name.clone()),
-            namespace: Some(key.namespace.clone()),
-            ..Default::default()
-        }
-    });
-    let took = t.ended.unwrap_or(t.at).saturating_sub(t.at);
-    match ended {
-        Ended::Succeeded => {
-            ctx.metrics.rollout(kind, ended.as_str(), Some(took as f64));
-            let note = format!(
-                "Rollout of {kind} '{}' for {} is complete and available, {took} s after the reload",
-                key.name, t.cause
+    /// The decision's problems: malformed annotations (an error line each and one Event for
+    /// all), a pause period on a kind that ignores it, a record not trusted.
+    pub(crate) fn problems(&self, w: &Workload, d: &Decision, pause_key: &str) {
+        let key = &w.key;
+        // Reported on every evaluation that sees them, like Reloader; the rest of the policy applies.
+        for e in &d.problems {
+            error!(
+                "Skipping invalid reload annotation on {} '{}' in namespace '{}': {e}",
+                key.kind, key.name, key.namespace
             );
-            info!(cause = %t.cause, seconds = took, "rollout succeeded");
-            publish(ctx, w, event(EventType::Normal, "ReloadSucceeded", note, related));
         }
-        Ended::Failed | Ended::Superseded => {
-            ctx.metrics.rollout(kind, ended.as_str(), None);
-            let why = t.reason.as_deref().unwrap_or("unknown");
-            let note = format!("Rollout of {kind} '{}' for {} failed: {why}", key.name, t.cause);
-            warn!(cause = %t.cause, reason = why, "rollout failed");
-            publish(ctx, w, event(EventType::Warning, "ReloadRolloutFailed", note.clone(), related));
-            let msg = format!("Reloader: {note} (namespace '{}')", key.namespace);
-            let ctx = ctx.clone();
-            tokio::spawn(async move {
-                if let Some((sink, result)) = ctx.notifier.alert(&msg).await {
-                    let result = if result.is_ok() { "success" } else { "error" };
-                    ctx.metrics
-                        .alerts
-                        .get_or_create(&crate::runtime::reporter::metrics::SinkResult { sink: sink.label(), result })
-                        .inc();
-                }
-            });
+        if !d.problems.is_empty() {
+            // One Event for all of them: they would be one series, showing the first one's note only.
+            let mut ev = event(EventType::Warning, "InvalidAnnotation", problems_note(&d.problems), None);
+            ev.action = "Evaluate".into();
+            self.publish(w, ev);
         }
+        if d.pause_ignored {
+            warn!("Annotation '{pause_key}' only applicable for deployments");
+        }
+        if let Err(e) = &w.record {
+            warn!(error = %e, "unreadable {} annotation; adopting the current state", crate::core::model::record::RECORD_ANNOTATION);
+        }
+        if let Some(by) = &w.record_foreign {
+            info!(writer = %by, "the applied record was written by someone else (e.g. a rollout undo); adopting the current state");
+        }
+    }
+
+    /// A reload done: the log line, the `Reloaded` Event and the alert, in Reloader's words.
+    pub(crate) fn reload(&self, w: &Workload, c: &Change) {
+        let key = &w.key;
+        let what = match c.kind {
+            ChangeKind::Updated => "Changes detected",
+            ChangeKind::Created => "Creation detected",
+            ChangeKind::Deleted => "Deletion detected",
+        };
+        let (src, typ, ns) = (&c.source.name, c.source.kind.type_name(), &key.namespace);
+        info!(
+            source = %c.source,
+            hash = c.hash.map(|h| h.short()).unwrap_or_default(),
+            "{what} in '{src}' of type '{typ}' in namespace '{ns}'; updated '{}' of type '{}' in namespace '{ns}'",
+            key.name,
+            key.kind
+        );
+        let note = format!(
+            "{what} in '{src}' of type '{typ}' in namespace '{ns}', Updated '{}' of type '{}' in namespace '{ns}'",
+            key.name, key.kind
+        );
+        self.publish(w, event(EventType::Normal, "Reloaded", note, Some(source_ref(ns, &c.source))));
+        let info = self.alert_info.as_deref();
+        self.alert(alerts::message(src, typ, &key.name, key.kind.as_str(), ns, info));
+    }
+
+    /// A reload write refused or failed: counted, and a `ReloadFail` Event in Reloader's words.
+    pub(crate) fn reload_failed(&self, w: &Workload, changes: &[Change], e: &kube::Error) {
+        let key = &w.key;
+        self.metrics.reload(key.kind.as_str(), &key.namespace, false, 0.0);
+        let related = changes.first().map(|c| source_ref(&key.namespace, &c.source));
+        self.publish(w, event(EventType::Warning, "ReloadFail", fail_note(key, e), related));
+    }
+
+    /// The storm brake holds a flapping workload: a warn line and a `ReloadHeld` Event, once.
+    pub(crate) fn held(&self, w: &Workload, changes: &[Change], b: &BrakeSettings) {
+        let msg = format!(
+            "more than {} reloads within {}; holding reloads until its sources stay unchanged for {}",
+            b.flap_limit,
+            humantime::format_duration(b.flap_window),
+            humantime::format_duration(b.settle)
+        );
+        warn!("{msg}");
+        let related = changes.first().map(|c| source_ref(&w.key.namespace, &c.source));
+        self.publish(w, event(EventType::Warning, "ReloadHeld", msg, related));
+    }
+
+    /// A change nothing rolls for: recorded, with the reason (a suspended CronJob, no container).
+    pub(crate) fn not_reloading(&self, w: &Workload, why: &str) {
+        info!(
+            "not reloading '{}' of type '{}' in namespace '{}': {why}; the change is recorded",
+            w.key.name, w.key.kind, w.key.namespace
+        );
+        self.metrics.skip("strategy_not_updated");
+    }
+
+    /// Whether `what` of the hold of `cause` in `ns` is reported for the first time.
+    fn first_halt(&self, ns: &str, cause: &Cause, what: Subject) -> bool {
+        self.halts.lock().expect("halts lock").first(ns, cause, what)
+    }
+
+    /// A reload held by the circuit breaker: a Warning `ReloadHalted` Event on the workload and,
+    /// once per change, on the source; counted once per workload and change.
+    pub(crate) fn halted(&self, w: &Workload, cause: &Cause, t: Tally) {
+        let ns = &w.key.namespace;
+        let note = held_note(cause, t);
+        if self.first_halt(ns, cause, Subject::Source) {
+            warn!(source = %cause.source, "{note}");
+            self.metrics.changes_halted.inc();
+            self.publish_on(
+                source_ref(ns, &cause.source),
+                event(EventType::Warning, "ReloadHalted", note.clone(), None),
+            );
+        }
+        if self.first_halt(ns, cause, Subject::Workload(w.key.clone())) {
+            info!(cause = %cause, "{note}");
+            self.metrics.rollouts_halted.inc();
+            let related = Some(source_ref(ns, &cause.source));
+            self.publish(w, event(EventType::Warning, "ReloadHalted", note, related));
+        }
+    }
+
+    /// A hold lifted by the source's release mark (`breaker::RELEASE_ANNOTATION`): once per
+    /// change and process, a log line and a Normal `ReloadReleased` Event on the source.
+    pub(crate) fn released(&self, ns: &str, cause: &Cause, t: Tally) {
+        if !self.first_halt(ns, cause, Subject::Released) {
+            return;
+        }
+        let note = format!(
+            "released by {}: the rollouts for {cause} start again ({} of the first {} failed)",
+            breaker::RELEASE_ANNOTATION,
+            t.failed,
+            t.started
+        );
+        info!(source = %cause.source, "{note}");
+        self.publish_on(source_ref(ns, &cause.source), event(EventType::Normal, "ReloadReleased", note, None));
+    }
+
+    /// A tracked rollout ended: the log line, the `ReloadSucceeded` or `ReloadRolloutFailed`
+    /// Event (the first source as the related object), the metrics and, for a failure, the alert.
+    pub(crate) fn outcome(&self, w: &Workload, t: &Tracked) {
+        let key = &w.key;
+        let kind = key.kind.as_str();
+        let ended = t.outcome.unwrap_or(Ended::Succeeded);
+        let related = t.cause.first().map(|c| source_ref(&key.namespace, &c.source));
+        let took = t.ended.unwrap_or(t.at).saturating_sub(t.at);
+        match ended {
+            Ended::Succeeded => {
+                self.metrics.rollout(kind, ended.as_str(), Some(took as f64));
+                let note = format!(
+                    "Rollout of {kind} '{}' for {} is complete and available, {took} s after the reload",
+                    key.name, t.cause
+                );
+                info!(cause = %t.cause, seconds = took, "rollout succeeded");
+                self.publish(w, event(EventType::Normal, "ReloadSucceeded", note, related));
+            }
+            Ended::Failed | Ended::Superseded => {
+                self.metrics.rollout(kind, ended.as_str(), None);
+                let why = t.reason.as_deref().unwrap_or("unknown");
+                let note = format!("Rollout of {kind} '{}' for {} failed: {why}", key.name, t.cause);
+                warn!(cause = %t.cause, reason = why, "rollout failed");
+                self.publish(w, event(EventType::Warning, "ReloadRolloutFailed", note.clone(), related));
+                self.alert(format!("Reloader: {note} (namespace '{}')", key.namespace));
+            }
+        }
+    }
+
+    /// `--webhook-url` mode: a source of `ns` changed; post it off the watch's path.
+    pub(crate) fn webhook(&self, ns: &str, kind: SourceKind, name: &str) {
+        let (notifier, metrics) = (self.notifier.clone(), self.metrics.clone());
+        let (name, ns) = (name.to_string(), ns.to_string());
+        tokio::spawn(async move {
+            if let Some(r) = notifier.webhook(&name, kind.type_name(), &ns).await {
+                let result = if r.is_ok() { "success" } else { "error" };
+                metrics.webhooks.get_or_create(&ResultLabel { result }).inc();
+            }
+        });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::kinds::WorkloadKind;
 
     const TAIL: &str = "; the workload's other rules still apply";
 
@@ -291,5 +376,25 @@ mod tests {
                 assert!(problems[..shown.len() - 1].iter().all(|p| note.contains(p.as_str())), "{what}");
             }
         }
+    }
+
+    #[test]
+    fn a_reload_fail_note_carries_the_api_message_once() {
+        let key = WorkloadKey { kind: WorkloadKind::Deployment, namespace: "shop".into(), name: "web".into() };
+        // What the API server answers when an admission policy refuses the patch.
+        let message = "deployments.apps \"web\" is forbidden: ValidatingAdmissionPolicy 'freeze' with binding \
+                       'freeze' denied request: pod template changes are frozen here";
+        let status = kube::core::Status::failure(message, "Forbidden").with_code(403);
+        let e = kube::Error::Api(status.boxed());
+        assert_eq!(e.to_string().matches("frozen here").count(), 2, "kube's Display repeats it");
+        let note = fail_note(&key, &e);
+        assert_eq!(
+            note,
+            format!(
+                "Update for 'web' of type 'Deployment' in namespace 'shop' failed with error {message} (403 Forbidden)"
+            )
+        );
+        assert_eq!(note.matches("frozen here").count(), 1, "{note}");
+        assert!(!note.contains("Status {") && !note.contains("ApiError"), "no Debug dump: {note}");
     }
 }

@@ -1,5 +1,233 @@
-//! The scheduler.
+//! The scheduler: when each workload is looked at, and the only way into the work queue (every
+//! add is counted in `reloader_workqueue_adds`). It owns the queue (`queue`: per-key deadlines,
+//! the debounce), the per-workload slots (`slots`: retry counts, the oldest pending change, the
+//! storm brake, adoption turns), the pace of adoption writes (`pacer`) and the wave; it hands
+//! the gates their state (`core::gates::admit`) and keeps the wave's gauges.
 
 pub(crate) mod pacer;
 pub(crate) mod queue;
 pub(crate) mod slots;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::core::gates::waves::Wave;
+use crate::core::gates::{self, Answer, Limits, Request};
+use crate::core::model::workload::WorkloadKey;
+use crate::runtime::reporter::metrics::Metrics;
+use crate::runtime::scheduler::pacer::Pacer;
+use crate::runtime::scheduler::queue::WorkQueue;
+use crate::runtime::scheduler::slots::Slots;
+
+/// How a reconcile ended, for the retry policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Finished {
+    /// Done: its retry counts start over.
+    Done,
+    /// A write met a 409: the watch delivers the newer object; look again soon.
+    Stale,
+    /// It failed: retry with backoff.
+    Failed,
+}
+
+pub(crate) struct Scheduler {
+    queue: WorkQueue<WorkloadKey>,
+    slots: Slots,
+    /// `--adoption-writes-per-second`.
+    adoption: Pacer,
+    /// `--max-concurrent-rollouts`: the rollouts in progress and the reloads waiting.
+    wave: Mutex<Wave>,
+    limits: Limits,
+    /// `--debounce-quiet` and `--debounce`.
+    quiet: Duration,
+    cap: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Scheduler {
+    pub(crate) fn new(
+        limits: Limits,
+        debounce_quiet: Duration,
+        debounce: Duration,
+        adoption_writes_per_second: u32,
+        metrics: Arc<Metrics>,
+    ) -> Scheduler {
+        Scheduler {
+            queue: WorkQueue::new(),
+            slots: Slots::default(),
+            adoption: Pacer::new(adoption_writes_per_second),
+            wave: Mutex::new(Wave::default()),
+            limits,
+            quiet: debounce_quiet,
+            cap: debounce,
+            metrics,
+        }
+    }
+
+    /// Looks at `key` after `delay` (now: zero), unless it is due sooner already.
+    pub(crate) fn after(&self, key: WorkloadKey, delay: Duration) {
+        self.metrics.queue_adds.inc();
+        self.queue.add_after(key, delay);
+    }
+
+    /// A source of `key` changed: it waits `--debounce-quiet` for more changes, each restarting
+    /// the wait, up to `--debounce` after the first, so a burst folds into one reconcile.
+    pub(crate) fn changed(&self, key: WorkloadKey) {
+        self.slots.changed(&key, Instant::now());
+        self.metrics.queue_adds.inc();
+        self.queue.add_debounced(key, self.quiet, self.cap);
+    }
+
+    /// The rollout of `key` moved: look now, unless a source change of it waits for its quiet
+    /// window (that reconcile will see the same).
+    pub(crate) fn progressed(&self, key: WorkloadKey) {
+        self.metrics.queue_adds.inc();
+        self.queue.add_unless_debounced(key);
+    }
+
+    /// The next due key no worker holds, and how long it waited; `None` once closed.
+    pub(crate) async fn next(&self) -> Option<(WorkloadKey, Duration)> {
+        let next = self.queue.next().await;
+        if let Some((_, waited)) = &next {
+            self.metrics.queue_latency.observe(waited.as_secs_f64());
+        }
+        next
+    }
+
+    /// A worker finished `key`: it is released, and looked at again as `how` asks.
+    pub(crate) fn finished(&self, key: WorkloadKey, how: Finished) -> Option<Duration> {
+        let retry = match how {
+            Finished::Done => {
+                self.slots.settled(&key);
+                None
+            }
+            Finished::Stale => Some(self.slots.conflicted(&key)),
+            Finished::Failed => {
+                self.metrics.retries.inc();
+                Some(self.slots.failed(&key, Instant::now()))
+            }
+        };
+        self.queue.done(&key);
+        if let Some(d) = retry {
+            self.after(key, d);
+        }
+        retry
+    }
+
+    /// Stops handing out keys.
+    pub(crate) fn close(&self) {
+        self.queue.close();
+    }
+
+    /// Asks the gates about a reload; the state they keep (the workload's brake, the wave) is
+    /// handed to them under its locks.
+    pub(crate) fn admit(&self, r: &Request) -> Answer {
+        let now = Instant::now();
+        self.slots.with_brake(&r.key, |brake| {
+            let mut wave = self.wave.lock().expect("wave lock");
+            let answer = gates::admit(r, &self.limits, brake, &mut wave, now);
+            if answer.freed {
+                self.wave_next(&wave);
+            }
+            self.wave_gauges(&wave);
+            answer
+        })
+    }
+
+    /// A reload of `key` was written (or would have been, in dry-run): the brake counts it.
+    pub(crate) fn reloaded(&self, key: &WorkloadKey) {
+        self.slots.brake_reloaded(key, Instant::now());
+    }
+
+    /// Whether the adoption write of `key` may go now (`None`), or how long until its turn.
+    pub(crate) fn adoption_turn(&self, key: &WorkloadKey) -> Option<Duration> {
+        self.slots.adoption_turn(key, &self.adoption, Instant::now())
+    }
+
+    /// `key` no longer waits to be adopted: its turn is given up.
+    pub(crate) fn drop_adoption_turn(&self, key: &WorkloadKey) {
+        self.slots.drop_adoption_turn(key);
+    }
+
+    /// The time since the oldest pending source change of `key`, consumed.
+    pub(crate) fn take_change_age(&self, key: &WorkloadKey) -> Option<Duration> {
+        self.slots.take_change_age(key)
+    }
+
+    /// What the watch saw of a workload's rollout (in progress or not), or that it is gone
+    /// (`gone`: it also leaves the waiting line). Frees places: the oldest waiting go next.
+    pub(crate) fn rollout_seen(&self, key: &WorkloadKey, in_progress: bool, gone: bool) {
+        if self.limits.max_concurrent_rollouts.is_none() {
+            return;
+        }
+        let mut wave = self.wave.lock().expect("wave lock");
+        wave.seen(key, in_progress);
+        if gone {
+            wave.leave(key);
+        }
+        self.wave_next(&wave);
+        self.wave_gauges(&wave);
+    }
+
+    /// `key` needs no reload any more: it leaves the wave's line, or gives its place back.
+    pub(crate) fn no_reload(&self, key: &WorkloadKey) {
+        self.release(key, true);
+    }
+
+    /// A reload of `key` was admitted but wrote no rollout: its place goes to the next one.
+    pub(crate) fn not_written(&self, key: &WorkloadKey) {
+        self.release(key, false);
+    }
+
+    fn release(&self, key: &WorkloadKey, leave: bool) {
+        if self.limits.max_concurrent_rollouts.is_none() {
+            return;
+        }
+        let mut wave = self.wave.lock().expect("wave lock");
+        let changed = if leave { wave.leave(key) } else { wave.release(key) };
+        if changed {
+            self.wave_next(&wave);
+            self.wave_gauges(&wave);
+        }
+    }
+
+    fn wave_next(&self, wave: &Wave) {
+        for k in wave.next(self.limits.max_concurrent_rollouts) {
+            self.after(k, Duration::ZERO);
+        }
+    }
+
+    fn wave_gauges(&self, wave: &Wave) {
+        self.metrics.rollouts_in_progress.set(wave.taken() as i64);
+        self.metrics.rollouts_waiting.set(wave.waiting_count() as i64);
+    }
+
+    /// Drops every per-workload slot of a workload that is gone, so churn leaves nothing
+    /// behind, and its place in the wave.
+    pub(crate) fn forget(&self, key: &WorkloadKey) {
+        self.slots.forget(key);
+        self.rollout_seen(key, false, true);
+    }
+
+    /// Keys waiting in the queue.
+    pub(crate) fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Workloads with per-workload state held (something pending, or a recent reload).
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Workloads the storm brake holds.
+    pub(crate) fn held(&self) -> usize {
+        self.slots.held()
+    }
+
+    /// Workloads whose adoption write waits for its turn.
+    pub(crate) fn adoptions_waiting(&self) -> usize {
+        self.slots.adoptions_waiting()
+    }
+}

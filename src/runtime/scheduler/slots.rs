@@ -1,6 +1,5 @@
 //! Per-workload state that lives only in memory: retry counts, when the oldest change not yet
-//! applied was seen, the storm brake, the turn reserved for an adoption write, and in dry-run
-//! the record that would have been written.
+//! applied was seen, the storm brake, and the turn reserved for an adoption write.
 //! One map under one lock; an entry is dropped when its workload is deleted, and as soon as it
 //! holds nothing, so the map is never larger than the set of workloads with something pending.
 
@@ -10,8 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::core::gates::brake::{Brake, BrakeSettings, Verdict};
-use crate::core::model::record::Record;
+use crate::core::gates::brake::Brake;
 use crate::core::model::workload::WorkloadKey;
 use crate::runtime::scheduler::pacer::Pacer;
 use crate::runtime::scheduler::queue;
@@ -24,7 +22,6 @@ struct Slot {
     conflicts: u32,
     first_change: Option<Instant>,
     brake: Brake,
-    dry_record: Option<Record>,
     /// The turn reserved for its adoption write (`--adoption-writes-per-second`).
     adoption_turn: Option<Instant>,
 }
@@ -36,7 +33,6 @@ impl Slot {
             && self.conflicts == 0
             && self.first_change.is_none()
             && self.brake.is_idle()
-            && self.dry_record.is_none()
             && self.adoption_turn.is_none()
     }
 }
@@ -106,8 +102,9 @@ impl Slots {
         })
     }
 
-    pub(crate) fn brake_check(&self, key: &WorkloadKey, settings: &BrakeSettings, now: Instant) -> Verdict {
-        self.with(key, |s| s.brake.check(settings, now))
+    /// Runs `f` on the storm brake of `key`.
+    pub(crate) fn with_brake<R>(&self, key: &WorkloadKey, f: impl FnOnce(&mut Brake) -> R) -> R {
+        self.with(key, |s| f(&mut s.brake))
     }
 
     pub(crate) fn brake_reloaded(&self, key: &WorkloadKey, now: Instant) {
@@ -145,14 +142,6 @@ impl Slots {
         self.map.lock().expect("slots lock").values().filter(|s| s.adoption_turn.is_some()).count()
     }
 
-    pub(crate) fn dry_record(&self, key: &WorkloadKey) -> Option<Record> {
-        self.map.lock().expect("slots lock").get(key).and_then(|s| s.dry_record.clone())
-    }
-
-    pub(crate) fn set_dry_record(&self, key: &WorkloadKey, record: &Record) {
-        self.with(key, |s| s.dry_record = Some(record.clone()));
-    }
-
     /// The workload is gone.
     pub(crate) fn forget(&self, key: &WorkloadKey) {
         self.map.lock().expect("slots lock").remove(key);
@@ -171,7 +160,7 @@ impl Slots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::workload::WorkloadKind;
+    use crate::core::kinds::WorkloadKind;
 
     fn key(n: &str) -> WorkloadKey {
         WorkloadKey { kind: WorkloadKind::Deployment, namespace: "ns".into(), name: n.into() }

@@ -1,52 +1,225 @@
-//! Writes per workload kind. Deployments, StatefulSets and DaemonSets get one strategic-merge
-//! patch (pod template + record, with the `resourceVersion` as a precondition). A CronJob
-//! spawns a Job from its job template; a Job is deleted and re-created with the new template;
-//! an Argo Rollout gets `spec.restartAt` or a template update.
+//! The writer: every write to a workload goes through it. It holds the client, the lease's
+//! write gate (with HA only the leader writes, and only until its renew deadline) and dry-run
+//! (count and log what would be written; remember the records so decisions see them). A
+//! reload is written per its kind's `kinds::Write` mode: one patch of the pod template and the
+//! record for Deployments, StatefulSets and DaemonSets; the rest in `modes`.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+mod modes;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy,
-};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use tracing::{debug, info};
 
 use crate::core::decide::Change;
-use crate::core::decide::outcome::{OUTCOME_FIELD_MANAGER, ROLLOUT_ANNOTATION, Tracked};
 use crate::core::decide::patch::{self, Strategy};
-use crate::core::kinds::rollout::Rollout;
-use crate::core::model::record::{self, FIELD_MANAGER, RECORD_ANNOTATION, Record};
-use crate::core::model::workload::{Workload, WorkloadKind};
+use crate::core::kinds::{WorkloadKind, Write};
+use crate::core::model::note::{OUTCOME_FIELD_MANAGER, ROLLOUT_ANNOTATION, Tracked};
+use crate::core::model::record::{FIELD_MANAGER, Record};
+use crate::core::model::workload::{Workload, WorkloadKey};
+use crate::error::Error;
+use crate::runtime::leader::Leadership;
+use crate::runtime::reporter::metrics::{ActionLabel, Metrics, WorkloadKindLabel};
 
-/// What a reload write did.
+/// What a write did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Wrote {
-    /// Pods will roll (or a Job was spawned / re-created, or a Rollout restarted).
+pub(crate) enum Written {
+    /// Pods will roll (or a Job was spawned or re-created, or a Rollout restarted).
     Rolled,
-    /// Only the record changed, for the given reason.
+    /// Only the record changed, for this reason: there was nothing to roll.
     RecordedOnly(&'static str),
-    /// The object was replaced since it was read (a Job re-created by someone else): look again.
+    /// The record, the outcome or the resume is written.
+    Done,
+    /// The object changed since it was read (a 409, or a Job re-created by someone else): the
+    /// watch is about to deliver the newer one; look again soon.
     Stale,
+    /// It is gone (404).
+    Gone,
+    /// Nothing was written: dry-run, or this replica may not write now.
+    Withheld,
+}
+
+/// One reload to write: the workload as it was decided on, the changes, the record they make,
+/// the strategy and the extra fields.
+pub(crate) struct Reload<'a> {
+    pub(crate) w: &'a Workload,
+    pub(crate) changes: &'a [Change],
+    pub(crate) record: &'a Record,
+    pub(crate) strategy: Strategy,
+    pub(crate) extra: Extra,
 }
 
 /// Extra fields written with a reload: pause it (Deployments); the rollout's tracking note
-/// (Deployments, StatefulSets, DaemonSets, Argo Rollouts).
+/// (kinds whose rollout is followed).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Extra {
     pub(crate) pause_at: Option<(String, String)>,
     pub(crate) tracked: Option<Tracked>,
 }
 
-fn pp() -> PatchParams {
-    pp_as(FIELD_MANAGER)
+pub(crate) struct Writer {
+    client: kube::Client,
+    leadership: Leadership,
+    dry_run: bool,
+    /// In dry-run: the records that would have been written, dropped with the workload.
+    dry: Mutex<HashMap<WorkloadKey, Record>>,
+    metrics: Arc<Metrics>,
 }
 
-fn pp_as(manager: &str) -> PatchParams {
+impl Writer {
+    pub(crate) fn new(client: kube::Client, ha: bool, dry_run: bool, metrics: Arc<Metrics>) -> Writer {
+        Writer { client, leadership: Leadership::new(ha), dry_run, dry: Mutex::default(), metrics }
+    }
+
+    /// Who may write: the lease and its write gate, with HA.
+    pub(crate) fn leadership(&self) -> &Leadership {
+        &self.leadership
+    }
+
+    /// Whether this replica may write now: checked at each write, against the renew deadline.
+    pub(crate) fn is_leader(&self) -> bool {
+        self.leadership.may_write()
+    }
+
+    /// Whether a write now would be sent: not in dry-run, and leading.
+    pub(crate) fn can_write(&self) -> bool {
+        !self.dry_run && self.is_leader()
+    }
+
+    /// The workload as decisions should see it: in dry-run, with the record that would have
+    /// been written.
+    pub(crate) fn as_if_written(&self, mut w: Workload) -> Workload {
+        if self.dry_run
+            && let Some(r) = self.dry.lock().expect("dry-run lock").get(&w.key)
+        {
+            w.record = Ok(Some(r.clone()));
+            w.record_foreign = None;
+        }
+        w
+    }
+
+    /// The workload is gone.
+    pub(crate) fn forget(&self, key: &WorkloadKey) {
+        if self.dry_run {
+            self.dry.lock().expect("dry-run lock").remove(key);
+        }
+    }
+
+    /// The write gate: not in dry-run (counted and logged instead), and only while leading.
+    fn allowed(&self, action: &'static str, w: &Workload) -> bool {
+        if self.dry_run {
+            self.metrics.dry_run.get_or_create(&ActionLabel { action }).inc();
+            info!(workload = %w.key, "dry-run: would {action}");
+            return false;
+        }
+        if !self.is_leader() {
+            debug!(workload = %w.key, "not the leader; not writing");
+            return false;
+        }
+        true
+    }
+
+    /// In dry-run, what would have been recorded stands in for the record from now on.
+    fn withhold(&self, w: &Workload, record: &Record) -> Written {
+        if self.dry_run {
+            self.dry.lock().expect("dry-run lock").insert(w.key.clone(), record.clone());
+        }
+        Written::Withheld
+    }
+
+    /// A write's result as reconciles act on it: a 409 (counted) or a replaced object is
+    /// stale, a 404 gone, anything else an error naming what was being done.
+    fn settle(&self, action: &'static str, w: &Workload, r: Result<Written, kube::Error>) -> Result<Written, Error> {
+        let stale = |why: &str| {
+            let kind = WorkloadKindLabel { workload_kind: w.key.kind.as_str() };
+            self.metrics.write_conflicts.get_or_create(&kind).inc();
+            debug!(reason = why, "the workload changed since it was read; looking again");
+            Ok(Written::Stale)
+        };
+        match r {
+            Ok(Written::Stale) => stale("the object was replaced meanwhile"),
+            Ok(written) => Ok(written),
+            Err(kube::Error::Api(s)) if s.code == 409 => stale(&s.message),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Written::Gone),
+            Err(source) => Err(Error::Write { action, key: w.key.to_string(), source }),
+        }
+    }
+
+    /// Records the given state on the workload: no rollout.
+    pub(crate) async fn record(&self, w: &Workload, record: &Record) -> Result<Written, Error> {
+        if !self.allowed("record", w) {
+            return Ok(self.withhold(w, record));
+        }
+        let r = write_record(&self.client, w, record).await.map(|()| Written::Done);
+        self.settle("recording", w, r)
+    }
+
+    /// Records how the tracked rollout ended, on the object it was decided on (a newer
+    /// reload's note is never overwritten: the precondition fails with 409). Under its own
+    /// field manager, so the audit log and `managedFields` tell these writes from reloads.
+    pub(crate) async fn outcome(&self, w: &Workload, t: &Tracked) -> Result<Written, Error> {
+        if !self.allowed("outcome", w) {
+            return Ok(Written::Withheld);
+        }
+        let body = patch::meta_patch(w, json!({ROLLOUT_ANNOTATION: t.encode()}));
+        let r = patch_workload(&self.client, w, body, OUTCOME_FIELD_MANAGER).await.map(|()| Written::Done);
+        self.settle("recording the rollout outcome", w, r)
+    }
+
+    /// Resumes a Deployment this controller paused.
+    pub(crate) async fn resume(&self, w: &Workload, paused_at_key: &str) -> Result<Written, Error> {
+        if !self.allowed("resume", w) {
+            return Ok(Written::Withheld);
+        }
+        let mut body = patch::meta_patch(w, json!({paused_at_key: null}));
+        body["spec"] = json!({"paused": false});
+        let r = patch_workload(&self.client, w, body, FIELD_MANAGER).await.map(|()| Written::Done);
+        self.settle("resuming", w, r)
+    }
+
+    /// Performs a reload, as its kind writes one.
+    pub(crate) async fn reload(&self, r: &Reload<'_>) -> Result<Written, Error> {
+        if !self.allowed("reload", r.w) {
+            return Ok(self.withhold(r.w, r.record));
+        }
+        let c = &self.client;
+        let written = match r.w.key.kind.info().write {
+            Write::PatchTemplate => patch_template(c, r).await,
+            Write::SpawnJob => modes::spawn_job(c, r).await,
+            Write::Recreate => modes::recreate(c, r).await,
+            Write::ArgoRollout => modes::argo_rollout(c, r).await,
+        };
+        self.settle("reloading", r.w, written)
+    }
+}
+
+/// The pod template change and the record in one patch, so the record never claims a rollout
+/// that did not happen.
+async fn patch_template(client: &kube::Client, r: &Reload<'_>) -> Result<Written, kube::Error> {
+    let Reload { w, changes, record, strategy, extra } = r;
+    let Some(t) = patch::template_patch(w, changes, *strategy, now_unix()) else {
+        return recorded_only(client, w, record, "no container to reload").await;
+    };
+    let mut body = patch::reload_patch(w, t, record);
+    if let Some(t) = &extra.tracked {
+        body["metadata"]["annotations"][ROLLOUT_ANNOTATION] = json!(t.encode());
+    }
+    if let Some((key, at)) = &extra.pause_at {
+        body["metadata"]["annotations"][key] = json!(at);
+        body["spec"]["paused"] = json!(true);
+    }
+    patch_workload(client, w, body, FIELD_MANAGER).await?;
+    Ok(Written::Rolled)
+}
+
+fn patch_params(manager: &str) -> PatchParams {
     PatchParams { field_manager: Some(manager.into()), ..Default::default() }
+}
+
+fn post_params() -> PostParams {
+    PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }
 }
 
 /// RFC 3339 at whole seconds, as Kubernetes times are written.
@@ -58,30 +231,29 @@ fn now_unix() -> i64 {
     k8s_openapi::jiff::Timestamp::now().as_second()
 }
 
-fn rollout_api(c: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(c.clone(), ns, &ApiResource::erase::<Rollout>(&()))
+/// The API of a workload kind in one namespace, untyped: writes need no type of their own.
+fn dynamic_api(client: &kube::Client, kind: WorkloadKind, ns: &str) -> Api<DynamicObject> {
+    let i = kind.info();
+    let ar = ApiResource {
+        group: i.group.into(),
+        version: i.version.into(),
+        api_version: i.api_version.into(),
+        kind: i.kind.into(),
+        plural: i.plural.into(),
+    };
+    Api::namespaced_with(client.clone(), ns, &ar)
 }
 
-/// A patch to the workload itself: strategic merge for built-in kinds, JSON merge for Rollouts
-/// (custom resources do not take strategic merge).
-pub(crate) async fn patch_workload(client: &kube::Client, w: &Workload, body: Value) -> Result<(), kube::Error> {
-    patch_workload_as(client, w, body, FIELD_MANAGER).await
+/// A patch to the workload itself, under `manager`: strategic merge for built-in kinds, JSON
+/// merge for custom resources (which do not take strategic merge).
+async fn patch_workload(client: &kube::Client, w: &Workload, body: Value, manager: &str) -> Result<(), kube::Error> {
+    let body = if w.key.kind.info().custom { Patch::Merge(body) } else { Patch::Strategic(body) };
+    dynamic_api(client, w.key.kind, &w.key.namespace).patch(&w.key.name, &patch_params(manager), &body).await.map(drop)
 }
 
-/// `patch_workload` under another field manager.
-async fn patch_workload_as(client: &kube::Client, w: &Workload, body: Value, manager: &str) -> Result<(), kube::Error> {
-    let (ns, name) = (w.key.namespace.as_str(), w.key.name.as_str());
-    let c = client.clone();
-    let smp = Patch::Strategic(body.clone());
-    let pp = || pp_as(manager);
-    match w.key.kind {
-        WorkloadKind::Deployment => Api::<Deployment>::namespaced(c, ns).patch(name, &pp(), &smp).await.map(drop),
-        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(c, ns).patch(name, &pp(), &smp).await.map(drop),
-        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(c, ns).patch(name, &pp(), &smp).await.map(drop),
-        WorkloadKind::CronJob => Api::<CronJob>::namespaced(c, ns).patch(name, &pp(), &smp).await.map(drop),
-        WorkloadKind::Job => Api::<Job>::namespaced(c, ns).patch(name, &pp(), &smp).await.map(drop),
-        WorkloadKind::Rollout => rollout_api(&c, ns).patch(name, &pp(), &Patch::Merge(body)).await.map(drop),
-    }
+/// Records the given state on the workload: no rollout.
+async fn write_record(client: &kube::Client, w: &Workload, record: &Record) -> Result<(), kube::Error> {
+    patch_workload(client, w, patch::record_patch(w, record), FIELD_MANAGER).await
 }
 
 /// Records the change without rolling anything, for the reason given.
@@ -90,246 +262,7 @@ async fn recorded_only(
     w: &Workload,
     record: &Record,
     why: &'static str,
-) -> Result<Wrote, kube::Error> {
+) -> Result<Written, kube::Error> {
     write_record(client, w, record).await?;
-    Ok(Wrote::RecordedOnly(why))
-}
-
-/// Records the given state on the workload: no rollout.
-pub(crate) async fn write_record(client: &kube::Client, w: &Workload, record: &Record) -> Result<(), kube::Error> {
-    patch_workload(client, w, patch::record_patch(w, record)).await
-}
-
-/// Performs a reload.
-pub(crate) async fn write_reload(
-    client: &kube::Client,
-    w: &Workload,
-    changes: &[Change],
-    record: &Record,
-    strategy: Strategy,
-    extra: &Extra,
-) -> Result<Wrote, kube::Error> {
-    match w.key.kind {
-        WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet => {
-            let Some(t) = patch::template_patch(w, changes, strategy, now_unix()) else {
-                return recorded_only(client, w, record, "no container to reload").await;
-            };
-            let mut body = patch::reload_patch(w, t, record);
-            if let Some(t) = &extra.tracked {
-                body["metadata"]["annotations"][ROLLOUT_ANNOTATION] = json!(t.encode());
-            }
-            if let Some((key, at)) = &extra.pause_at {
-                body["metadata"]["annotations"][key] = json!(at);
-                body["spec"]["paused"] = json!(true);
-            }
-            patch_workload(client, w, body).await?;
-            Ok(Wrote::Rolled)
-        }
-        WorkloadKind::CronJob => cronjob(client, w, changes, record, strategy).await,
-        WorkloadKind::Job => job(client, w, changes, record, strategy).await,
-        WorkloadKind::Rollout => rollout(client, w, changes, record, strategy, extra).await,
-    }
-}
-
-/// Records how the tracked rollout ended, on the object it was decided on (a newer reload's
-/// note is never overwritten: the precondition fails with 409). Under its own field manager,
-/// so that the audit log and `managedFields` tell these writes from reloads.
-pub(crate) async fn write_outcome(client: &kube::Client, w: &Workload, t: &Tracked) -> Result<(), kube::Error> {
-    let body =
-        json!({"metadata": {"resourceVersion": w.resource_version, "annotations": {ROLLOUT_ANNOTATION: t.encode()}}});
-    patch_workload_as(client, w, body, OUTCOME_FIELD_MANAGER).await
-}
-
-/// Resumes a Deployment this controller paused.
-pub(crate) async fn resume(client: &kube::Client, w: &Workload, paused_at_key: &str) -> Result<(), kube::Error> {
-    let body = json!({"metadata": {"resourceVersion": w.resource_version, "annotations": {paused_at_key: null}}, "spec": {"paused": false}});
-    patch_workload(client, w, body).await
-}
-
-/// The name of the Job a reload of a CronJob spawns: derived from the change, so a retried
-/// reload finds its Job instead of creating a second one.
-pub(crate) fn spawned_job_name(cronjob: &str, record: &Record) -> String {
-    let digest = Sha256::digest(record::encode(record).as_bytes());
-    let suffix: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
-    let base: String = cronjob.chars().take(63 - 1 - suffix.len()).collect();
-    format!("{}-{suffix}", base.trim_end_matches('-'))
-}
-
-async fn cronjob(
-    client: &kube::Client,
-    w: &Workload,
-    changes: &[Change],
-    record: &Record,
-    strategy: Strategy,
-) -> Result<Wrote, kube::Error> {
-    let (ns, name) = (w.key.namespace.as_str(), w.key.name.as_str());
-    let cj = Api::<CronJob>::namespaced(client.clone(), ns).get(name).await?;
-    let jt = cj.spec.job_template.clone();
-    let Some(mut spec) = jt.spec else {
-        return recorded_only(client, w, record, "the CronJob has no job template").await;
-    };
-    if !patch::mutate_template(&mut spec.template, w, changes, strategy, now_unix()) {
-        return recorded_only(client, w, record, "no container to reload").await;
-    }
-    let jt_meta = jt.metadata.unwrap_or_default();
-    let mut annotations: BTreeMap<String, String> =
-        [("cronjob.kubernetes.io/instantiate".to_string(), "manual".to_string())].into();
-    annotations.extend(jt_meta.annotations.unwrap_or_default());
-    let job = Job {
-        metadata: ObjectMeta {
-            name: Some(spawned_job_name(name, record)),
-            namespace: Some(ns.to_string()),
-            labels: jt_meta.labels,
-            annotations: Some(annotations),
-            owner_references: Some(vec![OwnerReference {
-                api_version: "batch/v1".into(),
-                kind: "CronJob".into(),
-                name: name.to_string(),
-                uid: cj.metadata.uid.clone().unwrap_or_default(),
-                controller: Some(true),
-                block_owner_deletion: Some(true),
-            }]),
-            ..Default::default()
-        },
-        spec: Some(spec),
-        status: None,
-    };
-    let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-    match Api::<Job>::namespaced(client.clone(), ns).create(&pp, &job).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {} // spawned by an earlier attempt
-        Err(e) => return Err(e),
-    }
-    write_record(client, w, record).await?;
-    Ok(Wrote::Rolled)
-}
-
-const JOB_LABELS: [&str; 4] =
-    ["controller-uid", "batch.kubernetes.io/controller-uid", "batch.kubernetes.io/job-name", "job-name"];
-
-async fn job(
-    client: &kube::Client,
-    w: &Workload,
-    changes: &[Change],
-    record: &Record,
-    strategy: Strategy,
-) -> Result<Wrote, kube::Error> {
-    let (ns, name) = (w.key.namespace.as_str(), w.key.name.as_str());
-    let api = Api::<Job>::namespaced(client.clone(), ns);
-    let old = api.get(name).await?;
-    if old.metadata.uid != w.uid {
-        return Ok(Wrote::Stale);
-    }
-    let mut new = old.clone();
-    let Some(spec) = new.spec.as_mut() else {
-        return recorded_only(client, w, record, "the Job has no spec").await;
-    };
-    if !patch::mutate_template(&mut spec.template, w, changes, strategy, now_unix()) {
-        return recorded_only(client, w, record, "no container to reload").await;
-    }
-    // A Job's template is immutable: delete it and create it again, without the fields the
-    // API server owns, so it gets a new uid, selector and labels.
-    if spec.manual_selector != Some(true) {
-        spec.selector = None;
-    }
-    if let Some(labels) = spec.template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-        labels.retain(|k, _| !JOB_LABELS.contains(&k.as_str()));
-    }
-    new.status = None;
-    let m = &mut new.metadata;
-    m.uid = None;
-    m.resource_version = None;
-    m.creation_timestamp = None;
-    m.generation = None;
-    m.managed_fields = None;
-    m.deletion_timestamp = None;
-    m.deletion_grace_period_seconds = None;
-    if let Some(labels) = m.labels.as_mut() {
-        labels.retain(|k, _| !JOB_LABELS.contains(&k.as_str()));
-    }
-    m.annotations.get_or_insert_default().insert(RECORD_ANNOTATION.into(), record::encode(record));
-    let dp = DeleteParams {
-        propagation_policy: Some(PropagationPolicy::Background),
-        preconditions: Some(Preconditions { uid: old.metadata.uid.clone(), resource_version: None }),
-        ..Default::default()
-    };
-    api.delete(name, &dp).await?;
-    let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-    // The old object can linger for a moment (finalizers); keep the new one in hand until it fits.
-    let mut last = None;
-    for attempt in 0..40 {
-        match api.create(&pp, &new).await {
-            Ok(_) => return Ok(Wrote::Rolled),
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                last = Some(kube::Error::Api(s));
-                tokio::time::sleep(Duration::from_millis(100 + 50 * attempt)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last.expect("at least one attempt"))
-}
-
-async fn rollout(
-    client: &kube::Client,
-    w: &Workload,
-    changes: &[Change],
-    record: &Record,
-    strategy: Strategy,
-    extra: &Extra,
-) -> Result<Wrote, kube::Error> {
-    let (ns, name) = (w.key.namespace.as_str(), w.key.name.as_str());
-    let api = rollout_api(client, ns);
-    if w.controls.restart_strategy {
-        // Reloader's `restart`: Argo restarts the pods; the template stays as in Git.
-        let mut body = json!({
-            "metadata": {"resourceVersion": w.resource_version, "annotations": {RECORD_ANNOTATION: record::encode(record)}},
-            "spec": {"restartAt": now_rfc3339()}
-        });
-        if let Some(t) = &extra.tracked {
-            body["metadata"]["annotations"][ROLLOUT_ANNOTATION] = json!(t.encode());
-        }
-        api.patch(name, &pp(), &Patch::Merge(body)).await?;
-        return Ok(Wrote::Rolled);
-    }
-    let mut obj = api.get(name).await?;
-    let template = obj.data.get("spec").and_then(|s| s.get("template")).cloned();
-    let Some(mut template) =
-        template.and_then(|t| serde_json::from_value::<k8s_openapi::api::core::v1::PodTemplateSpec>(t).ok())
-    else {
-        return recorded_only(client, w, record, "the Rollout has no pod template (workloadRef)").await;
-    };
-    if !patch::mutate_template(&mut template, w, changes, strategy, now_unix()) {
-        return recorded_only(client, w, record, "no container to reload").await;
-    }
-    obj.data["spec"]["template"] = serde_json::to_value(&template).expect("serialisable");
-    let annotations = obj.metadata.annotations.get_or_insert_default();
-    annotations.insert(RECORD_ANNOTATION.into(), record::encode(record));
-    if let Some(t) = &extra.tracked {
-        annotations.insert(ROLLOUT_ANNOTATION.into(), t.encode());
-    }
-    obj.metadata.managed_fields = None;
-    let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-    api.replace(name, &pp, &obj).await?;
-    Ok(Wrote::Rolled)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::model::record::Applied;
-    use crate::core::model::source::{SourceKind, SourceRef};
-
-    #[test]
-    fn spawned_job_names_fit_and_follow_the_change() {
-        let mut r = Record::new();
-        r.insert(SourceRef::new(SourceKind::ConfigMap, "c"), Applied::Absent);
-        let a = spawned_job_name("nightly", &r);
-        assert!(a.starts_with("nightly-") && a.len() == "nightly-".len() + 10, "{a}");
-        assert_eq!(a, spawned_job_name("nightly", &r), "deterministic");
-        r.insert(SourceRef::new(SourceKind::Secret, "s"), Applied::Absent);
-        assert_ne!(a, spawned_job_name("nightly", &r), "another change, another Job");
-        let long = "x".repeat(52);
-        assert!(spawned_job_name(&long, &r).len() <= 63);
-    }
+    Ok(Written::RecordedOnly(why))
 }

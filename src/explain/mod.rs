@@ -1,0 +1,269 @@
+//! `reloader explain <kind>/<name>`: why a workload did (or did not) reload. It reads the
+//! workload and the ConfigMaps/Secrets of its namespace, and prints the policy as parsed, every
+//! source that could govern it and why, each source's current hash against the applied one,
+//! and what the controller would do now — the same pure functions the controller runs.
+
+mod answer;
+
+pub use answer::{Action, Explanation, NextStep, PolicySummary, RecordSummary, SourceLine, render_text};
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, ListParams};
+use kube::{Client, ResourceExt};
+
+use crate::cli::{ExplainArgs, Output};
+use crate::config::Settings;
+use crate::core::kinds::{WorkloadKind, WorkloadType, with_kind_type};
+use crate::core::model::source::{NamespaceSources, SourceInfo, SourceKind, SourceRef};
+use crate::core::model::workload::{self, Workload};
+use crate::error::Error;
+use answer::{SpcVersions, explain, halted};
+
+fn parse_target(t: &str) -> Result<(WorkloadKind, String), Error> {
+    let (k, n) = t.split_once('/').ok_or_else(|| Error::Target(t.into()))?;
+    let kind = WorkloadKind::parse(k).ok_or_else(|| Error::Target(t.into()))?;
+    if n.is_empty() {
+        return Err(Error::Target(t.into()));
+    }
+    Ok((kind, n.to_string()))
+}
+
+async fn get<K: WorkloadType>(client: &Client, ns: &str, name: &str, s: &Settings) -> Result<Workload, Error> {
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    match api.get_opt(name).await {
+        Ok(Some(obj)) => Ok(workload::project_object(&obj, &s.keys, s.auto_reload_all)),
+        Ok(None) => Err(Error::NotFound { kind: K::INFO.kind, namespace: ns.into(), name: name.into() }),
+        Err(source) => Err(Error::Read { what: K::INFO.plural.into(), namespace: ns.into(), source }),
+    }
+}
+
+async fn sources(client: &Client, ns: &str, s: &Settings) -> Result<(NamespaceSources, SpcVersions), Error> {
+    let mut out = NamespaceSources::default();
+    let mut versions = SpcVersions::new();
+    let api_err = |what: &str| {
+        let what = what.to_string();
+        let ns = ns.to_string();
+        move |source| Error::Read { what: what.clone(), namespace: ns.clone(), source }
+    };
+    let mut lp = ListParams::default();
+    if let Some(sel) = &s.watch.label_selector {
+        lp = lp.labels(sel);
+    }
+    if s.watch.configmaps {
+        for cm in Api::<ConfigMap>::namespaced(client.clone(), ns).list(&lp).await.map_err(api_err("configmaps"))? {
+            out.configmaps.insert(cm.name_any(), SourceInfo::of(&cm, s.keys.flags(cm.metadata.annotations.as_ref())));
+        }
+    }
+    if s.watch.secrets {
+        let mut lp = lp.clone();
+        if let Some(f) = s.secret_field_selector() {
+            lp = lp.fields(f);
+        }
+        for sec in Api::<Secret>::namespaced(client.clone(), ns).list(&lp).await.map_err(api_err("secrets"))? {
+            out.secrets.insert(sec.name_any(), SourceInfo::of(&sec, s.keys.flags(sec.metadata.annotations.as_ref())));
+        }
+    }
+    if s.keys.csi {
+        versions = spc_sources(client, ns, s, &mut out).await?;
+    }
+    Ok((out, versions))
+}
+
+/// SecretProviderClasses as the controller sees them: each one's content by the same rule
+/// (`core::csi`) from its pods' status objects, with its flags. Not installed: none.
+async fn spc_sources(
+    client: &Client,
+    ns: &str,
+    s: &Settings,
+    out: &mut NamespaceSources,
+) -> Result<SpcVersions, Error> {
+    use crate::core::model::csi::{self, SecretProviderClass, SecretProviderClassPodStatus, SpcMounts};
+    let read = |what: &str, source: kube::Error| Error::Read { what: what.into(), namespace: ns.into(), source };
+    let not_served = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 404);
+    let statuses =
+        match Api::<SecretProviderClassPodStatus>::namespaced(client.clone(), ns).list(&ListParams::default()).await {
+            Ok(l) => l.items,
+            Err(e) if not_served(&e) => return Ok(SpcVersions::new()),
+            Err(e) => return Err(read("secretproviderclasspodstatuses", e)),
+        };
+    let mut flags = BTreeMap::new();
+    match Api::<SecretProviderClass>::namespaced(client.clone(), ns).list(&ListParams::default()).await {
+        Ok(l) => {
+            for spc in l.items {
+                flags.insert(spc.name_any(), s.keys.source_flags(spc.metadata.annotations.as_ref()));
+            }
+        }
+        Err(e) if not_served(&e) => {}
+        Err(e) => return Err(read("secretproviderclasses", e)),
+    }
+    let mut mounts: BTreeMap<String, SpcMounts> = BTreeMap::new();
+    let mut by_hash = BTreeMap::new();
+    for st in &statuses {
+        let Some((spc, hash)) = csi::mount_of(st) else { continue };
+        let rv = crate::core::model::parse_rv(st.metadata.resource_version.as_deref()).unwrap_or(u64::MAX);
+        mounts.entry(spc.clone()).or_default().set(&st.name_any(), hash, rv);
+        by_hash.entry((spc, hash)).or_insert_with(|| csi::versions_of(st));
+    }
+    let mut versions = SpcVersions::new();
+    for (name, m) in mounts {
+        let Some(hash) = m.current() else { continue };
+        let (matched, ignored) = flags.get(&name).copied().unwrap_or_default();
+        if let Some(v) = by_hash.get(&(name.clone(), hash)) {
+            versions.insert(name.clone(), v.clone());
+        }
+        out.secret_provider_classes.insert(name, SourceInfo { hash, matched, ignored, content_rv: None });
+    }
+    Ok(versions)
+}
+
+/// Runs the subcommand against the cluster.
+pub async fn run(client: Client, args: &ExplainArgs) -> Result<String, Error> {
+    let mut run = args.run.clone();
+    if run.mode.enable_ha && run.process.pod_name.is_none() {
+        // Explaining elects nothing: it only reads the Lease in POD_NAMESPACE.
+        run.process.pod_name = Some("reloader-explain".into());
+    }
+    let s = run.settings()?;
+    let (kind, name) = parse_target(&args.target)?;
+    let ns = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+    let w = with_kind_type!(kind, K => get::<K>(&client, &ns, &name, &s).await?);
+    let (sources, versions) = sources(&client, &ns, &s).await?;
+    let mut e = explain(&w, &sources, &versions, &s);
+    // What the controller would act on besides the objects: a hold of the storm brake (from its
+    // Events), of the circuit breaker (from the other workloads' notes) and, with HA, whether
+    // any replica may write (from the Lease).
+    e.held = held(&client, &w).await?;
+    if e.held.is_some() && e.decision.action == Action::Reload {
+        e.decision.action = Action::Held;
+        e.decision.detail = format!("would {}, but the storm brake holds it", e.decision.detail);
+    }
+    let limit = s.limits.halt_on_failed_rollouts;
+    if limit.is_some() && e.decision.action == Action::Reload && w.progress.trackable() {
+        let peers = peers(&client, &ns, &s).await?;
+        let marks = release_marks(&client, &ns, &e).await;
+        if let Some(note) = halted(&e, &peers, limit, &marks) {
+            e.decision.action = Action::Halted;
+            e.decision.detail = format!("would {}, but {note}", e.decision.detail);
+        }
+    }
+    if let Some(ha) = &s.ha {
+        let (line, can_write) = leader(&client, ha).await?;
+        e.leader = Some(line);
+        if !can_write && e.decision.action.writes() {
+            e.decision.detail =
+                format!("{}; but no replica holds the lease, so nothing is written yet", e.decision.detail);
+        }
+    }
+    Ok(match args.output {
+        Output::Text => render_text(&e),
+        Output::Json => serde_json::to_string_pretty(&e).expect("serialisable") + "\n",
+    })
+}
+
+/// The workloads of the namespace whose rollouts are followed: their tracking notes are what
+/// the circuit breaker counts.
+async fn peers(client: &Client, ns: &str, s: &Settings) -> Result<Vec<Workload>, Error> {
+    async fn list<K: WorkloadType>(client: &Client, ns: &str, s: &Settings) -> Result<Vec<Workload>, Error> {
+        let api: Api<K> = Api::namespaced(client.clone(), ns);
+        let items = api.list(&ListParams::default()).await.map_err(|source| Error::Read {
+            what: K::INFO.plural.into(),
+            namespace: ns.into(),
+            source,
+        })?;
+        Ok(items.iter().map(|o| workload::project_object(o, &s.keys, s.auto_reload_all)).collect())
+    }
+    let mut out = Vec::new();
+    for kind in s.watch.kinds.iter().copied().filter(|k| k.info().follows_rollouts) {
+        let listed = with_kind_type!(kind, K => list::<K>(client, ns, s).await);
+        match listed {
+            Ok(l) => out.extend(l),
+            // Without a custom resource's API installed there are none to count (the
+            // controller does not watch them either).
+            Err(_) if kind.info().custom => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// The release marks (`breaker::RELEASE_ANNOTATION`) of the sources a reload would apply
+/// changes of; metadata only, so no Secret data is read.
+async fn release_marks(client: &Client, ns: &str, e: &Explanation) -> BTreeMap<SourceRef, String> {
+    use crate::core::gates::breaker::RELEASE_ANNOTATION;
+    let mut marks = BTreeMap::new();
+    for r in e.causes.iter().map(|c| &c.source) {
+        let annotations = match r.kind {
+            SourceKind::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), ns)
+                .get_metadata_opt(&r.name)
+                .await
+                .map(|m| m.and_then(|m| m.metadata.annotations)),
+            SourceKind::Secret => Api::<Secret>::namespaced(client.clone(), ns)
+                .get_metadata_opt(&r.name)
+                .await
+                .map(|m| m.and_then(|m| m.metadata.annotations)),
+            SourceKind::SecretProviderClass => continue,
+        };
+        if let Some(mark) = annotations.ok().flatten().and_then(|a| a.get(RELEASE_ANNOTATION).cloned()) {
+            marks.insert(r.clone(), mark);
+        }
+    }
+    marks
+}
+
+/// The time an Event last happened: its series' last observation, else its own time.
+fn last_seen(ev: &k8s_openapi::api::events::v1::Event) -> Option<k8s_openapi::jiff::Timestamp> {
+    ev.series
+        .as_ref()
+        .map(|s| s.last_observed_time.0)
+        .or(ev.event_time.as_ref().map(|t| t.0))
+        .or(ev.deprecated_last_timestamp.as_ref().map(|t| t.0))
+}
+
+/// Whether the controller holds the workload with its storm brake: its latest `ReloadHeld`
+/// Event is newer than its latest `Reloaded` one (a hold ends with one reload).
+async fn held(client: &Client, w: &Workload) -> Result<Option<String>, Error> {
+    use k8s_openapi::api::events::v1::Event;
+    let api: Api<Event> = Api::namespaced(client.clone(), &w.key.namespace);
+    let lp = ListParams::default().fields(&format!("regarding.name={}", w.key.name));
+    let events = api.list(&lp).await.map_err(|source| Error::Read {
+        what: "events".into(),
+        namespace: w.key.namespace.clone(),
+        source,
+    })?;
+    let latest = |reason: &str| {
+        events
+            .items
+            .iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some(w.key.kind.as_str())
+            })
+            .filter_map(|e| Some((last_seen(e)?, e.note.clone().unwrap_or_default())))
+            .max_by_key(|(t, _)| *t)
+    };
+    Ok(match (latest("ReloadHeld"), latest("Reloaded")) {
+        (Some((t, note)), reloaded) if reloaded.as_ref().is_none_or(|(r, _)| *r < t) => {
+            Some(format!("held since {t}: {note}"))
+        }
+        _ => None,
+    })
+}
+
+/// Who holds the Lease, and whether that holder may still write.
+async fn leader(client: &Client, ha: &crate::config::HaSettings) -> Result<(String, bool), Error> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let api: Api<Lease> = Api::namespaced(client.clone(), &ha.namespace);
+    let lease = api.get_opt(&ha.lease_name).await.map_err(|source| Error::Read {
+        what: format!("lease {}", ha.lease_name),
+        namespace: ha.namespace.clone(),
+        source,
+    })?;
+    let spec = lease.and_then(|l| l.spec);
+    let now = k8s_openapi::jiff::Timestamp::now();
+    Ok(match crate::runtime::leader::step(spec.as_ref(), "", now) {
+        crate::runtime::leader::Step::Follow { holder } => (format!("{holder} holds the lease"), true),
+        _ => ("no replica holds a valid lease".to_string(), false),
+    })
+}
