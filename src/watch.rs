@@ -365,7 +365,7 @@ fn effects(idx: &Index, ns: &str, r: SourceRef, action: SourceAction, mut h: Han
 }
 
 /// Watches SecretProviderClassPodStatuses (Secrets Store CSI) in one scope: what the driver
-/// mounted for each pod, folded per SecretProviderClass into one content (see `core::csi`).
+/// mounted for each pod, folded per SecretProviderClass into one content (see `core::model::csi`).
 pub(crate) async fn spc_pod_statuses(
     ctx: Arc<Ctx>,
     api: Api<SecretProviderClassPodStatus>,

@@ -636,3 +636,36 @@ fn broken_links_and_anchors_are_all_reported() {
     ];
     assert_eq!(problems, expected, "got:\n{}", problems.join("\n"));
 }
+
+/// The repository paths a text names in inline code (`src/…`, `tests/…`, `hack/…`, `benches/…`,
+/// `charts/…`, `deploy/…`), as (line, path).
+fn named_paths(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        for code in line.split('`').skip(1).step_by(2) {
+            let p = code.split([' ', ':', '#', '(']).next().unwrap_or("");
+            let known = ["src/", "tests/", "hack/", "benches/", "charts/", "deploy/"].iter().any(|d| p.starts_with(d));
+            if known && !p.contains('<') && !p.contains('*') {
+                out.push((n + 1, p.trim_end_matches(['.', ',', ';']).to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Module paths move; the docs that name them must follow.
+#[test]
+fn every_path_named_in_the_docs_exists() {
+    let root = root();
+    let mut missing = Vec::new();
+    for file in markdown_files(&root) {
+        for (n, p) in named_paths(&read(&file)) {
+            if !root.join(&p).exists() {
+                missing.push(format!("{}:{n}: `{p}` does not exist", shown(&root, &file)));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "paths named in the docs that do not exist:\n{}", missing.join("\n"));
+    let sample = "see `src/lib.rs`, `tests/docs.rs:12` and `src/<module>.rs`, not `src/*`";
+    assert_eq!(named_paths(sample), [(1, "src/lib.rs".to_string()), (1, "tests/docs.rs".to_string())]);
+}

@@ -499,7 +499,7 @@ impl Obj {
         self.written(rv);
     }
 
-    /// What the controller does with a decision, as `apply::reconcile` and `apply::write` do
+    /// What the controller does with a decision, as `reconcile` and `runtime::writer` do
     /// it: resume a paused Deployment first (and nothing else in that pass), else write the
     /// plan: the record alone, or the template change of a reload with the record.
     fn apply(&mut self, w: &Workload, d: &Decision, strategy: ReloadStrategy, rv: &mut u64) -> Pass {
@@ -774,7 +774,7 @@ impl Run {
         self.st.workload(&self.key).expect("indexed").clone()
     }
 
-    /// The decision as `apply::reconcile` takes it, from the index.
+    /// The decision as `reconcile` takes it, from the index.
     fn decide(&self) -> (BTreeMap<SourceRef, Considered>, Decision) {
         let w = self.workload();
         decide::decide(

@@ -72,7 +72,7 @@ async fn sources(client: &Client, ns: &str, s: &Settings) -> Result<(NamespaceSo
 }
 
 /// SecretProviderClasses as the controller sees them: each one's content by the same rule
-/// (`core::csi`) from its pods' status objects, with its flags. Not installed: none.
+/// (`core::model::csi`) from its pods' status objects, with its flags. Not installed: none.
 async fn spc_sources(
     client: &Client,
     ns: &str,

@@ -3,7 +3,7 @@
 //! still waiting for it are held. A change is a source at one content hash, so the hold lifts
 //! by itself when the source changes again (a fix or a revert), or when the source carries
 //! `RELEASE_ANNOTATION` naming the change. Everything is counted from the tracking notes on the
-//! workloads that use the source (`core::outcome`), so a restart or a failover keeps the hold.
+//! workloads that use the source (`core::model::note`), so a restart or a failover keeps the hold.
 //! Pure.
 
 use std::collections::{HashMap, HashSet};

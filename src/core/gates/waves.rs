@@ -1,7 +1,7 @@
 //! Rollout waves (`--max-concurrent-rollouts N`): at most N rollouts started by reloads in
 //! progress at once, cluster-wide; the other reloads wait, oldest change first, and start as
 //! earlier rollouts end. What is in progress is derived from the workloads themselves: a
-//! workload whose tracking note (`core::outcome`) has no outcome yet holds a place. So a
+//! workload whose tracking note (`core::model::note`) has no outcome yet holds a place. So a
 //! restarted controller, or a new leader, counts exactly the rollouts still under way once its
 //! watches have listed, and never starts more than N. Pure: the runtime keeps the few
 //! in-memory parts (places taken by writes the watch has not delivered yet, the waiting line).

@@ -208,7 +208,7 @@ impl<K: Clone + Eq + Hash + Ord> Inner<K> {
 
 /// Delay before looking again after the `n`th 409 in a row: 50 ms doubling to 1 s. The
 /// newer object is usually in the index by then; a baseline is not lost by waiting, since
-/// the decision compares from the workload's first sight (see `core::history`).
+/// the decision compares from the workload's first sight (see `core::index::history`).
 pub(crate) fn conflict_backoff(n: u32) -> Duration {
     Duration::from_millis(50u64 << n.saturating_sub(1).min(5)).min(Duration::from_secs(1))
 }
