@@ -645,7 +645,7 @@ fn named_paths(text: &str) -> Vec<(usize, String)> {
         for code in line.split('`').skip(1).step_by(2) {
             let p = code.split([' ', ':', '#', '(']).next().unwrap_or("");
             let known = ["src/", "tests/", "hack/", "benches/", "charts/", "deploy/"].iter().any(|d| p.starts_with(d));
-            if known && !p.contains('<') && !p.contains('*') {
+            if known && !p.contains(['<', '*', '…']) {
                 out.push((n + 1, p.trim_end_matches(['.', ',', ';']).to_string()));
             }
         }
