@@ -48,7 +48,7 @@ fn code_lines(file: &Path) -> Vec<(usize, String)> {
     let lines: Vec<&str> = text.lines().collect();
     let end = lines
         .windows(2)
-        .position(|w| w[0].trim() == "#[cfg(test)]" && w[1].starts_with("mod tests"))
+        .position(|w| w[0].trim() == "#[cfg(test)]" && w[1].trim_start_matches("pub(crate) ").starts_with("mod tests"))
         .unwrap_or(lines.len());
     lines[..end].iter().enumerate().map(|(i, l)| (i + 1, l.to_string())).collect()
 }

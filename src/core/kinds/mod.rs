@@ -7,9 +7,9 @@
 //! chart's and `deploy/`'s RBAC cover every kind.
 //!
 //! **Adding a kind**: a file here implementing [`Kind`] (for a custom resource, a type with the
-//! fields it reads and `namespaced_resource!`), and one line in the `kinds!` list below. The
-//! RBAC test then asks for the chart's rules. A new way of writing a reload is a [`Write`]
-//! variant and its function in `runtime::writer`.
+//! fields it reads and `namespaced_resource!`), its `mod` line and one line in the `kinds!` list
+//! below. The RBAC test then asks for the chart's rules. A new way of writing a reload is a
+//! [`Write`] variant and its function in `runtime::writer` (docs/architecture.md has the list).
 
 use std::fmt;
 
@@ -31,8 +31,8 @@ pub(crate) trait WorkloadType: Kind {
 
 /// The one list of kinds, as `Variant => type` (an absolute path: the dispatch macro expands
 /// where it is used). It defines [`WorkloadKind`], [`WorkloadKind::ALL`] in this order,
-/// [`WorkloadType`] for each type, and `with_kind_type!`, which runs code with the Kubernetes type of
-/// a kind.
+/// [`WorkloadType`] for each type, and `with_kind_type!`, which runs code with the Kubernetes
+/// type of a kind. The list starts with `$`: the inner macro's own `$` tokens are written `$d`.
 macro_rules! kinds {
     ($d:tt $($variant:ident => $ty:ty,)*) => {
         /// A workload kind.

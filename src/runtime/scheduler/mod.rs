@@ -231,3 +231,55 @@ impl Scheduler {
         self.slots.adoptions_waiting()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::gates::brake::BrakeSettings;
+    use crate::core::kinds::WorkloadKind;
+
+    fn scheduler(metrics: &Arc<Metrics>) -> Scheduler {
+        let limits = Limits {
+            brake: BrakeSettings {
+                min_interval: Duration::from_secs(10),
+                flap_limit: 5,
+                flap_window: Duration::from_secs(600),
+                settle: Duration::from_secs(120),
+            },
+            max_concurrent_rollouts: Some(1),
+            halt_on_failed_rollouts: None,
+        };
+        Scheduler::new(limits, Duration::from_millis(50), Duration::from_millis(500), 20, metrics.clone())
+    }
+
+    fn key(n: &str) -> WorkloadKey {
+        WorkloadKey { kind: WorkloadKind::Deployment, namespace: "ns".into(), name: n.into() }
+    }
+
+    /// Every way into the queue is counted: a change, a look now, progress, a retry, a wait of
+    /// the brake, a turn in the wave.
+    #[tokio::test(start_paused = true)]
+    async fn every_add_is_counted() {
+        let m = Arc::new(Metrics::new(false));
+        let s = scheduler(&m);
+        s.changed(key("a"));
+        s.after(key("b"), Duration::ZERO);
+        s.progressed(key("c"));
+        assert_eq!(m.queue_adds.get(), 3);
+        let (k, _) = s.next().await.expect("a key");
+        assert_eq!(s.finished(k, Finished::Failed), Some(Duration::from_secs(2)), "a retry after 2 s");
+        assert_eq!(m.queue_adds.get(), 4, "the retry is an add");
+        assert_eq!(m.retries.get(), 1);
+        let (k, _) = s.next().await.expect("a key");
+        assert_eq!(s.finished(k.clone(), Finished::Stale), Some(Duration::from_millis(50)));
+        assert_eq!(m.queue_adds.get(), 5, "the look after a 409 is an add");
+        // The wave: one place, taken by "a"; "w" waits, and is queued again when "a" ends.
+        s.rollout_seen(&key("a"), true, false);
+        let r = Request { key: key("w"), trackable: true, changes: vec![], place: 1 };
+        assert!(matches!(s.admit(&r).admission, gates::Admission::Queued { .. }));
+        let before = m.queue_adds.get();
+        s.rollout_seen(&key("a"), false, false);
+        assert_eq!(m.queue_adds.get(), before + 1, "its turn in the wave is an add");
+        assert_eq!(m.rollouts_waiting.get(), 1, "still in line until admitted");
+    }
+}
