@@ -93,17 +93,18 @@ async fn served(client: &Client, api_version: &str) -> Result<Vec<String>, Strin
     }
 }
 
-/// Watches every workload kind the settings name; an opt-in kind (a custom resource) only if
-/// its API is served.
+/// Watches every workload kind the settings name; a custom resource only if its API is served
+/// (its CRD is not installed everywhere).
 async fn spawn_workload_watches(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, s: &Scopes) {
     for kind in ctx.settings.watch.kinds.iter().copied() {
         let i = kind.info();
-        if let Watched::WithFlag { flag, product, .. } = i.watched {
+        if i.custom {
+            let (flag, product) = match i.watched {
+                Watched::WithFlag { flag, product, .. } => (format!("--{flag} is true but "), product),
+                _ => (String::new(), i.kind),
+            };
             if !served(&ctx.client, i.api_version).await.is_ok_and(|r| r.iter().any(|n| n == i.plural)) {
-                warn!(
-                    "--{flag} is true but the {} {} API is not installed; {}s are not watched",
-                    i.api_version, i.kind, i.kind
-                );
+                warn!("{flag}the {} {} API is not installed; {}s are not watched", i.api_version, i.kind, i.kind);
                 continue;
             }
             info!("{product} found; watching {}.{}", i.plural, i.group);

@@ -463,8 +463,7 @@ struct Spcs {
 impl Handler<SecretProviderClass> for Spcs {
     fn apply(&mut self, idx: &mut Index, intake: &Intake, obj: SecretProviderClass) -> Handled {
         let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
-        let (matched, ignored) = intake.keys.source_flags(obj.meta().annotations.as_ref());
-        idx.set_spc_flags(&ns, &name, Some(SourceFlags { matched, ignored }));
+        idx.set_spc_flags(&ns, &name, Some(intake.keys.flags(obj.meta().annotations.as_ref())));
         spc_settled(idx, intake, &ns, &name, None, Handled::default())
     }
     fn delete(&mut self, idx: &mut Index, intake: &Intake, obj: SecretProviderClass) -> Handled {

@@ -13,13 +13,13 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use proptest::prelude::*;
-use proptest::sample::{Index, select};
+use proptest::sample::{Index as Pick, select};
 use serde_json::json;
 
 use crate::core::decide::govern;
 use crate::core::decide::patch::{Strategy as ReloadStrategy, mutate_template};
 use crate::core::decide::{self, Considered, Decision, Options, Plan, Reason, Resume};
-use crate::core::index::Index as State;
+use crate::core::index::Index;
 use crate::core::kinds::rollout::ROLLOUT_STRATEGY;
 use crate::core::kinds::{Controls, Kind, WorkloadKind, Write, with_kind_type};
 use crate::core::model::duration::parse_go_duration;
@@ -120,7 +120,7 @@ proptest! {
                 let _ = govern::govern(kp, n, None, true);
             }
         }
-        let _ = keys.source_flags(Some(&meta));
+        let _ = keys.flags(Some(&meta));
         let mut obj = Obj::new(kind, meta, mk_template(&template, &[vec![]]));
         obj.meta.resource_version = rv;
         let w = obj.project(auto_all);
@@ -724,7 +724,7 @@ fn world() -> impl Strategy<Value = World> {
 /// The world set up in an index as the watches would have filled it, and the workload object.
 struct Run {
     world: World,
-    st: State,
+    st: Index,
     obj: Obj,
     /// The last resourceVersion handed out.
     rv: u64,
@@ -733,7 +733,7 @@ struct Run {
 
 impl Run {
     fn new(world: World) -> Run {
-        let mut st = State::default();
+        let mut st = Index::default();
         for (i, s) in world.sources.iter().enumerate() {
             if let Some(s) = s {
                 let r = universe(i);
@@ -863,7 +863,7 @@ proptest! {
     /// Once the record is up to date, a new content of a source that does not govern the
     /// workload plans nothing at all.
     #[test]
-    fn a_source_that_does_not_govern_changes_nothing(world in world(), pick in any::<Index>(), new_hash in 4u8..8) {
+    fn a_source_that_does_not_govern_changes_nothing(world in world(), pick in any::<Pick>(), new_hash in 4u8..8) {
         let mut run = Run::new(world);
         run.settle()?;
         let (considered, d) = run.decide();
@@ -895,7 +895,7 @@ proptest! {
     #[test]
     fn creating_or_deleting_a_source_that_does_not_govern_rolls_nothing(
         world in world(),
-        pick in any::<Index>(),
+        pick in any::<Pick>(),
         created in src(),
     ) {
         let mut run = Run::new(world);

@@ -16,7 +16,7 @@ use kube::{Client, ResourceExt};
 use crate::cli::{ExplainArgs, Output};
 use crate::config::Settings;
 use crate::core::kinds::{WorkloadKind, WorkloadType, with_kind_type};
-use crate::core::model::source::{NamespaceSources, SourceInfo, SourceKind, SourceRef};
+use crate::core::model::source::{NamespaceSources, SourceFlags, SourceInfo, SourceKind, SourceRef};
 use crate::core::model::workload::{self, Workload};
 use crate::error::Error;
 use answer::{SpcVersions, explain, halted};
@@ -92,7 +92,7 @@ async fn spc_sources(
     match Api::<SecretProviderClass>::namespaced(client.clone(), ns).list(&ListParams::default()).await {
         Ok(l) => {
             for spc in l.items {
-                flags.insert(spc.name_any(), s.keys.source_flags(spc.metadata.annotations.as_ref()));
+                flags.insert(spc.name_any(), s.keys.flags(spc.metadata.annotations.as_ref()));
             }
         }
         Err(e) if not_served(&e) => {}
@@ -109,7 +109,7 @@ async fn spc_sources(
     let mut versions = SpcVersions::new();
     for (name, m) in mounts {
         let Some(hash) = m.current() else { continue };
-        let (matched, ignored) = flags.get(&name).copied().unwrap_or_default();
+        let SourceFlags { matched, ignored } = flags.get(&name).copied().unwrap_or_default();
         if let Some(v) = by_hash.get(&(name.clone(), hash)) {
             versions.insert(name.clone(), v.clone());
         }

@@ -1001,7 +1001,8 @@ mod tests {
         ];
         for c in &cases {
             let a = c.annotations.map(mk_ann);
-            assert_eq!(Keys::default().source_flags(a.as_ref()), c.want, "row {:?}", c.name);
+            let f = Keys::default().flags(a.as_ref());
+            assert_eq!((f.matched, f.ignored), c.want, "row {:?}", c.name);
         }
     }
 

@@ -25,7 +25,9 @@ impl Kind for DaemonSet {
         if strategy.and_then(|u| u.type_.as_deref()) == Some("OnDelete") {
             return Progress::Untracked;
         }
-        let st = self.status.clone().unwrap_or_default();
+        // Read in place: this runs on every watch event of the kind.
+        let unset = k8s_openapi::api::apps::v1::DaemonSetStatus::default();
+        let st = self.status.as_ref().unwrap_or(&unset);
         let desired = st.desired_number_scheduled;
         let (updated, available) = (st.updated_number_scheduled.unwrap_or(0), st.number_available.unwrap_or(0));
         let rolling = if updated < desired {

@@ -30,7 +30,9 @@ impl Kind for Deployment {
 
     fn progress(&self) -> Progress {
         let spec = self.spec.as_ref();
-        let st = self.status.clone().unwrap_or_default();
+        // Read in place: this runs on every watch event of the kind.
+        let unset = k8s_openapi::api::apps::v1::DeploymentStatus::default();
+        let st = self.status.as_ref().unwrap_or(&unset);
         // A deadline is reported with the time of its condition: one left from an earlier
         // rollout (kept while an old ReplicaSet is reused) says nothing about a later reload.
         let failed = st

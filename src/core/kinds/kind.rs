@@ -57,7 +57,8 @@ pub(crate) struct KindInfo {
     pub(crate) watched: Watched,
     /// The RBAC rules the controller needs for it: (API group, resource, verbs).
     pub(crate) rbac: &'static [(&'static str, &'static str, &'static [&'static str])],
-    /// A custom resource: metadata writes are JSON merge patches (no strategic merge).
+    /// A custom resource: watched only once API discovery finds it (its CRD is not installed
+    /// everywhere), and written with JSON merge patches (no strategic merge).
     pub(crate) custom: bool,
     /// Its rollout can be followed (its objects carry tracking notes the breaker counts).
     pub(crate) follows_rollouts: bool,
@@ -108,9 +109,8 @@ pub(crate) enum Watched {
     Always,
     /// Unless `--ignored-workload-types` names its plural (Reloader: `jobs`, `cronjobs`).
     UnlessIgnored,
-    /// Only with `flag` on (its chart value `chart` sets it and grants the RBAC), and only once
-    /// API discovery finds the kind: a custom resource is not installed everywhere. `product`
-    /// names it in the log.
+    /// Only with `flag` on (its chart value `chart` sets it and grants the RBAC). `product`
+    /// names it in the log when discovery finds it.
     WithFlag {
         flag: &'static str,
         chart: &'static str,

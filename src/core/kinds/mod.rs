@@ -187,7 +187,6 @@ mod tests {
                 i.rbac.iter().any(|(g, r, v)| *g == i.group && *r == i.plural && v.contains(&"watch")),
                 "{k}: its own resource is not watched by its rules"
             );
-            assert_eq!(i.custom, matches!(i.watched, Watched::WithFlag { .. }), "{k}: a custom resource is opt-in");
             assert_eq!(WorkloadKind::parse(i.kind), Some(*k));
             assert_eq!(WorkloadKind::parse(i.plural), Some(*k));
         }

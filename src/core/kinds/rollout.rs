@@ -81,7 +81,9 @@ impl Kind for Rollout {
         if self.template().is_none() {
             return Progress::Untracked;
         }
-        let st = self.status.clone().unwrap_or_default();
+        // Read in place: this runs on every watch event of the kind.
+        let unset = ArgoStatus::default();
+        let st = self.status.as_ref().unwrap_or(&unset);
         let said = |what: &str| {
             if st.message.as_deref().unwrap_or("").is_empty() {
                 what.to_string()

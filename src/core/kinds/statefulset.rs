@@ -26,11 +26,14 @@ impl Kind for StatefulSet {
         if strategy.and_then(|u| u.type_.as_deref()) == Some("OnDelete") {
             return Progress::Untracked;
         }
-        let st = self.status.clone().unwrap_or_default();
+        // Read in place: this runs on every watch event of the kind.
+        let unset = k8s_openapi::api::apps::v1::StatefulSetStatus::default();
+        let st = self.status.as_ref().unwrap_or(&unset);
         let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
         let partition = strategy.and_then(|u| u.rolling_update.as_ref()).and_then(|r| r.partition).unwrap_or(0);
         let (updated, ready) = (st.updated_replicas.unwrap_or(0), st.ready_replicas.unwrap_or(0));
-        let (current, update) = (st.current_revision.unwrap_or_default(), st.update_revision.unwrap_or_default());
+        let (current, update) =
+            (st.current_revision.as_deref().unwrap_or(""), st.update_revision.as_deref().unwrap_or(""));
         let rolling = if ready < desired {
             Some(format!("{ready} of {desired} replicas ready"))
         } else if partition > 0 {

@@ -84,16 +84,11 @@ impl Keys {
         }
     }
 
-    /// A source's `match` and `ignore` flags, from its annotations.
+    /// A source's `match` and `ignore` flags: whether its annotations say `match: "true"` /
+    /// `ignore: "true"` (exact strings).
     pub(crate) fn flags(&self, annotations: Option<&BTreeMap<String, String>>) -> SourceFlags {
-        let (matched, ignored) = self.source_flags(annotations);
-        SourceFlags { matched, ignored }
-    }
-
-    /// Whether a source's annotations say `match: "true"` / `ignore: "true"` (exact strings).
-    pub(crate) fn source_flags(&self, annotations: Option<&BTreeMap<String, String>>) -> (bool, bool) {
         let is_true = |k: &str| annotations.and_then(|a| a.get(k)).is_some_and(|v| v == "true");
-        (is_true(&self.match_), is_true(&self.ignore))
+        SourceFlags { matched: is_true(&self.match_), ignored: is_true(&self.ignore) }
     }
 }
 

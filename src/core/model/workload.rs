@@ -2,8 +2,10 @@
 //! (`kinds`): its policy, the sources it uses, the applied record, the few controls a decision
 //! reads and how its rollout goes; never the whole object.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -157,11 +159,13 @@ fn project_with(
     };
     // What governs the workload besides its own annotations; both digests cover it.
     let governs = (template_annotations, &refs, &first_container, &stakater_env, &controls);
-    let fingerprint = digest((&meta.annotations, governs));
+    let fingerprint = digest(|h| (&meta.annotations, governs).hash(h));
     // The annotations the policy is parsed from, not all of them: other writers' (the
     // Deployment revision, tools' tracking marks, our own record) do not move the anchor.
-    let policy_annotations: Vec<_> = meta.annotations.iter().flatten().filter(|(k, _)| keys.is_policy_key(k)).collect();
-    let anchor_digest = digest((policy_annotations, governs));
+    let anchor_digest = digest(|h| {
+        meta.annotations.iter().flatten().filter(|(k, _)| keys.is_policy_key(k)).for_each(|kv| kv.hash(h));
+        governs.hash(h);
+    });
     Workload {
         key: WorkloadKey {
             kind,
@@ -190,10 +194,10 @@ fn project_with(
     }
 }
 
-fn digest(v: impl std::hash::Hash) -> u64 {
-    use std::hash::Hasher;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    v.hash(&mut h);
+/// A digest of what `feed` hashes (in memory only; never compared across processes).
+fn digest(feed: impl FnOnce(&mut DefaultHasher)) -> u64 {
+    let mut h = DefaultHasher::new();
+    feed(&mut h);
     h.finish()
 }
 
