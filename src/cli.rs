@@ -213,7 +213,8 @@ pub struct SafetyArgs {
     /// Decide everything, write nothing: log and count each write that would happen.
     #[arg(long, env = "RELOADER_DRY_RUN", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub(crate) dry_run: bool,
-    /// A workload is reloaded at most once per this interval; changes in between fold into the next reload.
+    /// After two reloads of a workload within --flap-window, the next waits this long after the
+    /// previous, doubling for each further one; changes in between fold into it. 0: no spacing.
     #[arg(long, env = "RELOADER_MIN_RELOAD_INTERVAL", default_value = "10s", value_parser = duration)]
     pub(crate) min_reload_interval: Duration,
     /// A workload that would reload more than this many times within --flap-window is held (0: never).
@@ -222,21 +223,29 @@ pub struct SafetyArgs {
     /// The window of --flap-limit.
     #[arg(long, env = "RELOADER_FLAP_WINDOW", default_value = "10m", value_parser = duration)]
     pub(crate) flap_window: Duration,
-    /// A held workload is released once its sources stayed unchanged this long.
+    /// A waiting or held reload goes once its sources stayed unchanged for twice their longest
+    /// recent pause, and at most this long.
     #[arg(long, env = "RELOADER_FLAP_SETTLE", default_value = "2m", value_parser = duration)]
     pub(crate) flap_settle: Duration,
-    // The defaults: only bursts need coalescing, so a lone change waits just 50 ms (patched
-    // well within 150 ms, where a fixed 500 ms window made every change wait 500 ms). The
-    // writers that make bursts (helm, kubectl apply, GitOps controllers) write one object after
-    // another a few to a few tens of milliseconds apart, so 50 ms still folds them. The cap
-    // stays 500 ms, the old window: a steady stream cannot postpone a reload past it, and a
-    // quiet window at least as long gives the old fixed window back.
+    // The default: with five reloads in the first minutes and one per 30 minutes after, a
+    // source that never stops flapping rolls its workload at most 6 times in its first hour
+    // and twice an hour after, and the pods are never more than 30 minutes behind it.
+    /// A held workload still reloads once per this interval with its sources' latest content. 0:
+    /// only once they are quiet.
+    #[arg(long, env = "RELOADER_FLAP_HOLD_MAX", default_value = "30m", value_parser = duration)]
+    pub(crate) flap_hold_max: Duration,
+    // The defaults, measured on the loaded 2-core test machine: `kubectl apply -f dir/`
+    // (client-side) writes one object every 60-80 ms, up to 180 ms with the CPUs busy;
+    // server-side apply (`--server-side`) writes them under 10 ms apart. A 400 ms quiet window
+    // folds such a batch into one rollout with room to spare, and a lone change is patched
+    // about 450 ms after it is seen, which matters to nobody whose rollout takes seconds. The
+    // cap, 3 s, covers a batch of 10 at 180 ms each and bounds what a steady stream can delay.
     /// The most a source change waits for more changes to the same workload; 0: no wait.
-    #[arg(long, env = "RELOADER_DEBOUNCE", default_value = "500ms", value_parser = duration)]
+    #[arg(long, env = "RELOADER_DEBOUNCE", default_value = "3s", value_parser = duration)]
     pub(crate) debounce: Duration,
     /// A source change waits this long for another to the same workload; each restarts the
     /// wait, up to --debounce after the first. 0: no wait.
-    #[arg(long, env = "RELOADER_DEBOUNCE_QUIET", default_value = "50ms", value_parser = duration)]
+    #[arg(long, env = "RELOADER_DEBOUNCE_QUIET", default_value = "400ms", value_parser = duration)]
     pub(crate) debounce_quiet: Duration,
     // The default is kube-controller-manager's own client rate (--kube-api-qps=20): what the
     // cluster's controllers are expected to write at. Waiting costs nothing but time (a change

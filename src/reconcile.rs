@@ -165,8 +165,11 @@ fn admitted(ctx: &Ctx, w: &Workload, changes: &[Change]) -> bool {
     }
     match answer.admission {
         Admission::Go => true,
-        Admission::Later(after) => {
-            debug!(in_ = ?after, "reloaded recently; folding changes into the next reload");
+        Admission::Later { after, newly } => {
+            debug!(in_ = ?after, "reloaded repeatedly; spacing the next reload, changes meanwhile fold into it");
+            if newly {
+                ctx.reporter.deferred(w, changes, after, &ctx.settings.limits.brake);
+            }
             ctx.scheduler.after(w.key.clone(), after);
             false
         }

@@ -301,8 +301,15 @@ async fn env_vars_strategy_sets_reloader_named_variables() {
         {"name": "side", "image": "example.com/side:1"},
         app(json!({"envFrom": [{"configMapRef": {"name": "my-config"}}, {"secretRef": {"name": "my-secret"}}]}))
     ]});
-    let (_ctl, g0) =
-        setup(&ns, json!({"reloader.stakater.com/auto": "true"}), spec, &["--reload-strategy=env-vars"]).await;
+    // Both changes must land in one rollout to check both variables at once: a quiet window
+    // wider than the default, since under CI load the two writes were seen over 300 ms apart.
+    let (_ctl, g0) = setup(
+        &ns,
+        json!({"reloader.stakater.com/auto": "true"}),
+        spec,
+        &["--reload-strategy=env-vars", "--debounce-quiet=2s", "--debounce=5s"],
+    )
+    .await;
     await_record(&ns, "web").await;
     ns.set_configmap("my-config", json!({"v": "2"})).await;
     ns.set_secret("my-secret", json!({"v": "2"})).await;
@@ -545,11 +552,9 @@ async fn several_sources_changed_together_give_one_rollout() {
     assert_eq!(replica_sets(&ns, "web").await, 2, "one rollout for the whole burst");
 }
 
-/// Five changes written 20 ms apart, each restarting the quiet window, give one rollout. The
-/// window is 300 ms here, not the default 50 ms: with the other tests of this file running at
-/// once on two cores, the controller saw writes made 20 ms apart up to 135 ms apart, and then
-/// rolled twice or three times (the storm brake, which folds such repeats into one reload 10 s
-/// later at the defaults, is off in tests). The defaults' burst figure is the benchmark's.
+/// Five changes written 20 ms apart, each restarting the quiet window, give one rollout (with
+/// the other tests of this file running at once on two cores, the controller saw such writes
+/// up to 135 ms apart; the default window is 400 ms).
 #[tokio::test]
 async fn a_burst_20ms_apart_gives_one_rollout() {
     let ns = TestNs::new("burst20").await;
@@ -557,13 +562,7 @@ async fn a_burst_20ms_apart_gives_one_rollout() {
     for n in names {
         ns.set_configmap(n, json!({"v": "1"})).await;
     }
-    let (_ctl, g0) = setup(
-        &ns,
-        json!({"reloader.stakater.com/auto": "true"}),
-        env_from_configmaps(&names),
-        &["--debounce-quiet=300ms"],
-    )
-    .await;
+    let (_ctl, g0) = setup(&ns, json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&names), &[]).await;
     await_record(&ns, "web").await;
     // Each write starts 20 ms after the one before, however long the API server takes.
     let ns = &ns;
@@ -575,6 +574,61 @@ async fn a_burst_20ms_apart_gives_one_rollout() {
     let g1 = await_reload(ns, "web", &g0).await;
     assert_no_reload(ns, "web", &g1).await;
     assert_eq!(replica_sets(ns, "web").await, 2, "one rollout for the whole burst");
+}
+
+/// At the defaults, the storm brake included: one `kubectl apply -f dir/` of three changed
+/// ConfigMaps of one Deployment gives one rollout with all three (kubectl writes them one by
+/// one, 60-180 ms apart on the 2-core test machine).
+#[tokio::test]
+async fn one_kubectl_apply_of_three_changed_sources_gives_one_rollout() {
+    let ns = TestNs::new("apply3").await;
+    let names = ["a-cfg", "b-cfg", "c-cfg"];
+    let dir = std::env::temp_dir().join(&ns.name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |v: &str| {
+        for n in names {
+            let doc = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\ndata:\n  v: \"{v}\"\n");
+            std::fs::write(dir.join(format!("{n}.yaml")), doc).unwrap();
+        }
+        let out = kubectl(&["apply", "-n", &ns.name, "-f", dir.to_str().unwrap()]);
+        assert!(out.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    write("1");
+    let brake = ["--min-reload-interval=10s", "--flap-limit=5"];
+    let (_ctl, g0) =
+        setup(&ns, json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&names), &brake).await;
+    let r0 = await_record(&ns, "web").await;
+    write("2");
+    let g1 = await_reload(&ns, "web", &g0).await;
+    assert_no_reload(&ns, "web", &g1).await;
+    assert_eq!(replica_sets(&ns, "web").await, 2, "one rollout for the apply");
+    let (before, after): (Value, Value) =
+        (serde_json::from_str(&r0).unwrap(), serde_json::from_str(&record_of(&ns, "web").await.unwrap()).unwrap());
+    for n in names {
+        let s = format!("configmap/{n}");
+        assert_ne!(before[&s], after[&s], "the one rollout applied {s}: {after}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// At the defaults, the storm brake included: a second change a few seconds after the first
+/// (a typo fixed) is applied about as fast as the first, not after --min-reload-interval.
+#[tokio::test]
+async fn a_second_change_seconds_after_the_first_is_applied_at_once_at_the_defaults() {
+    let ns = TestNs::new("typo").await;
+    ns.set_configmap("cfg", json!({"v": "0"})).await;
+    let brake = ["--min-reload-interval=10s", "--flap-limit=5"];
+    let (_ctl, g0) =
+        setup(&ns, json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&["cfg"]), &brake).await;
+    await_record(&ns, "web").await;
+    ns.set_configmap("cfg", json!({"v": "1"})).await;
+    let g1 = await_reload(&ns, "web", &g0).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let start = std::time::Instant::now();
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    let g2 = await_reload(&ns, "web", &g1).await;
+    assert!(start.elapsed() < Duration::from_secs(2), "the second took {:?}", start.elapsed());
+    assert_no_reload(&ns, "web", &g2).await;
 }
 
 /// At the defaults: a ConfigMap and a Secret of one workload written back to back, as
@@ -599,20 +653,15 @@ async fn a_configmap_and_a_secret_changed_back_to_back_give_one_rollout() {
     }
 }
 
-/// At the defaults (the default quiet window, 50 ms, given explicitly since tests otherwise
-/// use 300 ms) a lone change waits only the quiet window, not the 500 ms cap: the fastest of
-/// three is patched well before 500 ms (the others allow for a loaded machine).
+/// At the defaults a lone change waits only the quiet window (400 ms), not the 3 s cap: the
+/// fastest of three is patched well before the cap (the others allow for a loaded machine;
+/// the benchmark reports the latency's p50 and p99).
 #[tokio::test]
 async fn a_lone_change_at_the_defaults_is_not_held_for_the_cap() {
     let ns = TestNs::new("lone").await;
     ns.set_configmap("cfg", json!({"v": "0"})).await;
-    let (_ctl, mut g) = setup(
-        &ns,
-        json!({"reloader.stakater.com/auto": "true"}),
-        env_from_configmaps(&["cfg"]),
-        &["--debounce-quiet=50ms"],
-    )
-    .await;
+    let (_ctl, mut g) =
+        setup(&ns, json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&["cfg"]), &[]).await;
     await_record(&ns, "web").await;
     let mut fastest = Duration::MAX;
     for v in 1..=3 {
@@ -621,7 +670,7 @@ async fn a_lone_change_at_the_defaults_is_not_held_for_the_cap() {
         g = await_reload(&ns, "web", &g).await;
         fastest = fastest.min(start.elapsed());
     }
-    assert!(fastest < Duration::from_millis(400), "a lone change took at least {fastest:?}");
+    assert!(fastest < Duration::from_millis(1500), "a lone change took at least {fastest:?}");
 }
 
 #[tokio::test]

@@ -151,9 +151,63 @@ async fn a_workload_held_by_the_storm_brake_is_explained_as_held() {
         }
     })
     .await;
+    // Held until the sources go quiet: they keep changing while it is explained.
+    let flipper = {
+        let (client, name) = (ns.client.clone(), ns.name.clone());
+        tokio::spawn(async move {
+            let api = kube::Api::<ConfigMap>::namespaced(client, &name);
+            for j in 0.. {
+                let p = json!({"data": {"v": format!("flip-{j}")}});
+                let _ = api.patch("cfg", &Default::default(), &kube::api::Patch::Merge(&p)).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
     let text = explain(&ns, "deployment/web", &[]);
+    let v: serde_json::Value = serde_json::from_str(&explain(&ns, "deploy/web", &["-o", "json"])).unwrap();
+    flipper.abort();
     assert!(text.contains("storm brake: held since"), "{text}");
     assert!(text.contains("decision: held: would roll it"), "{text}");
-    let v: serde_json::Value = serde_json::from_str(&explain(&ns, "deploy/web", &["-o", "json"])).unwrap();
     assert_eq!(v["decision"]["action"], "held");
+}
+
+/// A reload the storm brake spaces (a third within --flap-window) is told as a Normal
+/// `ReloadDeferred` Event saying until when, and `explain` shows it as deferred.
+#[tokio::test]
+async fn a_reload_spaced_by_the_storm_brake_is_explained_as_deferred() {
+    let ns = TestNs::new("explain-deferred").await;
+    ns.set_configmap("cfg", json!({"v": "0"})).await;
+    ns.apply_json::<Deployment>(deployment(
+        "web",
+        json!({"reloader.stakater.com/auto": "true"}),
+        env_from_configmaps(&["cfg"]),
+    ))
+    .await;
+    let _ctl = Controller::start(&ns, &["--min-reload-interval=5m", "--flap-limit=0"]).await;
+    await_record(&ns, "web").await;
+    let mut g = pod_template(&ns, "web").await;
+    // Two reloads go at once; changes 4 s apart make the sources' rhythm 4 s, so the third
+    // waits for the spacing (5 min) or 8 s of quiet.
+    for v in ["1", "2"] {
+        ns.set_configmap("cfg", json!({ "v": v })).await;
+        g = await_reload(&ns, "web", &g).await;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+    }
+    ns.set_configmap("cfg", json!({"v": "3"})).await;
+    let events = ns.api::<k8s_openapi::api::events::v1::Event>();
+    let deferred = eventually(Duration::from_secs(5), "a ReloadDeferred Event", || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items.into_iter().find(|e| e.reason.as_deref() == Some("ReloadDeferred"))
+    })
+    .await;
+    assert_eq!(deferred.type_.as_deref(), Some("Normal"));
+    assert!(deferred.note.as_deref().unwrap_or_default().contains("waits until"), "{deferred:?}");
+    let text = explain(&ns, "deployment/web", &[]);
+    assert!(text.contains("storm brake: deferred since"), "{text}");
+    assert!(text.contains("decision: deferred: would roll it") && text.contains("the storm brake defers it"), "{text}");
+    // Then it goes, once the sources are quiet.
+    eventually(Duration::from_secs(15), "the deferred reload", || async {
+        (pod_template(&ns, "web").await != g).then_some(())
+    })
+    .await;
 }

@@ -378,6 +378,7 @@ impl SafetyArgs {
                 flap_limit: self.flap_limit,
                 flap_window: self.flap_window,
                 settle: self.flap_settle,
+                hold_max: self.flap_hold_max,
             },
             max_concurrent_rollouts: (self.max_concurrent_rollouts > 0).then_some(self.max_concurrent_rollouts),
             halt_on_failed_rollouts: (self.halt_on_failed_rollouts > 0).then_some(self.halt_on_failed_rollouts),
@@ -417,8 +418,8 @@ mod tests {
         let s = parse(&[]).unwrap();
         assert_eq!(s.strategy, Strategy::Annotations);
         assert!(!s.auto_reload_all);
-        assert_eq!(s.debounce, Duration::from_millis(500));
-        assert_eq!(s.debounce_quiet, Duration::from_millis(50));
+        assert_eq!(s.debounce, Duration::from_secs(3));
+        assert_eq!(s.debounce_quiet, Duration::from_millis(400));
         assert_eq!(s.adoption_writes_per_second, 20);
         assert_eq!(s.rollout_timeout, Some(Duration::from_secs(600)));
         assert_eq!(s.limits.max_concurrent_rollouts, None, "unlimited, as Reloader");
@@ -469,7 +470,7 @@ mod tests {
         let s = parse(&["--debounce=2s", "--debounce-quiet", "200ms"]).unwrap();
         assert_eq!((s.debounce, s.debounce_quiet), (Duration::from_secs(2), Duration::from_millis(200)));
         let s = parse(&["--debounce-quiet=0"]).unwrap();
-        assert_eq!((s.debounce, s.debounce_quiet), (Duration::from_millis(500), Duration::ZERO));
+        assert_eq!((s.debounce, s.debounce_quiet), (Duration::from_secs(3), Duration::ZERO));
         let s = parse(&["--adoption-writes-per-second=5"]).unwrap();
         assert_eq!(s.adoption_writes_per_second, 5);
         let s = parse(&["--adoption-writes-per-second", "0"]).unwrap();

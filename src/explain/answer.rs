@@ -87,6 +87,8 @@ pub enum Action {
     Resume,
     /// A reload the storm brake holds.
     Held,
+    /// A reload the storm brake spaces: it goes later, with every change until then.
+    Deferred,
     /// A reload the circuit breaker holds.
     Halted,
 }
@@ -100,6 +102,7 @@ impl Action {
             Action::Reload => "reload",
             Action::Resume => "resume",
             Action::Held => "held",
+            Action::Deferred => "deferred",
             Action::Halted => "halted",
         }
     }

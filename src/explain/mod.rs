@@ -134,11 +134,12 @@ pub async fn run(client: Client, args: &ExplainArgs) -> Result<String, Error> {
     // What the controller would act on besides the objects: a hold of the storm brake (from its
     // Events), of the circuit breaker (from the other workloads' notes) and, with HA, whether
     // any replica may write (from the Lease).
-    e.held = held(&client, &w).await?;
-    if e.held.is_some() && e.decision.action == Action::Reload {
-        e.decision.action = Action::Held;
-        e.decision.detail = format!("would {}, but the storm brake holds it", e.decision.detail);
+    let brake = brake(&client, &w).await?;
+    if let (Some((how, _)), Action::Reload) = (&brake, &e.decision.action) {
+        e.decision.detail = format!("would {}, but the storm brake {how} it", e.decision.detail);
+        e.decision.action = if *how == "holds" { Action::Held } else { Action::Deferred };
     }
+    e.held = brake.map(|(_, line)| line);
     let limit = s.limits.halt_on_failed_rollouts;
     if limit.is_some() && e.decision.action == Action::Reload && w.progress.trackable() {
         let peers = peers(&client, &ns, &s).await?;
@@ -221,9 +222,10 @@ fn last_seen(ev: &k8s_openapi::api::events::v1::Event) -> Option<k8s_openapi::ji
         .or(ev.deprecated_last_timestamp.as_ref().map(|t| t.0))
 }
 
-/// Whether the controller holds the workload with its storm brake: its latest `ReloadHeld`
-/// Event is newer than its latest `Reloaded` one (a hold ends with one reload).
-async fn held(client: &Client, w: &Workload) -> Result<Option<String>, Error> {
+/// Whether the controller holds or spaces the workload with its storm brake: its latest
+/// `ReloadHeld` or `ReloadDeferred` Event is newer than its latest `Reloaded` one (both end
+/// with one reload). Says which ("holds", "defers") and the line to show.
+async fn brake(client: &Client, w: &Workload) -> Result<Option<(&'static str, String)>, Error> {
     use k8s_openapi::api::events::v1::Event;
     let api: Api<Event> = Api::namespaced(client.clone(), &w.key.namespace);
     let lp = ListParams::default().fields(&format!("regarding.name={}", w.key.name));
@@ -243,12 +245,13 @@ async fn held(client: &Client, w: &Workload) -> Result<Option<String>, Error> {
             .filter_map(|e| Some((last_seen(e)?, e.note.clone().unwrap_or_default())))
             .max_by_key(|(t, _)| *t)
     };
-    Ok(match (latest("ReloadHeld"), latest("Reloaded")) {
-        (Some((t, note)), reloaded) if reloaded.as_ref().is_none_or(|(r, _)| *r < t) => {
-            Some(format!("held since {t}: {note}"))
-        }
-        _ => None,
-    })
+    let reloaded = latest("Reloaded").map(|(t, _)| t);
+    let newest = [("holds", "held", latest("ReloadHeld")), ("defers", "deferred", latest("ReloadDeferred"))]
+        .into_iter()
+        .filter_map(|(how, what, e)| e.map(|(t, note)| (t, how, what, note)))
+        .filter(|(t, ..)| reloaded.is_none_or(|r| r < *t))
+        .max_by_key(|(t, ..)| *t);
+    Ok(newest.map(|(t, how, what, note)| (how, format!("{what} since {t}: {note}"))))
 }
 
 /// Who holds the Lease, and whether that holder may still write.

@@ -118,6 +118,7 @@ impl Ctx {
             m.heap_bytes.set(b as i64);
         }
         m.held_workloads.set(self.scheduler.held() as i64);
+        m.deferred_workloads.set(self.scheduler.deferred() as i64);
         m.adoptions_waiting.set(self.scheduler.adoptions_waiting() as i64);
     }
 

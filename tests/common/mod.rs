@@ -198,13 +198,6 @@ pub fn settings(args: &[&str]) -> Settings {
     if !args.iter().any(|a| a.starts_with("--flap-limit")) {
         all.push("--flap-limit=0");
     }
-    // Tests write several sources back to back and expect one rollout. With the other tests of
-    // a file running at once on two cores, the controller saw writes made 20 ms apart up to
-    // 135 ms apart, past the default 50 ms quiet window (and the brake that folds a second
-    // rollout is off). Tests of the defaults' timing pass `--debounce-quiet=50ms` themselves.
-    if !args.iter().any(|a| a.starts_with("--debounce")) {
-        all.push("--debounce-quiet=300ms");
-    }
     all.extend_from_slice(args);
     let cli = Cli::try_parse_from(all).expect("valid args");
     cli.run.settings().expect("valid settings")

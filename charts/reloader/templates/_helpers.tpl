@@ -178,6 +178,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - --flap-limit={{ $r.flapLimit }}
 - --flap-window={{ $r.flapWindow }}
 - --flap-settle={{ $r.flapSettle }}
+- --flap-hold-max={{ $r.flapHoldMax }}
 - --adoption-writes-per-second={{ int64 $r.adoptionWritesPerSecond }}
 - --rollout-timeout={{ $r.rolloutTimeout }}
 {{- if $r.maxConcurrentRollouts }}

@@ -57,8 +57,9 @@ pub(crate) struct Request {
 pub(crate) enum Admission {
     /// Write it now.
     Go,
-    /// Reloaded recently: look again after this long; changes meanwhile fold into that reload.
-    Later(Duration),
+    /// Reloaded repeatedly: spaced, look again after this long; changes meanwhile fold into
+    /// that reload. `newly`: the first time for this wait (report it once).
+    Later { after: Duration, newly: bool },
     /// The storm brake holds a flapping workload: look again after this long. `newly`: the
     /// first time (report it once).
     Held { after: Duration, newly: bool },
@@ -91,7 +92,9 @@ impl Answer {
 pub(crate) fn admit(r: &Request, limits: &Limits, brake: &mut Brake, wave: &mut Wave, now: Instant) -> Answer {
     match brake.check(&limits.brake, now) {
         Check::Go => {}
-        Check::Wait(at) => return Answer::of(Admission::Later(at.saturating_duration_since(now))),
+        Check::Wait { at, newly } => {
+            return Answer::of(Admission::Later { after: at.saturating_duration_since(now), newly });
+        }
         Check::Hold { until, newly } => {
             return Answer::of(Admission::Held { after: until.saturating_duration_since(now), newly });
         }
@@ -150,9 +153,10 @@ mod tests {
         Limits {
             brake: BrakeSettings {
                 min_interval: Duration::from_secs(10),
-                flap_limit: 2,
+                flap_limit: 3,
                 flap_window: Duration::from_secs(600),
                 settle: Duration::from_secs(60),
+                hold_max: Duration::from_secs(1800),
             },
             max_concurrent_rollouts: waves,
             halt_on_failed_rollouts: halt,
@@ -182,20 +186,20 @@ mod tests {
         let rows: Vec<Row> = vec![
             ("nothing in the way", vec![], vec![change(0, 0, None)], 0, limits(Some(2), Some(1)), Admission::Go),
             (
-                "too soon after a reload",
-                vec![3],
+                "a third reload, 3 s after the second: spaced",
+                vec![30, 3],
                 vec![],
                 0,
                 limits(None, None),
-                Admission::Later(Duration::from_secs(7)),
+                Admission::Later { after: Duration::from_secs(7), newly: true },
             ),
             (
-                "flapping: held until the sources are quiet",
-                vec![30, 20],
+                "flapping: held until the sources are quiet for twice their 10 s rhythm",
+                vec![30, 20, 10],
                 vec![],
                 0,
                 limits(None, None),
-                Admission::Held { after: Duration::from_secs(60), newly: true },
+                Admission::Held { after: Duration::from_secs(20), newly: true },
             ),
             (
                 "a failure while others roll",
@@ -235,10 +239,10 @@ mod tests {
         for (case, reloads, changes, taken, limits, want) in rows {
             let mut brake = Brake::default();
             for ago in reloads {
-                brake.changed(t0 - Duration::from_secs(ago));
+                brake.changed(&limits.brake, t0 - Duration::from_secs(ago));
                 brake.reloaded(t0 - Duration::from_secs(ago));
             }
-            brake.changed(t0);
+            brake.changed(&limits.brake, t0);
             let mut wave = Wave::default();
             for i in 0..taken {
                 wave.seen(&key(&format!("other-{i}")), true);

@@ -21,6 +21,10 @@ use kube::runtime::events::{Event, EventType};
 /// How long repeats join a series (kube-runtime's and client-go's six minutes).
 const SERIES_TTL: Duration = Duration::from_secs(6 * 60);
 
+/// Reasons whose note says until when: each is an Event of its own, since a series cannot
+/// change its note (the API server refuses: "field is immutable").
+const NOTE_KEYED: &[&str] = &["ReloadDeferred"];
+
 struct Series {
     name: String,
     count: i32,
@@ -146,6 +150,9 @@ fn key(ev: &Event, regarding: &ObjectReference) -> u64 {
     if let Some(rel) = &ev.secondary {
         r(rel, &mut h);
     }
+    if NOTE_KEYED.contains(&ev.reason.as_str()) {
+        ev.note.hash(&mut h);
+    }
     h.finish()
 }
 
@@ -174,6 +181,8 @@ mod tests {
         assert_ne!(a, key(&ev("ReloadFail", "first", Some("other")), &obj("web")));
         assert_ne!(a, key(&ev("ReloadHeld", "first", Some("cfg")), &obj("web")));
         assert_ne!(a, key(&ev("ReloadFail", "first", Some("cfg")), &obj("api")));
+        let d = key(&ev("ReloadDeferred", "until 10:00:00", Some("cfg")), &obj("web"));
+        assert_ne!(d, key(&ev("ReloadDeferred", "until 10:00:20", Some("cfg")), &obj("web")), "a note with a time");
     }
 
     #[tokio::test]

@@ -173,6 +173,8 @@ metrics! {
         => "reloader_tracked_workloads", "Workloads held in the in-memory index.";
     held_workloads: Gauge = Gauge::default()
         => "reloader_held_workloads", "Workloads held back by the storm brake.";
+    deferred_workloads: Gauge = Gauge::default()
+        => "reloader_deferred_workloads", "Workloads whose reload waits for the storm brake's spacing.";
     leader: Gauge = Gauge::default()
         => "reloader_leader", "1 while this replica may write (leader, or HA off).";
     alerts: Family<SinkResult, Counter> = Family::default()

@@ -8,13 +8,14 @@ pub(crate) mod events;
 pub mod metrics;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::core::decide::{Change, ChangeKind, Decision};
-use crate::core::gates::brake::BrakeSettings;
+use crate::core::gates::brake::{self, BrakeSettings};
 use crate::core::gates::breaker::{self, Reported, Subject, Tally, held_note};
 use crate::core::model::cause::Cause;
 use crate::core::model::note::{Ended, Tracked};
@@ -218,8 +219,14 @@ impl Reporter {
 
     /// The storm brake holds a flapping workload: a warn line and a `ReloadHeld` Event, once.
     pub(crate) fn held(&self, w: &Workload, changes: &[Change], b: &BrakeSettings) {
+        let every = if b.hold_max.is_zero() {
+            String::new()
+        } else {
+            format!(", and reloading once per {} meanwhile", humantime::format_duration(b.hold_max))
+        };
         let msg = format!(
-            "more than {} reloads within {}; holding reloads until its sources stay unchanged for {}",
+            "more than {} reloads within {}; holding reloads until its sources stay unchanged for twice their \
+             longest recent pause (at most {}){every}",
             b.flap_limit,
             humantime::format_duration(b.flap_window),
             humantime::format_duration(b.settle)
@@ -227,6 +234,24 @@ impl Reporter {
         warn!("{msg}");
         let related = changes.first().map(|c| source_ref(&w.key.namespace, &c.source));
         self.publish(w, event(EventType::Warning, "ReloadHeld", msg, related));
+    }
+
+    /// A reload the storm brake spaces: a Normal `ReloadDeferred` Event saying until when,
+    /// once per wait (`explain` reads it).
+    pub(crate) fn deferred(&self, w: &Workload, changes: &[Change], after: Duration, b: &BrakeSettings) {
+        let at = k8s_openapi::jiff::Timestamp::now()
+            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(after.as_secs().saturating_add(1) as i64))
+            .map(|t| t.round(k8s_openapi::jiff::Unit::Second).unwrap_or(t).to_string())
+            .unwrap_or_default();
+        let msg = format!(
+            "reloaded {} or more times within {}; the next reload, with every change until then, waits until {at} \
+             (--min-reload-interval, doubling), or less if its sources go quiet",
+            brake::FREE,
+            humantime::format_duration(b.flap_window),
+        );
+        debug!("{msg}");
+        let related = changes.first().map(|c| source_ref(&w.key.namespace, &c.source));
+        self.publish(w, event(EventType::Normal, "ReloadDeferred", msg, related));
     }
 
     /// A change nothing rolls for: recorded, with the reason (a suspended CronJob, no container).

@@ -75,7 +75,7 @@ impl Scheduler {
     /// A source of `key` changed: it waits `--debounce-quiet` for more changes, each restarting
     /// the wait, up to `--debounce` after the first, so a burst folds into one reconcile.
     pub(crate) fn changed(&self, key: WorkloadKey) {
-        self.slots.changed(&key, Instant::now());
+        self.slots.changed(&key, &self.limits.brake, Instant::now());
         self.metrics.queue_adds.inc();
         self.queue.add_debounced(key, self.quiet, self.cap);
     }
@@ -226,6 +226,11 @@ impl Scheduler {
         self.slots.held()
     }
 
+    /// Workloads whose reload waits for the storm brake's spacing.
+    pub(crate) fn deferred(&self) -> usize {
+        self.slots.deferred(Instant::now())
+    }
+
     /// Workloads whose adoption write waits for its turn.
     pub(crate) fn adoptions_waiting(&self) -> usize {
         self.slots.adoptions_waiting()
@@ -245,6 +250,7 @@ mod tests {
                 flap_limit: 5,
                 flap_window: Duration::from_secs(600),
                 settle: Duration::from_secs(120),
+                hold_max: Duration::from_secs(1800),
             },
             max_concurrent_rollouts: Some(1),
             halt_on_failed_rollouts: None,

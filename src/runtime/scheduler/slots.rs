@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::core::gates::brake::Brake;
+use crate::core::gates::brake::{Brake, BrakeSettings};
 use crate::core::model::workload::WorkloadKey;
 use crate::runtime::scheduler::pacer::Pacer;
 use crate::runtime::scheduler::queue;
@@ -55,10 +55,10 @@ impl Slots {
     }
 
     /// A source of `key` changed at `now`.
-    pub(crate) fn changed(&self, key: &WorkloadKey, now: Instant) {
+    pub(crate) fn changed(&self, key: &WorkloadKey, brake: &BrakeSettings, now: Instant) {
         self.with(key, |s| {
             s.first_change.get_or_insert(now);
-            s.brake.changed(now);
+            s.brake.changed(brake, now);
         });
     }
 
@@ -155,6 +155,11 @@ impl Slots {
     pub(crate) fn held(&self) -> usize {
         self.map.lock().expect("slots lock").values().filter(|s| s.brake.is_held()).count()
     }
+
+    /// Workloads whose reload waits for the storm brake's spacing at `now`.
+    pub(crate) fn deferred(&self, now: Instant) -> usize {
+        self.map.lock().expect("slots lock").values().filter(|s| s.brake.is_deferred(now)).count()
+    }
 }
 
 #[cfg(test)]
@@ -171,7 +176,17 @@ mod tests {
         let slots = Slots::default();
         let (a, b) = (key("a"), key("b"));
         let now = Instant::now();
-        slots.changed(&a, now);
+        slots.changed(
+            &a,
+            &crate::core::gates::brake::BrakeSettings {
+                min_interval: Duration::ZERO,
+                flap_limit: 0,
+                flap_window: Duration::ZERO,
+                settle: Duration::ZERO,
+                hold_max: Duration::ZERO,
+            },
+            now,
+        );
         assert_eq!(slots.len(), 1);
         assert!(slots.take_change_age(&a).is_some());
         assert_eq!(slots.len(), 0, "nothing pending: dropped");
