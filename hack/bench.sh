@@ -2,7 +2,7 @@
 # The benchmark: a dedicated local control plane (.cluster-bench/, API audit log on, separate
 # from the one tests use), then every scenario of benches/cluster/ against each controller.
 #
-#   hack/bench.sh [--quick] [--repeat N] [--out DIR] [--reloader-bin PATH] [--only churn|waves]
+#   hack/bench.sh [--quick] [--repeat N] [--out DIR] [--reloader-bin PATH] [--only churn|waves|sustained]
 #
 # Results go to bench/ (or target/bench-quick/ with --quick): results.json, RESULTS.md,
 # plot.svg, and each controller's logs. The control plane is stopped at the end.
@@ -24,6 +24,8 @@ done
 
 export RELOADER_CLUSTER_DIR="$repo/.cluster-bench" RELOADER_CLUSTER_AUDIT=1
 hack/tools.sh > /dev/null
+# The pinned kubectl, for the scenarios that apply files as a user does.
+PATH="$(hack/tools.sh --check):$PATH"
 if hack/cluster.sh status > /dev/null 2>&1; then
   echo "bench: a benchmark control plane is already up; stopping it for a clean run" >&2
   hack/cluster.sh down

@@ -280,6 +280,10 @@ pub struct ProcessArgs {
     /// Watch Helm release Secrets too (type helm.sh/release.v1; excluded by default).
     #[arg(long, env = "RELOADER_WATCH_HELM_RELEASE_SECRETS", default_value = "false", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub(crate) watch_helm_release_secrets: bool,
+    /// How the watches list what exists at start: `stream` (streaming lists, one request per
+    /// resource), `page` (paged LISTs), or `auto` (stream where the API server serves it).
+    #[arg(long, env = "RELOADER_INITIAL_LIST", default_value = "auto", value_parser = ["auto", "stream", "page"])]
+    pub(crate) initial_list: String,
     /// Parallel workload reconciles.
     #[arg(long, env = "RELOADER_WORKERS", default_value = "4")]
     pub(crate) workers: usize,

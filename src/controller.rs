@@ -23,15 +23,10 @@ use crate::core::kinds::{Watched, WorkloadType, with_kind_type};
 use crate::error::Error;
 use crate::reconcile::{self, Pass};
 pub use crate::runtime::context::Ctx;
+use crate::runtime::lists::{self, Lists};
 use crate::runtime::scheduler::Finished;
 use crate::runtime::{leader, server};
 use crate::watch;
-
-/// Objects per page of a (re)list. A page is held whole (response text and decoded objects)
-/// while it is processed, and Deployments carry kilobytes of managedFields each, so pages of
-/// client-go's 500 set the memory peak; at 100 the RSS at 10k Secrets + 10k ConfigMaps + 1k
-/// Deployments drops from ~68 MiB to ~37 MiB for a few more list calls (see bench/README.md).
-pub const LIST_PAGE_SIZE: u32 = 100;
 
 /// The `metadata.namespace!=` terms for `--namespaces-to-ignore`, plus `extra`, as one field selector.
 fn field_selector(ignore: &[String], extra: &[&str]) -> Option<String> {
@@ -51,27 +46,27 @@ where
     }
 }
 
-/// A watch without a label selector: listed in pages, `--namespaces-to-ignore` server-side.
-fn paged(ignore: &[String]) -> watcher::Config {
-    watcher::Config {
-        field_selector: field_selector(ignore, &[]),
-        page_size: Some(LIST_PAGE_SIZE),
-        ..Default::default()
-    }
-}
-
-/// The watch scopes (`None`: all namespaces) and the namespaces they leave out.
+/// The watch scopes (`None`: all namespaces), the namespaces they leave out, and how they list.
 struct Scopes {
     scopes: Vec<Option<String>>,
     ignore: Vec<String>,
+    lists: Lists,
 }
 
 impl Scopes {
-    fn of(s: &Settings) -> Scopes {
-        match &s.scope {
-            Scope::All { ignore, .. } => Scopes { scopes: vec![None], ignore: ignore.clone() },
-            Scope::Namespaces(list) => Scopes { scopes: list.iter().cloned().map(Some).collect(), ignore: vec![] },
-        }
+    async fn of(s: &Settings, client: &Client) -> Scopes {
+        let (scopes, ignore) = match &s.scope {
+            Scope::All { ignore, .. } => (vec![None], ignore.clone()),
+            Scope::Namespaces(list) => (list.iter().cloned().map(Some).collect(), vec![]),
+        };
+        let first = scopes.first().cloned().flatten();
+        let lists = lists::choose(client, s.watch.initial_list, first.as_deref()).await;
+        Scopes { scopes, ignore, lists }
+    }
+
+    /// A watch without a label selector: `--namespaces-to-ignore` server-side.
+    fn plain(&self) -> watcher::Config {
+        self.lists.apply(watcher::Config { field_selector: field_selector(&self.ignore, &[]), ..Default::default() })
     }
 }
 
@@ -79,7 +74,7 @@ fn spawn_workloads<K: WorkloadType>(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, s: &S
     for scope in &s.scopes {
         let synced = ctx.health.readiness.handle_in(scope.clone());
         let api = scoped_api(&ctx.client, scope);
-        set.spawn(watch::workloads::<K>(ctx.clone(), api, paged(&s.ignore), scope.clone(), synced));
+        set.spawn(watch::workloads::<K>(ctx.clone(), api, s.plain(), scope.clone(), synced));
     }
 }
 
@@ -116,11 +111,12 @@ async fn spawn_workload_watches(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, s: &Scope
 /// Watches ConfigMaps and Secrets (unless `--resources-to-ignore` names them) in every scope.
 fn spawn_source_watches(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, s: &Scopes) {
     let w = &ctx.settings.watch;
-    let cfg = |extra: &[&str]| watcher::Config {
-        label_selector: w.label_selector.clone(),
-        field_selector: field_selector(&s.ignore, extra),
-        page_size: Some(LIST_PAGE_SIZE),
-        ..Default::default()
+    let cfg = |extra: &[&str]| {
+        s.lists.apply(watcher::Config {
+            label_selector: w.label_selector.clone(),
+            field_selector: field_selector(&s.ignore, extra),
+            ..Default::default()
+        })
     };
     for scope in &s.scopes {
         if w.configmaps {
@@ -170,7 +166,7 @@ async fn spawn_csi(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, s: &Scopes) {
     for scope in &s.scopes {
         // Not `--resource-label-selector`: the driver labels nothing, so Reloader's selector on
         // them (its quirk Q13) only turns CSI reloads off.
-        let cfg = paged(&s.ignore);
+        let cfg = s.plain();
         let synced = ctx.health.readiness.handle_in(scope.clone());
         let api: Api<SecretProviderClassPodStatus> = scoped_api(&ctx.client, scope);
         set.spawn(watch::spc_pod_statuses(ctx.clone(), api, cfg.clone(), scope.clone(), synced));
@@ -217,14 +213,14 @@ fn log_scope(s: &Settings) {
 /// until every watch has one, so readiness cannot turn true while one is still to start.
 async fn spawn_watches(tasks: &mut JoinSet<()>, ctx: &Arc<Ctx>) {
     let mut wiring = ctx.health.readiness.handle();
-    let scopes = Scopes::of(&ctx.settings);
+    let scopes = Scopes::of(&ctx.settings, &ctx.client).await;
     spawn_source_watches(tasks, ctx, &scopes);
     if ctx.settings.keys.csi {
         spawn_csi(tasks, ctx, &scopes).await;
     }
     spawn_workload_watches(tasks, ctx, &scopes).await;
     if let Scope::All { selector: Some(sel), .. } = &ctx.settings.scope {
-        let cfg = watcher::Config::default().labels(sel).page_size(LIST_PAGE_SIZE);
+        let cfg = scopes.lists.apply(watcher::Config::default().labels(sel));
         let synced = ctx.health.readiness.handle();
         tasks.spawn(watch::namespaces(ctx.clone(), Api::<Namespace>::all(ctx.client.clone()), cfg, synced));
     }

@@ -267,8 +267,8 @@ async fn a_flapping_secret_causes_a_bounded_number_of_rollouts() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let during = replica_sets(&ns, "web").await - 1;
-    // Bound: 2 reloads (the flap limit), then held; once quiet for 3 s, one more with the
-    // final content. Without the brake this would be up to 20.
+    // Bound: 2 reloads (the flap limit), then held; once quiet (twice the flips' rhythm, 2 s
+    // to 3 s), one more with the final content. Without the brake this would be up to 20.
     assert!(during <= 2, "{during} rollouts while flapping");
     let held = eventually(Duration::from_secs(5), "a ReloadHeld warning", || async {
         ns.api::<Event>()

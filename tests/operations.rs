@@ -672,3 +672,28 @@ async fn killed_in_the_middle_of_a_fan_out_it_finishes_it_once_after_a_restart()
     })
     .await;
 }
+
+/// The watches list by streaming where the API server serves it (this one does: the probe at
+/// start finds the end-of-initial-events bookmark) and in pages otherwise (forced here); both
+/// sync every object that exists, and the controller reloads after either.
+#[tokio::test]
+async fn streaming_and_paged_initial_lists_both_sync_and_reload() {
+    for (args, line) in
+        [(&[][..], "the API server serves streaming lists"), (&["--initial-list=page"][..], "initial lists: paged")]
+    {
+        let ns = TestNs::new("lists").await;
+        // More objects than a page (100), so a paged list takes several requests.
+        for i in 0..150 {
+            ns.set_configmap(&format!("extra-{i}"), json!({"v": "1"})).await;
+        }
+        let t0 = auto_workload(&ns).await;
+        let p = Process::start(&[&ns], args, &[]);
+        p.log_line(line).await;
+        p.await_ready().await;
+        let tracked = p.metric("reloader_tracked_sources").await;
+        assert!(tracked >= 151.0, "{args:?}: every ConfigMap listed, {tracked} tracked");
+        await_record(&ns, "web").await;
+        ns.set_configmap("cfg", json!({"v": "2"})).await;
+        await_reload(&ns, "web", &t0).await;
+    }
+}

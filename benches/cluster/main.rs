@@ -61,6 +61,8 @@ struct Sizes {
     /// Waves: Deployments sharing one ConfigMap (throughput), and those of the halt scenario.
     wave_workloads: usize,
     halt_workloads: usize,
+    /// Sustained change: minutes the two Secrets keep being rewritten.
+    flap_minutes: f64,
 }
 
 impl Sizes {
@@ -83,6 +85,7 @@ impl Sizes {
                 spread_namespaces: 20,
                 wave_workloads: 50,
                 halt_workloads: 20,
+                flap_minutes: 2.0,
             }
         } else {
             Sizes {
@@ -102,6 +105,7 @@ impl Sizes {
                 spread_namespaces: 500,
                 wave_workloads: 500,
                 halt_workloads: 40,
+                flap_minutes: 10.0,
             }
         }
     }
@@ -139,7 +143,8 @@ fn args() -> anyhow::Result<Args> {
             "--only" => match value("--only")?.as_str() {
                 "churn" => a.only = Some("churn".into()),
                 "waves" => a.only = Some("waves".into()),
-                other => bail!("--only: {other:?} is not a scenario that runs alone; use churn or waves"),
+                "sustained" => a.only = Some("sustained".into()),
+                other => bail!("--only: {other:?} is not a scenario that runs alone; use churn, waves or sustained"),
             },
             // cargo bench passes --bench to harness-less targets.
             "--bench" => {}
@@ -160,6 +165,7 @@ mod objects;
 mod report;
 mod scenarios;
 mod subjects;
+mod sustained;
 mod templates;
 mod waves;
 
@@ -168,6 +174,7 @@ use objects::*;
 use report::*;
 use scenarios::*;
 use subjects::*;
+use sustained::*;
 use templates::*;
 use waves::*;
 
@@ -221,6 +228,9 @@ async fn main() -> anyhow::Result<()> {
             bench.spread(s, r).await.with_context(|| format!("{}: many namespaces", s.name))?;
         }
     }
+    if a.only.as_deref() == Some("sustained") {
+        return report_sustained(&results, &a);
+    }
     if a.only.is_some() {
         for r in &results {
             let rounds: Vec<String> = r.churn_rss_mib.iter().map(|v| format!("{v:.1}")).collect();
@@ -262,6 +272,28 @@ async fn main() -> anyhow::Result<()> {
             "{missed} expected reloads never happened within {RELOAD_TIMEOUT:?}; see {}",
             a.out.join("logs").display()
         );
+    }
+    Ok(())
+}
+
+/// `--only sustained`: scenario 13 for each controller; its rows printed, and `sustained.json`
+/// written to `--out`.
+fn report_sustained(results: &[SubjectResult], a: &Args) -> anyhow::Result<()> {
+    let mut command = format!("make bench ONLY=sustained{}", if a.quick { " QUICK=1" } else { "" });
+    if let Some(bin) = &a.reloader_bin {
+        let file = bin.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+        command.push_str(&format!(" RELOADER_BIN=<dir>/{file}"));
+    }
+    let meta = json!({"command": command, "machine": machine(), "repeat": a.repeat, "flap_minutes": Sizes::new(a.quick).flap_minutes});
+    let all: Vec<_> = results.iter().map(|r| json!({"name": r.name, "sustained": r.sustained})).collect();
+    std::fs::write(
+        a.out.join("sustained.json"),
+        serde_json::to_string_pretty(&json!({"meta": meta, "results": all}))?,
+    )?;
+    println!("{}", table(results, &mut |row| sustained_rows(row)));
+    let missed: Vec<&String> = results.iter().flat_map(|r| &r.missed).collect();
+    if !missed.is_empty() {
+        bail!("sustained: {missed:?}");
     }
     Ok(())
 }

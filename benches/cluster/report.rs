@@ -47,20 +47,12 @@ pub(crate) fn proc_meminfo_gib() -> f64 {
         .unwrap_or(0.0)
 }
 
-pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
+/// One row: scenario, measure, and each controller's cell.
+pub(crate) type Row<'a> = dyn FnMut(&str, &str, &dyn Fn(&SubjectResult) -> String) + 'a;
+
+/// The results table: a column per controller, and ours ÷ Reloader when both ran.
+pub(crate) fn table(results: &[SubjectResult], rows: &mut dyn FnMut(&mut Row)) -> String {
     let mut md = String::new();
-    md.push_str("# Benchmark results\n\n");
-    md.push_str(&format!(
-        "Command: `{}`  \nMachine: {} ({} cores, {} GiB), kernel {}; Kubernetes {} on the local control plane.  \n",
-        meta["command"].as_str().unwrap_or(""),
-        meta["machine"]["cpu"].as_str().unwrap_or(""),
-        meta["machine"]["cores"],
-        meta["machine"]["memory_gib"],
-        meta["machine"]["kernel"].as_str().unwrap_or(""),
-        meta["kubernetes"].as_str().unwrap_or(""),
-    ));
-    md.push_str(&format!("Sizes: `{}`; repeats: {}.\n\n", meta["sizes"], meta["repeat"]));
-    md.push_str("Values are median [min–max] over the repeats; latency is p50 / p95 / p99 over all updates.\n\n");
     let mut names: Vec<&str> = results.iter().map(|r| r.name.as_str()).collect();
     let ratios = results.len() == 2;
     if ratios {
@@ -75,112 +67,141 @@ pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
         }
         md.push_str(&format!("| {scenario} | {measure} | {} |\n", cells.join(" | ")));
     };
-    let col = |f: fn(&ScaleRun) -> f64, d: usize| {
-        move |r: &SubjectResult| spread(&r.scale.iter().map(f).collect::<Vec<_>>(), d)
-    };
-    row("1 scale", "time to ready (s)", &col(|s| s.ready_s, 2));
-    row("1 scale", "RSS after sync (MiB)", &col(|s| s.rss_steady_mib, 1));
-    row("1 scale", "RSS peak (MiB)", &col(|s| s.rss_peak_mib, 1));
-    row("1 scale", "CPU time to ready (s)", &col(|s| s.cpu_at_ready_s, 2));
-    row("1 scale", "LIST / WATCH requests during sync", &|r| {
-        let l: Vec<f64> = r.scale.iter().map(|s| s.requests_during_sync.count("list") as f64).collect();
-        let w: Vec<f64> = r.scale.iter().map(|s| s.requests_during_sync.count("watch") as f64).collect();
-        format!("{} / {}", spread(&l, 0), spread(&w, 0))
-    });
-    row("1 scale", "workload writes during sync, per start (first = adoption)", &|r| {
-        r.scale.iter().map(|s| s.requests_during_sync.workload_writes().to_string()).collect::<Vec<_>>().join(", ")
-    });
-    let variants: Vec<String> = {
-        let mut v: Vec<String> = Vec::new();
-        for k in results.iter().flat_map(|r| r.latency_ms.keys()) {
-            if !v.contains(k) {
-                v.push(k.clone());
-            }
-        }
-        v
-    };
-    for variant in &variants {
-        row("2 latency", &format!("p50 / p95 / p99 (ms), {variant}"), &|r| match r.latency_ms.get(variant) {
-            Some(v) => format!("{:.0} / {:.0} / {:.0}", percentile(v, 50.0), percentile(v, 95.0), percentile(v, 99.0)),
-            None => "–".into(),
+    rows(&mut row);
+    md
+}
+
+pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
+    let mut md = String::new();
+    md.push_str("# Benchmark results\n\n");
+    md.push_str(&format!(
+        "Command: `{}`  \nMachine: {} ({} cores, {} GiB), kernel {}; Kubernetes {} on the local control plane.  \n",
+        meta["command"].as_str().unwrap_or(""),
+        meta["machine"]["cpu"].as_str().unwrap_or(""),
+        meta["machine"]["cores"],
+        meta["machine"]["memory_gib"],
+        meta["machine"]["kernel"].as_str().unwrap_or(""),
+        meta["kubernetes"].as_str().unwrap_or(""),
+    ));
+    md.push_str(&format!("Sizes: `{}`; repeats: {}.\n\n", meta["sizes"], meta["repeat"]));
+    md.push_str("Values are median [min–max] over the repeats; latency is p50 / p95 / p99 over all updates.\n\n");
+    md.push_str(&table(results, &mut |row: &mut Row| {
+        let col = |f: fn(&ScaleRun) -> f64, d: usize| {
+            move |r: &SubjectResult| spread(&r.scale.iter().map(f).collect::<Vec<_>>(), d)
+        };
+        row("1 scale", "time to ready (s)", &col(|s| s.ready_s, 2));
+        row("1 scale", "RSS after sync (MiB)", &col(|s| s.rss_steady_mib, 1));
+        row("1 scale", "RSS peak (MiB)", &col(|s| s.rss_peak_mib, 1));
+        row("1 scale", "CPU time to ready (s)", &col(|s| s.cpu_at_ready_s, 2));
+        row("1 scale", "LIST / WATCH requests during sync", &|r| {
+            let l: Vec<f64> = r.scale.iter().map(|s| s.requests_during_sync.count("list") as f64).collect();
+            let w: Vec<f64> = r.scale.iter().map(|s| s.requests_during_sync.count("watch") as f64).collect();
+            format!("{} / {}", spread(&l, 0), spread(&w, 0))
         });
-    }
-    row("3 fan-out", "time until all patched (s)", &|r| spread(&r.fanout_s, 2));
-    row("3 fan-out", "workload writes per change (reloads; outcome notes apart)", &|r| {
-        spread(&r.fanout_patches.iter().map(|n| *n as f64).collect::<Vec<_>>(), 0)
-    });
-    row("3 fan-out", "outcome-note writes per change", &|r| {
-        spread(&r.fanout_outcomes.iter().map(|n| *n as f64).collect::<Vec<_>>(), 0)
-    });
-    row("4 burst", "rollouts for 5 changes", &|r| {
-        spread(&r.burst_rollouts.iter().map(|n| *n as f64).collect::<Vec<_>>(), 0)
-    });
-    row("4 burst", "spread of the 5 updates (ms)", &|r| spread(&r.burst_spread_ms, 0));
-    row("5 no-op", "workload writes / template changes / outcome notes of earlier rollouts", &|r| {
-        format!("{} / {} / {}", r.noop_workload_writes, r.noop_template_changes, r.noop_outcome_writes)
-    });
-    row("6 restart", "rollouts / workload writes / outcome notes of earlier rollouts", &|r| {
-        format!("{} / {} / {}", r.restart_rollouts, r.restart_workload_writes, r.restart_outcome_writes)
-    });
-    row("6 down", "of 20 sources changed while it was stopped: workloads rolled / rollouts after start", &|r| {
-        format!("{} / {}", r.down_rolled, r.down_rollouts)
-    });
-    row("7 churn", "RSS after each round (MiB)", &|r| {
-        r.churn_rss_mib.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(" → ")
-    });
-    row("7 churn", "heap in use after each round (MiB)", &|r| {
-        r.churn_heap_mib.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(" → ")
-    });
-    row("8 large objects", "p50 / p95 / p99 (ms), one 100–1000 KiB ConfigMap changed at a time", &|r| {
-        let v = &r.large_latency_ms;
-        format!("{:.0} / {:.0} / {:.0}", percentile(v, 50.0), percentile(v, 95.0), percentile(v, 99.0))
-    });
-    row("8 large objects", "RSS before / after the changes (MiB)", &|r| {
-        format!("{:.1} / {:.1}", r.large_rss_mib.0, r.large_rss_mib.1)
-    });
-    row("9 API pressure", "writes (concurrent writers, each one a second)", &|r| r.pressure_changes.to_string());
-    row("9 API pressure", "p50 / p99 (ms), write to its workload's next rollout", &|r| {
-        let v = &r.pressure_latency_ms;
-        format!("{:.0} / {:.0}", percentile(v, 50.0), percentile(v, 99.0))
-    });
-    row("9 API pressure", "rollouts per workload, median / max", &|r| {
-        let v: Vec<f64> = r.pressure_rollouts.iter().map(|n| *n as f64).collect();
-        format!("{:.0} / {:.0}", percentile(&v, 50.0), percentile(&v, 100.0))
-    });
-    row("9 API pressure", "last rollout after the writes stopped (s) / workloads converged", &|r| {
-        format!("{:.1} / {}", r.pressure_drain_s, r.pressure_converged)
-    });
-    row("10 mixed kinds", &format!("of {} source changes: rolled / max latency (ms)", MIXED.len()), &|r| {
-        format!("{} / {:.0}", r.mixed_latency_ms.len(), percentile(&r.mixed_latency_ms, 100.0))
-    });
-    let spread_ns = meta["sizes"]["spread_namespaces"].as_u64().unwrap_or(0);
-    let sp = |f: fn(&ScaleRun) -> f64, d: usize| {
-        move |r: &SubjectResult| r.spread.as_ref().map_or("–".into(), |x| format!("{:.*}", d, f(x)))
-    };
-    let many = format!("11 {spread_ns} namespaces");
-    row(&many, "time to ready (s)", &sp(|s| s.ready_s, 2));
-    row(&many, "RSS after sync / peak (MiB)", &|r| {
-        r.spread.as_ref().map_or("–".into(), |x| format!("{:.1} / {:.1}", x.rss_steady_mib, x.rss_peak_mib))
-    });
-    row(&many, "CPU time to ready (s)", &sp(|s| s.cpu_at_ready_s, 2));
-    row(&many, "LIST / WATCH requests during sync", &|r| {
-        r.spread.as_ref().map_or("–".into(), |x| {
-            format!("{} / {}", x.requests_during_sync.count("list"), x.requests_during_sync.count("watch"))
-        })
-    });
-    row(&many, "p50 / p99 (ms), one change at a time, each in another namespace", &|r| {
-        let v = &r.spread_latency_ms;
-        format!("{:.0} / {:.0}", percentile(v, 50.0), percentile(v, 99.0))
-    });
-    row("–", "LIST requests after the initial sync (streaming lists included)", &|r| r.lists_after_sync.to_string());
-    row("–", "outcome-note writes after the initial sync (in the PATCH count below)", &|r| {
-        r.requests_after_sync.outcome_writes.to_string()
-    });
-    row("–", "PATCH / UPDATE / all requests after the initial sync", &|r| {
-        let q = &r.requests_after_sync;
-        format!("{} / {} / {}", q.count("patch"), q.count("update"), q.total())
-    });
-    row("–", "missed reloads (30 s timeout)", &|r| r.missed.len().to_string());
+        row("1 scale", "workload writes during sync, per start (first = adoption)", &|r| {
+            r.scale.iter().map(|s| s.requests_during_sync.workload_writes().to_string()).collect::<Vec<_>>().join(", ")
+        });
+        let variants: Vec<String> = {
+            let mut v: Vec<String> = Vec::new();
+            for k in results.iter().flat_map(|r| r.latency_ms.keys()) {
+                if !v.contains(k) {
+                    v.push(k.clone());
+                }
+            }
+            v
+        };
+        for variant in &variants {
+            row("2 latency", &format!("p50 / p95 / p99 (ms), {variant}"), &|r| match r.latency_ms.get(variant) {
+                Some(v) => {
+                    format!("{:.0} / {:.0} / {:.0}", percentile(v, 50.0), percentile(v, 95.0), percentile(v, 99.0))
+                }
+                None => "–".into(),
+            });
+        }
+        row("3 fan-out", "time until all patched (s)", &|r| spread(&r.fanout_s, 2));
+        row("3 fan-out", "workload writes per change (reloads; outcome notes apart)", &|r| {
+            spread(&r.fanout_patches.iter().map(|n| *n as f64).collect::<Vec<_>>(), 0)
+        });
+        row("3 fan-out", "outcome-note writes per change", &|r| {
+            spread(&r.fanout_outcomes.iter().map(|n| *n as f64).collect::<Vec<_>>(), 0)
+        });
+        row("4 burst", "rollouts for 5 changes", &|r| {
+            spread(&r.burst_rollouts.iter().map(|n| *n as f64).collect::<Vec<_>>(), 0)
+        });
+        row("4 burst", "spread of the 5 updates (ms)", &|r| spread(&r.burst_spread_ms, 0));
+        row("5 no-op", "workload writes / template changes / outcome notes of earlier rollouts", &|r| {
+            format!("{} / {} / {}", r.noop_workload_writes, r.noop_template_changes, r.noop_outcome_writes)
+        });
+        row("6 restart", "rollouts / workload writes / outcome notes of earlier rollouts", &|r| {
+            format!("{} / {} / {}", r.restart_rollouts, r.restart_workload_writes, r.restart_outcome_writes)
+        });
+        row("6 down", "of 20 sources changed while it was stopped: workloads rolled / rollouts after start", &|r| {
+            format!("{} / {}", r.down_rolled, r.down_rollouts)
+        });
+        row("7 churn", "RSS after each round (MiB)", &|r| {
+            r.churn_rss_mib.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(" → ")
+        });
+        row("7 churn", "heap in use after each round (MiB)", &|r| {
+            r.churn_heap_mib.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(" → ")
+        });
+        row("8 large objects", "p50 / p95 / p99 (ms), one 100–1000 KiB ConfigMap changed at a time", &|r| {
+            let v = &r.large_latency_ms;
+            format!("{:.0} / {:.0} / {:.0}", percentile(v, 50.0), percentile(v, 95.0), percentile(v, 99.0))
+        });
+        row("8 large objects", "RSS before / after the changes (MiB)", &|r| {
+            format!("{:.1} / {:.1}", r.large_rss_mib.0, r.large_rss_mib.1)
+        });
+        row("9 API pressure", "writes (concurrent writers, each one a second)", &|r| r.pressure_changes.to_string());
+        row("9 API pressure", "p50 / p99 (ms), write to its workload's next rollout", &|r| {
+            let v = &r.pressure_latency_ms;
+            format!("{:.0} / {:.0}", percentile(v, 50.0), percentile(v, 99.0))
+        });
+        row("9 API pressure", "rollouts per workload, median / max", &|r| {
+            let v: Vec<f64> = r.pressure_rollouts.iter().map(|n| *n as f64).collect();
+            format!("{:.0} / {:.0}", percentile(&v, 50.0), percentile(&v, 100.0))
+        });
+        row("9 API pressure", "rollouts per write", &|r| {
+            let rollouts: usize = r.pressure_rollouts.iter().sum();
+            format!("{:.2}", rollouts as f64 / r.pressure_changes.max(1) as f64)
+        });
+        row("9 API pressure", "last rollout after the writes stopped (s) / workloads converged", &|r| {
+            format!("{:.1} / {}", r.pressure_drain_s, r.pressure_converged)
+        });
+        row("10 mixed kinds", &format!("of {} source changes: rolled / max latency (ms)", MIXED.len()), &|r| {
+            format!("{} / {:.0}", r.mixed_latency_ms.len(), percentile(&r.mixed_latency_ms, 100.0))
+        });
+        let spread_ns = meta["sizes"]["spread_namespaces"].as_u64().unwrap_or(0);
+        let sp = |f: fn(&ScaleRun) -> f64, d: usize| {
+            move |r: &SubjectResult| r.spread.as_ref().map_or("–".into(), |x| format!("{:.*}", d, f(x)))
+        };
+        let many = format!("11 {spread_ns} namespaces");
+        row(&many, "time to ready (s)", &sp(|s| s.ready_s, 2));
+        row(&many, "RSS after sync / peak (MiB)", &|r| {
+            r.spread.as_ref().map_or("–".into(), |x| format!("{:.1} / {:.1}", x.rss_steady_mib, x.rss_peak_mib))
+        });
+        row(&many, "CPU time to ready (s)", &sp(|s| s.cpu_at_ready_s, 2));
+        row(&many, "LIST / WATCH requests during sync", &|r| {
+            r.spread.as_ref().map_or("–".into(), |x| {
+                format!("{} / {}", x.requests_during_sync.count("list"), x.requests_during_sync.count("watch"))
+            })
+        });
+        row(&many, "p50 / p99 (ms), one change at a time, each in another namespace", &|r| {
+            let v = &r.spread_latency_ms;
+            format!("{:.0} / {:.0}", percentile(v, 50.0), percentile(v, 99.0))
+        });
+        row("–", "LIST requests after the initial sync (streaming lists included)", &|r| {
+            r.lists_after_sync.to_string()
+        });
+        row("–", "outcome-note writes after the initial sync (in the PATCH count below)", &|r| {
+            r.requests_after_sync.outcome_writes.to_string()
+        });
+        row("–", "PATCH / UPDATE / all requests after the initial sync", &|r| {
+            let q = &r.requests_after_sync;
+            format!("{} / {} / {}", q.count("patch"), q.count("update"), q.total())
+        });
+        row("–", "missed reloads (30 s timeout)", &|r| r.missed.len().to_string());
+        sustained_rows(row);
+    }));
     if results.len() == 1 {
         md.push_str(
             "\nOnly this project's controller ran: no Stakater Reloader binary was given (`make bench \

@@ -61,6 +61,8 @@ pub(crate) struct SubjectResult {
     /// changes in different namespaces (ms).
     pub(crate) spread: Option<ScaleRun>,
     pub(crate) spread_latency_ms: Vec<f64>,
+    /// Sustained change (scenario 13).
+    pub(crate) sustained: Option<Sustained>,
     pub(crate) missed: Vec<String>,
 }
 
@@ -187,6 +189,10 @@ impl Bench {
     pub(crate) async fn run_subject(&self, s: &Subject) -> anyhow::Result<SubjectResult> {
         let mut r = SubjectResult { name: s.name.clone(), ..Default::default() };
         let tag = s.name.to_lowercase().replace(' ', "-");
+        if self.only.as_deref() == Some("sustained") {
+            self.sustained(s, &tag, &mut r).await?;
+            return Ok(r);
+        }
         let layout = Layout::new(&tag);
         layout.create(&self.client, &self.sizes).await?;
         if self.only.as_deref() == Some("churn") {
@@ -350,6 +356,9 @@ impl Bench {
 
         // 7. Workload churn.
         self.churn(s, &layout, &tag, &mut r).await?;
+
+        // 13. Sustained change, on a controller of its own.
+        self.sustained(s, &tag, &mut r).await?;
 
         // Further latency variants, each on its own set of workloads.
         for (i, (label, extra)) in s.latency_variants.iter().enumerate().skip(1) {

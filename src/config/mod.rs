@@ -51,6 +51,16 @@ pub(crate) struct Watch {
     pub(crate) label_selector: Option<String>,
     /// The workload kinds watched, in the order of `WorkloadKind::ALL`.
     pub(crate) kinds: Vec<WorkloadKind>,
+    /// `--initial-list`.
+    pub(crate) initial_list: InitialList,
+}
+
+/// `--initial-list`: how the watches list what exists at start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitialList {
+    Auto,
+    Stream,
+    Page,
 }
 
 /// Validated settings.
@@ -212,6 +222,11 @@ impl RunArgs {
             helm_release_secrets: self.process.watch_helm_release_secrets,
             label_selector,
             kinds,
+            initial_list: match self.process.initial_list.as_str() {
+                "stream" => InitialList::Stream,
+                "page" => InitialList::Page,
+                _ => InitialList::Auto,
+            },
         })
     }
 

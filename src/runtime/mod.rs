@@ -5,6 +5,7 @@
 pub mod client;
 pub(crate) mod context;
 pub(crate) mod leader;
+pub(crate) mod lists;
 pub mod memory;
 pub(crate) mod readiness;
 pub(crate) mod reporter;
