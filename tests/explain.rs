@@ -176,24 +176,18 @@ async fn a_workload_held_by_the_storm_brake_is_explained_as_held() {
 #[tokio::test]
 async fn a_reload_spaced_by_the_storm_brake_is_explained_as_deferred() {
     let ns = TestNs::new("explain-deferred").await;
-    ns.set_configmap("cfg", json!({"v": "0"})).await;
-    ns.apply_json::<Deployment>(deployment(
-        "web",
-        json!({"reloader.stakater.com/auto": "true"}),
-        env_from_configmaps(&["cfg"]),
-    ))
-    .await;
+    auto_workload(&ns).await;
     let _ctl = Controller::start(&ns, &["--min-reload-interval=5m", "--flap-limit=0"]).await;
     await_record(&ns, "web").await;
     let mut g = pod_template(&ns, "web").await;
     // Two reloads go at once; changes 4 s apart make the sources' rhythm 4 s, so the third
     // waits for the spacing (5 min) or 8 s of quiet.
-    for v in ["1", "2"] {
+    for v in ["a", "b"] {
         ns.set_configmap("cfg", json!({ "v": v })).await;
         g = await_reload(&ns, "web", &g).await;
         tokio::time::sleep(Duration::from_secs(4)).await;
     }
-    ns.set_configmap("cfg", json!({"v": "3"})).await;
+    ns.set_configmap("cfg", json!({"v": "c"})).await;
     let events = ns.api::<k8s_openapi::api::events::v1::Event>();
     let deferred = eventually(Duration::from_secs(5), "a ReloadDeferred Event", || async {
         let list = events.list(&Default::default()).await.ok()?;

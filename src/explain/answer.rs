@@ -94,7 +94,7 @@ pub enum Action {
 }
 
 impl Action {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Action::Nothing => "nothing",
             Action::Adopt => "adopt",

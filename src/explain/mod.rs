@@ -135,11 +135,11 @@ pub async fn run(client: Client, args: &ExplainArgs) -> Result<String, Error> {
     // Events), of the circuit breaker (from the other workloads' notes) and, with HA, whether
     // any replica may write (from the Lease).
     let brake = brake(&client, &w).await?;
-    if let (Some((how, _)), Action::Reload) = (&brake, &e.decision.action) {
+    if let (Some((action, how, _)), Action::Reload) = (&brake, e.decision.action) {
         e.decision.detail = format!("would {}, but the storm brake {how} it", e.decision.detail);
-        e.decision.action = if *how == "holds" { Action::Held } else { Action::Deferred };
+        e.decision.action = *action;
     }
-    e.held = brake.map(|(_, line)| line);
+    e.held = brake.map(|(.., line)| line);
     let limit = s.limits.halt_on_failed_rollouts;
     if limit.is_some() && e.decision.action == Action::Reload && w.progress.trackable() {
         let peers = peers(&client, &ns, &s).await?;
@@ -224,8 +224,8 @@ fn last_seen(ev: &k8s_openapi::api::events::v1::Event) -> Option<k8s_openapi::ji
 
 /// Whether the controller holds or spaces the workload with its storm brake: its latest
 /// `ReloadHeld` or `ReloadDeferred` Event is newer than its latest `Reloaded` one (both end
-/// with one reload). Says which ("holds", "defers") and the line to show.
-async fn brake(client: &Client, w: &Workload) -> Result<Option<(&'static str, String)>, Error> {
+/// with one reload). Says which (the action, and "holds" or "defers") and the line to show.
+async fn brake(client: &Client, w: &Workload) -> Result<Option<(Action, &'static str, String)>, Error> {
     use k8s_openapi::api::events::v1::Event;
     let api: Api<Event> = Api::namespaced(client.clone(), &w.key.namespace);
     let lp = ListParams::default().fields(&format!("regarding.name={}", w.key.name));
@@ -246,12 +246,13 @@ async fn brake(client: &Client, w: &Workload) -> Result<Option<(&'static str, St
             .max_by_key(|(t, _)| *t)
     };
     let reloaded = latest("Reloaded").map(|(t, _)| t);
-    let newest = [("holds", "held", latest("ReloadHeld")), ("defers", "deferred", latest("ReloadDeferred"))]
-        .into_iter()
-        .filter_map(|(how, what, e)| e.map(|(t, note)| (t, how, what, note)))
-        .filter(|(t, ..)| reloaded.is_none_or(|r| r < *t))
-        .max_by_key(|(t, ..)| *t);
-    Ok(newest.map(|(t, how, what, note)| (how, format!("{what} since {t}: {note}"))))
+    let newest =
+        [(Action::Held, "holds", latest("ReloadHeld")), (Action::Deferred, "defers", latest("ReloadDeferred"))]
+            .into_iter()
+            .filter_map(|(action, how, e)| e.map(|(t, note)| (t, action, how, note)))
+            .filter(|(t, ..)| reloaded.is_none_or(|r| r < *t))
+            .max_by_key(|(t, ..)| *t);
+    Ok(newest.map(|(t, action, how, note)| (action, how, format!("{} since {t}: {note}", action.as_str()))))
 }
 
 /// Who holds the Lease, and whether that holder may still write.
