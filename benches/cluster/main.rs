@@ -122,6 +122,27 @@ struct Args {
     only: Option<String>,
 }
 
+impl Args {
+    /// The command as run; Reloader's binary by its file name only (its folder is the reader's).
+    fn command(&self) -> String {
+        let mut command = String::from("make bench");
+        if let Some(only) = &self.only {
+            command.push_str(&format!(" ONLY={only}"));
+        }
+        if self.quick {
+            command.push_str(" QUICK=1");
+        }
+        if let Some(bin) = &self.reloader_bin {
+            let file = bin.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+            command.push_str(&format!(" RELOADER_BIN=<dir>/{file}"));
+        }
+        if self.repeat != if self.quick { 1 } else { 3 } {
+            command.push_str(&format!(" REPEAT={}", self.repeat));
+        }
+        command
+    }
+}
+
 fn args() -> anyhow::Result<Args> {
     let mut a = Args {
         quick: false,
@@ -244,17 +265,8 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    // The command as run; Reloader's binary by its file name only (its folder is the reader's).
-    let mut command = format!("make bench{}", if a.quick { " QUICK=1" } else { "" });
-    if let Some(bin) = &a.reloader_bin {
-        let file = bin.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-        command.push_str(&format!(" RELOADER_BIN=<dir>/{file}"));
-    }
-    if a.repeat != if a.quick { 1 } else { 3 } {
-        command.push_str(&format!(" REPEAT={}", a.repeat));
-    }
     let meta = json!({
-        "command": command,
+        "command": a.command(),
         "machine": machine(),
         "kubernetes": version.git_version,
         "sizes": sizes,
@@ -279,12 +291,7 @@ async fn main() -> anyhow::Result<()> {
 /// `--only sustained`: scenario 13 for each controller; its rows printed, and `sustained.json`
 /// written to `--out`.
 fn report_sustained(results: &[SubjectResult], a: &Args) -> anyhow::Result<()> {
-    let mut command = format!("make bench ONLY=sustained{}", if a.quick { " QUICK=1" } else { "" });
-    if let Some(bin) = &a.reloader_bin {
-        let file = bin.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-        command.push_str(&format!(" RELOADER_BIN=<dir>/{file}"));
-    }
-    let meta = json!({"command": command, "machine": machine(), "repeat": a.repeat, "flap_minutes": Sizes::new(a.quick).flap_minutes});
+    let meta = json!({"command": a.command(), "machine": machine(), "repeat": a.repeat, "flap_minutes": Sizes::new(a.quick).flap_minutes});
     let all: Vec<_> = results.iter().map(|r| json!({"name": r.name, "sustained": r.sustained})).collect();
     std::fs::write(
         a.out.join("sustained.json"),
@@ -304,7 +311,7 @@ async fn run_waves(bench: &Bench, a: &Args) -> anyhow::Result<()> {
     let s = ours();
     let r = bench.waves(&s, "kube-reloader").await?;
     let meta = json!({
-        "command": format!("make bench ONLY=waves{}", if a.quick { " QUICK=1" } else { "" }),
+        "command": a.command(),
         "machine": machine(),
         "sizes": {"wave_workloads": bench.sizes.wave_workloads, "halt_workloads": bench.sizes.halt_workloads},
     });

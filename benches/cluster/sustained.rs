@@ -171,20 +171,7 @@ impl Bench {
             .await;
         }
         let rollouts = self.templates.changes_of(&key, start) - self.templates.changes_of(&key, last.0);
-        let deadline = Instant::now() + Duration::from_secs(300);
-        let applied = loop {
-            let hit = self
-                .templates
-                .seen
-                .lock()
-                .unwrap()
-                .get(&key)
-                .and_then(|(_, c)| c.iter().find(|t| **t >= last.0).copied());
-            if hit.is_some() || Instant::now() > deadline {
-                break hit;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let applied = self.templates.change_within(&key, last.0, Duration::from_secs(300)).await;
         Ok(Flap {
             period_s: period,
             minutes,

@@ -83,7 +83,12 @@ impl Templates {
 
     /// The first change of `key` after `after`, waiting up to the reload timeout.
     pub(crate) async fn change_after(&self, key: &str, after: Instant) -> Option<Instant> {
-        let deadline = Instant::now() + RELOAD_TIMEOUT;
+        self.change_within(key, after, RELOAD_TIMEOUT).await
+    }
+
+    /// The first change of `key` after `after`, waiting up to `timeout`.
+    pub(crate) async fn change_within(&self, key: &str, after: Instant, timeout: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + timeout;
         loop {
             let hit = self.seen.lock().unwrap().get(key).and_then(|(_, c)| c.iter().find(|t| **t >= after).copied());
             if hit.is_some() || Instant::now() > deadline {
