@@ -2,7 +2,7 @@
 # The benchmark: a dedicated local control plane (.cluster-bench/, API audit log on, separate
 # from the one tests use), then every scenario of benches/cluster/ against each controller.
 #
-#   hack/bench.sh [--quick] [--repeat N] [--out DIR] [--reloader-bin PATH] [--only churn|waves|sustained]
+#   hack/bench.sh [--quick] [--repeat N] [--out DIR] [--reloader-bin PATH] [--only churn|waves|sustained|fanout]
 #
 # Results go to bench/ (or target/bench-quick/ with --quick): results.json, RESULTS.md,
 # plot.svg, and each controller's logs. The control plane is stopped at the end.

@@ -284,8 +284,10 @@ pub struct ProcessArgs {
     /// resource), `page` (paged LISTs), or `auto` (stream where the API server serves it).
     #[arg(long, env = "RELOADER_INITIAL_LIST", default_value = "auto", value_parser = ["auto", "stream", "page"])]
     pub(crate) initial_list: String,
-    /// Parallel workload reconciles.
-    #[arg(long, env = "RELOADER_WORKERS", default_value = "4")]
+    /// Parallel workload reconciles, and the most writes in flight: below it, the writes in
+    /// flight adapt to the API server's answers (start at 4, grow while it keeps pace, shrink
+    /// when it slows down or answers 429).
+    #[arg(long, env = "RELOADER_WORKERS", default_value = "32")]
     pub(crate) workers: usize,
     /// Address of the metrics and probe server (`off` for none).
     #[arg(long, env = "RELOADER_METRICS_ADDR", default_value = "0.0.0.0:9090", value_parser = listen_addr)]

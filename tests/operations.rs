@@ -140,41 +140,7 @@ async fn ready_only_after_the_initial_list_and_while_watches_work() {
     let ns = TestNs::new("ready").await;
     // A ServiceAccount that may not list Secrets yet: the Secret watch cannot list.
     let sa = "ctl";
-    let role = json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"ctl"},
-        "rules":[{"apiGroups":[""],"resources":["configmaps"],"verbs":["get","list","watch"]},
-                 {"apiGroups":["apps"],"resources":["deployments","statefulsets","daemonsets"],"verbs":["get","list","watch","patch"]},
-                 {"apiGroups":["batch"],"resources":["jobs","cronjobs"],"verbs":["get","list","watch"]},
-                 {"apiGroups":["events.k8s.io"],"resources":["events"],"verbs":["create","patch"]}]});
-    let f = std::env::temp_dir().join(format!("{}-role.json", ns.name));
-    std::fs::write(&f, role.to_string()).unwrap();
-    for args in [
-        vec!["-n", &ns.name, "create", "serviceaccount", sa],
-        vec!["-n", &ns.name, "apply", "-f", f.to_str().unwrap()],
-        vec![
-            "-n",
-            &ns.name,
-            "create",
-            "rolebinding",
-            "ctl",
-            "--role=ctl",
-            &format!("--serviceaccount={}:{sa}", ns.name),
-        ],
-    ] {
-        let out = kubectl(&args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
-    let out = Command::new("bash")
-        .arg(repo().join("hack/cluster.sh"))
-        .args([
-            "sa-kubeconfig",
-            &ns.name,
-            sa,
-            std::env::temp_dir().join(format!("{}.kubeconfig", ns.name)).to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let kubeconfig = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let kubeconfig = service_account(&ns, controller_rules(false));
 
     let p = Process::start(&[&ns], &[], &[("KUBECONFIG", &kubeconfig)]);
     // Alive, but not ready: the Secret list is forbidden.
@@ -549,31 +515,7 @@ async fn a_namespace_without_rbac_does_not_block_the_others() {
     let ok = TestNs::new("rbac-ok").await;
     let denied = TestNs::new("rbac-none").await;
     let t0 = auto_workload(&ok).await;
-    let sa = "ctl";
-    let role = json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"ctl"},
-        "rules":[{"apiGroups":[""],"resources":["configmaps","secrets"],"verbs":["get","list","watch"]},
-                 {"apiGroups":["apps"],"resources":["deployments","statefulsets","daemonsets"],"verbs":["get","list","watch","patch"]},
-                 {"apiGroups":["batch"],"resources":["jobs","cronjobs"],"verbs":["get","list","watch"]},
-                 {"apiGroups":["events.k8s.io"],"resources":["events"],"verbs":["create","patch"]}]});
-    let f = std::env::temp_dir().join(format!("{}-role.json", ok.name));
-    std::fs::write(&f, role.to_string()).unwrap();
-    let binding = format!("--serviceaccount={}:{sa}", ok.name);
-    for args in [
-        vec!["-n", &ok.name, "create", "serviceaccount", sa],
-        vec!["-n", &ok.name, "apply", "-f", f.to_str().unwrap()],
-        vec!["-n", &ok.name, "create", "rolebinding", "ctl", "--role=ctl", &binding],
-    ] {
-        let out = kubectl(&args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
-    let path = std::env::temp_dir().join(format!("{}.kubeconfig", ok.name));
-    let out = Command::new("bash")
-        .arg(repo().join("hack/cluster.sh"))
-        .args(["sa-kubeconfig", &ok.name, sa, path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let kubeconfig = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let kubeconfig = service_account(&ok, controller_rules(true));
 
     let p = Process::start(&[&ok, &denied], &[], &[("KUBECONFIG", &kubeconfig)]);
     await_record(&ok, "web").await;
@@ -696,4 +638,97 @@ async fn streaming_and_paged_initial_lists_both_sync_and_reload() {
         ns.set_configmap("cfg", json!({"v": "2"})).await;
         await_reload(&ns, "web", &t0).await;
     }
+}
+
+/// A priority level of API Priority and Fairness for ServiceAccount `ctl` of `ns` alone: 3
+/// seats (1 share of the server's 600, none borrowed) that reject the excess with 429 instead
+/// of queueing it. Removed when dropped.
+struct RejectingPriorityLevel {
+    name: String,
+}
+
+impl RejectingPriorityLevel {
+    fn new(ns: &TestNs) -> RejectingPriorityLevel {
+        let name = ns.name.clone();
+        let pl = json!({"apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "PriorityLevelConfiguration",
+            "metadata": {"name": name},
+            "spec": {"type": "Limited", "limited": {"nominalConcurrencyShares": 1, "lendablePercent": 0,
+                "borrowingLimitPercent": 0, "limitResponse": {"type": "Reject"}}}});
+        let fs = json!({"apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema",
+            "metadata": {"name": name},
+            "spec": {"priorityLevelConfiguration": {"name": name}, "matchingPrecedence": 50,
+                "distinguisherMethod": {"type": "ByUser"},
+                "rules": [{"subjects": [{"kind": "ServiceAccount", "serviceAccount": {"namespace": name, "name": "ctl"}}],
+                    "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"], "namespaces": ["*"], "clusterScope": true}],
+                    "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}]}]}});
+        for (what, o) in [("pl", pl), ("fs", fs)] {
+            let f = std::env::temp_dir().join(format!("{name}-{what}.json"));
+            std::fs::write(&f, o.to_string()).unwrap();
+            let out = kubectl(&["apply", "-f", f.to_str().unwrap()]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        RejectingPriorityLevel { name }
+    }
+
+    /// Requests of this priority level the API server refused, from its own metrics.
+    fn rejected(&self) -> f64 {
+        let out = kubectl(&["get", "--raw", "/metrics"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let label = format!("priority_level=\"{}\"", self.name);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("apiserver_flowcontrol_rejected_requests_total{") && l.contains(&label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for RejectingPriorityLevel {
+    fn drop(&mut self) {
+        for kind in ["flowschema", "prioritylevelconfiguration"] {
+            let _ = kubectl(&["delete", kind, &self.name, "--ignore-not-found", "--wait=false"]);
+        }
+    }
+}
+
+/// The API server refuses what the controller sends beyond what its priority level admits
+/// (API Priority and Fairness, `Reject`): the writes in flight shrink to what it admits, and a
+/// change used by 30 Deployments still rolls each of them, once.
+#[tokio::test]
+async fn writes_in_flight_adapt_when_the_api_server_rejects_the_excess() {
+    const N: usize = 30;
+    let ns = TestNs::new("apf").await;
+    ns.set_configmap("shared", json!({"v": "1"})).await;
+    for i in 0..N {
+        ns.apply_json::<Deployment>(deployment(
+            &format!("d-{i}"),
+            json!({"reloader.stakater.com/auto": "true"}),
+            env_from_configmaps(&["shared"]),
+        ))
+        .await;
+    }
+    let kubeconfig = service_account(&ns, controller_rules(true));
+    let apf = RejectingPriorityLevel::new(&ns);
+    let p = Process::start(&[&ns], &["--min-reload-interval=0"], &[("KUBECONFIG", &kubeconfig)]);
+    p.await_ready().await;
+    for i in 0..N {
+        await_record(&ns, &format!("d-{i}")).await;
+    }
+    let before = templates(&ns).await;
+
+    ns.set_configmap("shared", json!({"v": "2"})).await;
+    let after = eventually(Duration::from_secs(90), "every Deployment rolled", || async {
+        let now = templates(&ns).await;
+        now.iter().all(|(name, t)| before.get(name) != Some(t)).then_some(now)
+    })
+    .await;
+    let rejected = apf.rejected();
+    let cuts = p.metric("reloader_write_slowdowns_total{reason=\"slow\"}").await
+        + p.metric("reloader_write_slowdowns_total{reason=\"throttled\"}").await;
+    eprintln!("rejected by the API server: {rejected}; cuts of the writes in flight: {cuts}");
+    assert!(rejected > 0.0, "the priority level never rejected anything: the fault was not injected");
+    assert!(cuts >= 1.0, "rejections never cut the writes in flight");
+    assert!(p.metric("reloader_write_limit").await >= 1.0);
+    assert_eq!(p.metric("reloader_reload_executed_total{success=\"true\"}").await, N as f64);
+    holds(Duration::from_secs(3), "each rolled once", || async { templates(&ns).await == after }).await;
 }

@@ -13,6 +13,9 @@ pub(crate) struct Requests {
     /// Of the workload writes, those that record a rollout's outcome (ours: its own field
     /// manager); counted in `by_verb` too.
     pub(crate) outcome_writes: usize,
+    /// Requests the API server refused with 429 Too Many Requests (API Priority and Fairness,
+    /// or max-in-flight): a client sending faster than the server admits.
+    pub(crate) throttled: usize,
 }
 
 impl Requests {
@@ -84,6 +87,9 @@ impl Audit {
                     let resource = e["objectRef"]["resource"].as_str().unwrap_or("-").to_string();
                     if is_outcome_write(&e, &verb, &resource) {
                         r.outcome_writes += 1;
+                    }
+                    if e["responseStatus"]["code"].as_u64() == Some(429) {
+                        r.throttled += 1;
                     }
                     *r.by_verb.entry(verb).or_default().entry(resource).or_default() += 1;
                 }

@@ -11,7 +11,7 @@
 //!
 //! Writes `results.json`, `RESULTS.md` and `plot.svg` into `--out`. Usage (via `hack/bench.sh`):
 //!   cargo bench --bench cluster -- --audit-log PATH [--quick] [--repeat N] [--out DIR]
-//!                                  [--only churn|waves] [--reloader-bin PATH]
+//!                                  [--only churn|waves|sustained|fanout] [--reloader-bin PATH]
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -117,8 +117,8 @@ struct Args {
     out: PathBuf,
     audit_log: PathBuf,
     reloader_bin: Option<PathBuf>,
-    /// Run one scenario only: `churn` (prints its figures, writes no results files) or `waves`
-    /// (writes `waves.json` and `waves-halt.svg`).
+    /// Run one scenario only: `churn` or `fanout` (print their figures, write no results
+    /// files), `waves` (writes `waves.json` and `waves-halt.svg`) or `sustained` (`sustained.json`).
     only: Option<String>,
 }
 
@@ -165,7 +165,10 @@ fn args() -> anyhow::Result<Args> {
                 "churn" => a.only = Some("churn".into()),
                 "waves" => a.only = Some("waves".into()),
                 "sustained" => a.only = Some("sustained".into()),
-                other => bail!("--only: {other:?} is not a scenario that runs alone; use churn, waves or sustained"),
+                "fanout" => a.only = Some("fanout".into()),
+                other => {
+                    bail!("--only: {other:?} is not a scenario that runs alone; use churn, waves, sustained or fanout")
+                }
             },
             // cargo bench passes --bench to harness-less targets.
             "--bench" => {}
@@ -251,6 +254,14 @@ async fn main() -> anyhow::Result<()> {
     }
     if a.only.as_deref() == Some("sustained") {
         return report_sustained(&results, &a);
+    }
+    if a.only.as_deref() == Some("fanout") {
+        println!("{}", table(&results, &mut |row| fanout_rows(row)));
+        let missed: Vec<&String> = results.iter().flat_map(|r| &r.missed).collect();
+        if !missed.is_empty() {
+            bail!("fan-out: {} reloads never happened: {missed:?}", missed.len());
+        }
+        return Ok(());
     }
     if a.only.is_some() {
         for r in &results {

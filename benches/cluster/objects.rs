@@ -121,6 +121,18 @@ impl Layout {
         v
     }
 
+    /// Only scenario 3's namespace and objects (`--only fanout`).
+    pub(crate) async fn create_fan(&self, client: &Client, sz: &Sizes) -> anyhow::Result<()> {
+        namespace(client, &self.fan).await?;
+        self.fan_objects(client, sz).await
+    }
+
+    async fn fan_objects(&self, client: &Client, sz: &Sizes) -> anyhow::Result<()> {
+        create_all(&Api::namespaced(client.clone(), &self.fan), vec![configmap("shared", "0")]).await?;
+        let ds = (0..sz.fanout).map(|i| deployment(&format!("d-{i}"), &["shared".into()], None)).collect();
+        create_all(&Api::namespaced(client.clone(), &self.fan), ds).await
+    }
+
     pub(crate) async fn create(&self, client: &Client, sz: &Sizes) -> anyhow::Result<()> {
         for ns in self.namespaces() {
             namespace(client, ns).await?;
@@ -136,9 +148,7 @@ impl Layout {
             let ds = (0..n).map(|i| deployment(&format!("d-{i}"), &[format!("c-{i}")], None)).collect();
             create_all(&Api::namespaced(client.clone(), ns), ds).await?;
         }
-        create_all(&Api::namespaced(client.clone(), &self.fan), vec![configmap("shared", "0")]).await?;
-        let ds = (0..sz.fanout).map(|i| deployment(&format!("d-{i}"), &["shared".into()], None)).collect();
-        create_all(&Api::namespaced(client.clone(), &self.fan), ds).await?;
+        self.fan_objects(client, sz).await?;
         let mut cms = Vec::new();
         let mut ds = Vec::new();
         for b in 0..sz.bursts {

@@ -71,6 +71,15 @@ pub(crate) fn table(results: &[SubjectResult], rows: &mut dyn FnMut(&mut Row)) -
     md
 }
 
+/// The rows of scenario 3, for RESULTS.md and `--only fanout`.
+pub(crate) fn fanout_rows(row: &mut Row) {
+    let counts = |v: &[usize]| spread(&v.iter().map(|n| *n as f64).collect::<Vec<_>>(), 0);
+    row("3 fan-out", "time until all patched (s)", &|r| spread(&r.fanout_s, 2));
+    row("3 fan-out", "workload writes per change (reloads; outcome notes apart)", &|r| counts(&r.fanout_patches));
+    row("3 fan-out", "outcome-note writes per change", &|r| counts(&r.fanout_outcomes));
+    row("3 fan-out", "requests refused with 429 per change", &|r| counts(&r.fanout_throttled));
+}
+
 pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
     let mut md = String::new();
     md.push_str("# Benchmark results\n\n");
@@ -118,13 +127,7 @@ pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
                 None => "–".into(),
             });
         }
-        row("3 fan-out", "time until all patched (s)", &|r| spread(&r.fanout_s, 2));
-        row("3 fan-out", "workload writes per change (reloads; outcome notes apart)", &|r| {
-            spread(&r.fanout_patches.iter().map(|n| *n as f64).collect::<Vec<_>>(), 0)
-        });
-        row("3 fan-out", "outcome-note writes per change", &|r| {
-            spread(&r.fanout_outcomes.iter().map(|n| *n as f64).collect::<Vec<_>>(), 0)
-        });
+        fanout_rows(row);
         row("4 burst", "rollouts for 5 changes", &|r| {
             spread(&r.burst_rollouts.iter().map(|n| *n as f64).collect::<Vec<_>>(), 0)
         });

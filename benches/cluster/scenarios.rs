@@ -18,6 +18,8 @@ pub(crate) struct SubjectResult {
     /// variant → latencies in milliseconds (a missed reload is not included; see `missed`)
     pub(crate) latency_ms: BTreeMap<String, Vec<f64>>,
     pub(crate) fanout_s: Vec<f64>,
+    /// Per repeat: requests refused with 429 during the fan-out.
+    pub(crate) fanout_throttled: Vec<usize>,
     /// Workload writes per change, outcome notes apart (they are in `fanout_outcomes`).
     pub(crate) fanout_patches: Vec<usize>,
     /// Writes recording how the rollouts of each change ended (ours only), counted until the
@@ -194,6 +196,14 @@ impl Bench {
             return Ok(r);
         }
         let layout = Layout::new(&tag);
+        if self.only.as_deref() == Some("fanout") {
+            layout.create_fan(&self.client, &self.sizes).await?;
+            let (p, _) = self.launch(s, &[], &format!("{tag}-fanout.log")).await?;
+            self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
+            self.fanout(s, &layout.fan, &mut r).await?;
+            p.stop();
+            return Ok(r);
+        }
         layout.create(&self.client, &self.sizes).await?;
         if self.only.as_deref() == Some("churn") {
             self.churn(s, &layout, &tag, &mut r).await?;
@@ -231,28 +241,7 @@ impl Bench {
         r.latency_ms.insert(label.clone(), lat);
 
         // 3. Fan-out: one ConfigMap used by many Deployments.
-        for rep in 0..self.repeat {
-            if rep > 0 {
-                // Past our --min-reload-interval default (10 s), so each repeat is a plain reload.
-                tokio::time::sleep(Duration::from_secs(11)).await;
-            }
-            let from = self.audit.offset();
-            let t0 = Instant::now();
-            set_data(&self.client, &layout.fan, "shared", &format!("{rep}-{}", uniq())).await?;
-            let mut last = t0;
-            for i in 0..self.sizes.fanout {
-                match self.templates.change_after(&format!("{}/d-{i}", layout.fan), t0).await {
-                    Some(t) => last = last.max(t),
-                    None => r.missed.push(format!("fan-out {rep}: d-{i}")),
-                }
-            }
-            r.fanout_s.push((last - t0).as_secs_f64());
-            // Until the controller is idle: the outcomes of these rollouts are written too.
-            self.audit.quiesce(&s.agent, Duration::from_secs(2)).await?;
-            let q = self.audit.since(from, &s.agent)?;
-            r.fanout_patches.push(q.workload_writes());
-            r.fanout_outcomes.push(q.outcome_writes);
-        }
+        self.fanout(s, &layout.fan, &mut r).await?;
 
         // 4. Burst: five sources of one workload changed within ~100 ms → rollouts.
         let rs_api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &layout.burst);
@@ -545,6 +534,36 @@ impl Bench {
 
     /// Starts a controller and waits until it is ready (for Stakater Reloader: until its
     /// informers have delivered every ConfigMap and Secret that exists now).
+    /// Scenario 3: one ConfigMap used by `sizes.fanout` Deployments in namespace `fan`, changed
+    /// once per repeat; the time until every Deployment's template changed, and the writes.
+    pub(crate) async fn fanout(&self, s: &Subject, fan: &str, r: &mut SubjectResult) -> anyhow::Result<()> {
+        for rep in 0..self.repeat {
+            if rep > 0 {
+                // Past our --min-reload-interval default (10 s), so each repeat is a plain reload.
+                tokio::time::sleep(Duration::from_secs(11)).await;
+            }
+            let from = self.audit.offset();
+            let t0 = Instant::now();
+            set_data(&self.client, fan, "shared", &format!("{rep}-{}", uniq())).await?;
+            let mut last = t0;
+            for i in 0..self.sizes.fanout {
+                match self.templates.change_after(&format!("{fan}/d-{i}"), t0).await {
+                    Some(t) => last = last.max(t),
+                    None => r.missed.push(format!("fan-out {rep}: d-{i}")),
+                }
+            }
+            r.fanout_s.push((last - t0).as_secs_f64());
+            // Until the controller is idle: the outcomes of these rollouts are written too.
+            self.audit.quiesce(&s.agent, Duration::from_secs(2)).await?;
+            let q = self.audit.since(from, &s.agent)?;
+            r.fanout_patches.push(q.workload_writes());
+            r.fanout_outcomes.push(q.outcome_writes);
+            r.fanout_throttled.push(q.throttled);
+        }
+
+        Ok(())
+    }
+
     pub(crate) async fn launch(&self, s: &Subject, extra: &[String], log: &str) -> anyhow::Result<(Running, Duration)> {
         let adds = if s.ready_by_adds {
             let lp = ListParams::default();

@@ -3,7 +3,8 @@
 //! - `store`: the index the watches fill, and the namespaces selected;
 //! - `scheduler`: the queue and when each workload is looked at (debounce, retries, the storm
 //!   brake, adoption pacing, the wave);
-//! - `writer`: every write to a workload (the lease's write gate, dry-run);
+//! - `writer`: every write to a workload (the lease's write gate, dry-run), through the
+//!   `throttle` that adapts the writes in flight to the API server's answers;
 //! - `reporter`: log lines, Events, metrics and alerts;
 //! - `health`: readiness of the watches, failing watches, shutdown.
 
@@ -20,6 +21,7 @@ use crate::runtime::reporter::events::Events;
 use crate::runtime::reporter::metrics::Metrics;
 use crate::runtime::scheduler::Scheduler;
 use crate::runtime::store::Store;
+use crate::runtime::throttle::Throttle;
 use crate::runtime::writer::Writer;
 
 /// Shared by watches, workers and the HTTP server.
@@ -45,6 +47,7 @@ impl Ctx {
         let events = Events::new(client.clone(), "kube-reloader", s.ha.as_ref().map(|h| h.identity.as_str()));
         let alert_info = s.alert.as_ref().and_then(|a| a.additional_info.clone());
         let selector = matches!(&s.scope, Scope::All { selector: Some(_), .. });
+        let throttle = Arc::new(Throttle::new(s.workers, metrics.clone()));
         Arc::new(Ctx {
             health: Health::new(),
             store: Store::new(s.keys.clone(), selector),
@@ -55,8 +58,8 @@ impl Ctx {
                 s.adoption_writes_per_second,
                 metrics.clone(),
             ),
-            writer: Writer::new(client.clone(), s.ha.is_some(), s.dry_run, metrics.clone()),
-            reporter: Reporter::new(events, notifier, metrics.clone(), alert_info),
+            writer: Writer::new(client.clone(), s.ha.is_some(), s.dry_run, metrics.clone(), throttle.clone()),
+            reporter: Reporter::new(events, notifier, metrics.clone(), throttle, alert_info),
             metrics,
             client,
             settings,

@@ -1,6 +1,6 @@
 //! The process's services and machinery: the context (`context`) and the services it holds
 //! (`store`, `scheduler`, `writer`, `reporter`), readiness, leader election, the probe and
-//! metrics server, memory, logs and signals, and the API client.
+//! metrics server, memory, logs and signals, the API client, and the throttle on writes in flight.
 
 pub mod client;
 pub(crate) mod context;
@@ -13,4 +13,5 @@ pub(crate) mod scheduler;
 pub(crate) mod server;
 pub(crate) mod store;
 pub mod telemetry;
+pub(crate) mod throttle;
 pub(crate) mod writer;

@@ -447,6 +447,42 @@ pub async fn assert_no_reload(ns: &TestNs, name: &str, now: &str) {
         .await;
 }
 
+/// What the controller needs in one namespace: read sources and workloads, patch the apps
+/// kinds, write Events.
+pub fn controller_rules(secrets: bool) -> Value {
+    let sources: &[&str] = if secrets { &["configmaps", "secrets"] } else { &["configmaps"] };
+    json!([{"apiGroups":[""],"resources":sources,"verbs":["get","list","watch"]},
+           {"apiGroups":["apps"],"resources":["deployments","statefulsets","daemonsets"],"verbs":["get","list","watch","patch"]},
+           {"apiGroups":["batch"],"resources":["jobs","cronjobs"],"verbs":["get","list","watch"]},
+           {"apiGroups":["events.k8s.io"],"resources":["events"],"verbs":["create","patch"]}])
+}
+
+/// ServiceAccount `ctl` of `ns`, bound to a Role with `rules` there; returns the path of a
+/// kubeconfig holding its token, to run the controller with exactly that identity.
+pub fn service_account(ns: &TestNs, rules: Value) -> String {
+    let role =
+        json!({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"ctl"},"rules":rules});
+    let f = std::env::temp_dir().join(format!("{}-role.json", ns.name));
+    std::fs::write(&f, role.to_string()).unwrap();
+    let binding = format!("--serviceaccount={}:ctl", ns.name);
+    for args in [
+        vec!["-n", &ns.name, "create", "serviceaccount", "ctl"],
+        vec!["-n", &ns.name, "apply", "-f", f.to_str().unwrap()],
+        vec!["-n", &ns.name, "create", "rolebinding", "ctl", "--role=ctl", &binding],
+    ] {
+        let out = kubectl(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let path = std::env::temp_dir().join(format!("{}.kubeconfig", ns.name));
+    let out = Command::new("bash")
+        .arg(repo().join("hack/cluster.sh"))
+        .args(["sa-kubeconfig", &ns.name, "ctl", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// A ValidatingAdmissionPolicy (and its binding) that refuses matching requests in the
 /// namespaces labelled for one test; removed when dropped. The API server takes a moment to
 /// enforce a new policy: use [`DenyPolicy::await_enforced`] with a probe request.

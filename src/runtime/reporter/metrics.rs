@@ -183,6 +183,12 @@ metrics! {
         => "reloader_webhooks", "--webhook-url notifications sent, by result.";
     dry_run: Family<ActionLabel, Counter> = Family::default()
         => "reloader_dry_run", "Writes --dry-run did not make, by action (reload, record, resume).";
+    write_limit: Gauge = Gauge::default()
+        => "reloader_write_limit",
+        "Writes allowed in flight now: grows while the API server keeps pace, shrinks when it slows or answers 429 (at most --workers).";
+    write_slowdowns: Family<Reason, Counter> = Family::default()
+        => "reloader_write_slowdowns",
+        "Times the writes in flight were cut, by reason: slow (answers slowed down) or throttled (a 429 reached the controller).";
     write_conflicts: Family<WorkloadKindLabel, Counter> = Family::default()
         => "reloader_write_conflicts",
         "Writes refused with 409 Conflict (the workload changed since it was read); each is retried.";

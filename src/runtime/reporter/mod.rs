@@ -24,6 +24,7 @@ use crate::core::model::workload::{Workload, WorkloadKey};
 use crate::runtime::reporter::alerts::Notifier;
 use crate::runtime::reporter::events::Events;
 use crate::runtime::reporter::metrics::{Metrics, ResultLabel, SinkResult};
+use crate::runtime::throttle::{Class, Throttle};
 
 /// A source of `namespace`, as an Event's related object.
 pub(crate) fn source_ref(namespace: &str, source: &SourceRef) -> ObjectReference {
@@ -114,6 +115,8 @@ pub(crate) struct Reporter {
     events: Arc<Events>,
     notifier: Notifier,
     metrics: Arc<Metrics>,
+    /// Events wait behind workload writes for a place among the writes in flight.
+    throttle: Arc<Throttle>,
     /// Holds of the circuit breaker already reported.
     halts: Mutex<Reported>,
     /// `ALERT_ADDITIONAL_INFO`.
@@ -121,8 +124,14 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
-    pub(crate) fn new(events: Events, notifier: Notifier, metrics: Arc<Metrics>, alert_info: Option<String>) -> Self {
-        Reporter { events: Arc::new(events), notifier, metrics, halts: Mutex::default(), alert_info }
+    pub(crate) fn new(
+        events: Events,
+        notifier: Notifier,
+        metrics: Arc<Metrics>,
+        throttle: Arc<Throttle>,
+        alert_info: Option<String>,
+    ) -> Self {
+        Reporter { events: Arc::new(events), notifier, metrics, throttle, halts: Mutex::default(), alert_info }
     }
 
     /// `--webhook-url`: sources changes are posted there, and nothing is reloaded.
@@ -136,9 +145,9 @@ impl Reporter {
     }
 
     fn publish_on(&self, reference: ObjectReference, ev: Event) {
-        let (events, metrics) = (self.events.clone(), self.metrics.clone());
+        let (events, metrics, throttle) = (self.events.clone(), self.metrics.clone(), self.throttle.clone());
         tokio::spawn(async move {
-            if let Err(e) = events.publish(&ev, &reference).await {
+            if let Err(e) = throttle.send(Class::Event, events.publish(&ev, &reference)).await {
                 warn!(reason = %ev.reason, "could not publish an Event: {}", crate::error::api_message(&e));
                 metrics.error("event_publish");
             }

@@ -22,6 +22,7 @@ use crate::core::model::workload::{Workload, WorkloadKey};
 use crate::error::Error;
 use crate::runtime::leader::Leadership;
 use crate::runtime::reporter::metrics::{ActionLabel, Metrics, WorkloadKindLabel};
+use crate::runtime::throttle::{Class, Throttle};
 
 /// What a write did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,11 +67,19 @@ pub(crate) struct Writer {
     /// In dry-run: the records that would have been written, dropped with the workload.
     dry: Mutex<HashMap<WorkloadKey, Record>>,
     metrics: Arc<Metrics>,
+    /// How many writes may be in flight: adapted to the API server's answers.
+    throttle: Arc<Throttle>,
 }
 
 impl Writer {
-    pub(crate) fn new(client: kube::Client, ha: bool, dry_run: bool, metrics: Arc<Metrics>) -> Writer {
-        Writer { client, leadership: Leadership::new(ha), dry_run, dry: Mutex::default(), metrics }
+    pub(crate) fn new(
+        client: kube::Client,
+        ha: bool,
+        dry_run: bool,
+        metrics: Arc<Metrics>,
+        throttle: Arc<Throttle>,
+    ) -> Writer {
+        Writer { client, leadership: Leadership::new(ha), dry_run, dry: Mutex::default(), metrics, throttle }
     }
 
     /// Who may write: the lease and its write gate, with HA.
@@ -152,7 +161,8 @@ impl Writer {
         if !self.allowed("record", w) {
             return Ok(self.withhold(w, record));
         }
-        let r = write_record(&self.client, w, record).await.map(|()| Written::Done);
+        let r =
+            self.throttle.send(Class::Workload, write_record(&self.client, w, record)).await.map(|()| Written::Done);
         self.settle("recording", w, r)
     }
 
@@ -164,7 +174,8 @@ impl Writer {
             return Ok(Written::Withheld);
         }
         let body = patch::meta_patch(w, json!({ROLLOUT_ANNOTATION: t.encode()}));
-        let r = patch_workload(&self.client, w, body, OUTCOME_FIELD_MANAGER).await.map(|()| Written::Done);
+        let write = patch_workload(&self.client, w, body, OUTCOME_FIELD_MANAGER);
+        let r = self.throttle.send(Class::Workload, write).await.map(|()| Written::Done);
         self.settle("recording the rollout outcome", w, r)
     }
 
@@ -175,7 +186,8 @@ impl Writer {
         }
         let mut body = patch::meta_patch(w, json!({paused_at_key: null}));
         body["spec"] = json!({"paused": false});
-        let r = patch_workload(&self.client, w, body, FIELD_MANAGER).await.map(|()| Written::Done);
+        let write = patch_workload(&self.client, w, body, FIELD_MANAGER);
+        let r = self.throttle.send(Class::Workload, write).await.map(|()| Written::Done);
         self.settle("resuming", w, r)
     }
 
@@ -184,12 +196,12 @@ impl Writer {
         if !self.allowed("reload", r.w) {
             return Ok(self.withhold(r.w, r.record));
         }
-        let c = &self.client;
+        let (c, t) = (&self.client, &self.throttle);
         let written = match r.w.key.kind.info().write {
-            Write::PatchTemplate => patch_template(c, r).await,
-            Write::SpawnJob => modes::spawn_job(c, r).await,
-            Write::Recreate => modes::recreate(c, r).await,
-            Write::ArgoRollout => modes::argo_rollout(c, r).await,
+            Write::PatchTemplate => t.send(Class::Workload, patch_template(c, r)).await,
+            Write::SpawnJob => t.send_several(Class::Workload, modes::spawn_job(c, r)).await,
+            Write::Recreate => t.send_several(Class::Workload, modes::recreate(c, r)).await,
+            Write::ArgoRollout => t.send_several(Class::Workload, modes::argo_rollout(c, r)).await,
         };
         self.settle("reloading", r.w, written)
     }
