@@ -2,7 +2,8 @@
 # The benchmark: a dedicated local control plane (.cluster-bench/, API audit log on, separate
 # from the one tests use), then every scenario of benches/cluster/ against each controller.
 #
-#   hack/bench.sh [--quick] [--repeat N] [--out DIR] [--reloader-bin PATH] [--only churn|waves|sustained|fanout]
+#   hack/bench.sh [--quick] [--repeat N] [--out DIR] [--reloader-bin PATH] [--only churn|waves|sustained|fanout|scale]
+#                [--ours-bin PATH] [--scale N]
 #
 # Results go to bench/ (or target/bench-quick/ with --quick): results.json, RESULTS.md,
 # plot.svg, and each controller's logs. The control plane is stopped at the end.
@@ -16,7 +17,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) out=target/bench-quick; args+=("$1") ;;
     --out) out=$2; shift ;;
-    --repeat | --reloader-bin | --only) args+=("$1" "$2"); shift ;;
+    --repeat | --reloader-bin | --ours-bin | --scale | --only) args+=("$1" "$2"); shift ;;
     *) echo "bench: unknown argument $1 (see the top of hack/bench.sh)" >&2; exit 2 ;;
   esac
   shift

@@ -11,7 +11,8 @@
 //!
 //! Writes `results.json`, `RESULTS.md` and `plot.svg` into `--out`. Usage (via `hack/bench.sh`):
 //!   cargo bench --bench cluster -- --audit-log PATH [--quick] [--repeat N] [--out DIR]
-//!                                  [--only churn|waves|sustained|fanout] [--reloader-bin PATH]
+//!                                  [--only churn|waves|sustained|fanout|scale] [--reloader-bin PATH]
+//!                                  [--ours-bin PATH] [--scale N]
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -117,8 +118,14 @@ struct Args {
     out: PathBuf,
     audit_log: PathBuf,
     reloader_bin: Option<PathBuf>,
-    /// Run one scenario only: `churn` or `fanout` (print their figures, write no results
-    /// files), `waves` (writes `waves.json` and `waves-halt.svg`) or `sustained` (`sustained.json`).
+    /// This project's controller from another build (the musl one of the image); by default
+    /// the release build cargo made for this run.
+    ours_bin: Option<PathBuf>,
+    /// The scale set's size: N Secrets, N ConfigMaps, N/10 Deployments (default 10,000).
+    scale: Option<usize>,
+    /// Run one scenario only: `churn`, `fanout` or `scale` (print their figures, write no
+    /// results files), `waves` (writes `waves.json` and `waves-halt.svg`) or `sustained`
+    /// (`sustained.json`).
     only: Option<String>,
 }
 
@@ -132,9 +139,16 @@ impl Args {
         if self.quick {
             command.push_str(" QUICK=1");
         }
+        if let Some(n) = self.scale {
+            command.push_str(&format!(" SCALE={n}"));
+        }
         if let Some(bin) = &self.reloader_bin {
             let file = bin.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
             command.push_str(&format!(" RELOADER_BIN=<dir>/{file}"));
+        }
+        if let Some(bin) = &self.ours_bin {
+            let file = bin.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+            command.push_str(&format!(" OURS_BIN=<dir>/{file}"));
         }
         if self.repeat != if self.quick { 1 } else { 3 } {
             command.push_str(&format!(" REPEAT={}", self.repeat));
@@ -150,6 +164,8 @@ fn args() -> anyhow::Result<Args> {
         out: PathBuf::from("bench"),
         audit_log: PathBuf::new(),
         reloader_bin: None,
+        ours_bin: None,
+        scale: None,
         only: None,
     };
     let mut it = std::env::args().skip(1);
@@ -161,14 +177,17 @@ fn args() -> anyhow::Result<Args> {
             "--out" => a.out = value("--out")?.into(),
             "--audit-log" => a.audit_log = value("--audit-log")?.into(),
             "--reloader-bin" => a.reloader_bin = Some(value("--reloader-bin")?.into()),
+            "--ours-bin" => a.ours_bin = Some(value("--ours-bin")?.into()),
+            "--scale" => a.scale = Some(value("--scale")?.parse().context("--scale: a number")?),
             "--only" => match value("--only")?.as_str() {
                 "churn" => a.only = Some("churn".into()),
                 "waves" => a.only = Some("waves".into()),
                 "sustained" => a.only = Some("sustained".into()),
                 "fanout" => a.only = Some("fanout".into()),
-                other => {
-                    bail!("--only: {other:?} is not a scenario that runs alone; use churn, waves, sustained or fanout")
-                }
+                "scale" => a.only = Some("scale".into()),
+                other => bail!(
+                    "--only: {other:?} is not a scenario that runs alone; use churn, waves, sustained, fanout or scale"
+                ),
             },
             // cargo bench passes --bench to harness-less targets.
             "--bench" => {}
@@ -209,11 +228,14 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::infer().await.context("a kubeconfig (run through hack/bench.sh)")?;
     let client = reloader::client::named(config, BENCH_AGENT)?;
     let version = client.apiserver_version().await.context("reach the API server")?;
-    let sizes = Sizes::new(a.quick);
+    let mut sizes = Sizes::new(a.quick);
+    if let Some(n) = a.scale {
+        (sizes.secrets, sizes.configmaps, sizes.deployments) = (n, n, n / 10);
+    }
     let logs = a.out.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("create {}", logs.display()))?;
 
-    let mut subjects = vec![ours()];
+    let mut subjects = vec![ours(a.ours_bin.clone())];
     if let Some(bin) = &a.reloader_bin {
         // Reloader's metrics are on a fixed port; another process answering there would make
         // it look ready before it is.
@@ -236,7 +258,7 @@ async fn main() -> anyhow::Result<()> {
     if a.only.as_deref() == Some("waves") {
         return run_waves(&bench, &a).await;
     }
-    if a.only.is_none() {
+    if a.only.is_none() || a.only.as_deref() == Some("scale") {
         bench.setup_scale().await?;
     }
     let mut results = Vec::new();
@@ -254,6 +276,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if a.only.as_deref() == Some("sustained") {
         return report_sustained(&results, &a);
+    }
+    if a.only.as_deref() == Some("scale") {
+        println!("{}", table(&results, &mut |row| scale_rows(row, true)));
+        return Ok(());
     }
     if a.only.as_deref() == Some("fanout") {
         println!("{}", table(&results, &mut |row| fanout_rows(row)));
@@ -319,7 +345,7 @@ fn report_sustained(results: &[SubjectResult], a: &Args) -> anyhow::Result<()> {
 /// `--only waves`: scenario 12 with this project's controller; its figures printed, and
 /// `waves.json` and `waves-halt.svg` written to `--out`.
 async fn run_waves(bench: &Bench, a: &Args) -> anyhow::Result<()> {
-    let s = ours();
+    let s = ours(a.ours_bin.clone());
     let r = bench.waves(&s, "kube-reloader").await?;
     let meta = json!({
         "command": a.command(),

@@ -71,6 +71,31 @@ pub(crate) fn table(results: &[SubjectResult], rows: &mut dyn FnMut(&mut Row)) -
     md
 }
 
+/// The rows of scenario 1, for RESULTS.md and `--only scale` (which also samples the RSS
+/// later: `late`).
+pub(crate) fn scale_rows(row: &mut Row, late: bool) {
+    let col = |f: fn(&ScaleRun) -> f64, d: usize| {
+        move |r: &SubjectResult| spread(&r.scale.iter().map(f).collect::<Vec<_>>(), d)
+    };
+    row("1 scale", "time to ready (s)", &col(|s| s.ready_s, 2));
+    row("1 scale", "RSS after sync (MiB)", &col(|s| s.rss_steady_mib, 1));
+    row("1 scale", "RSS peak (MiB)", &col(|s| s.rss_peak_mib, 1));
+    if late {
+        row("1 scale", "RSS 320 s after ready, the initial watches ended (MiB)", &|r| {
+            spread(&r.scale.iter().filter_map(|s| s.rss_late_mib).collect::<Vec<_>>(), 1)
+        });
+    }
+    row("1 scale", "CPU time to ready (s)", &col(|s| s.cpu_at_ready_s, 2));
+    row("1 scale", "LIST / WATCH requests during sync", &|r| {
+        let l: Vec<f64> = r.scale.iter().map(|s| s.requests_during_sync.count("list") as f64).collect();
+        let w: Vec<f64> = r.scale.iter().map(|s| s.requests_during_sync.count("watch") as f64).collect();
+        format!("{} / {}", spread(&l, 0), spread(&w, 0))
+    });
+    row("1 scale", "workload writes during sync, per start (first = adoption)", &|r| {
+        r.scale.iter().map(|s| s.requests_during_sync.workload_writes().to_string()).collect::<Vec<_>>().join(", ")
+    });
+}
+
 /// The rows of scenario 3, for RESULTS.md and `--only fanout`.
 pub(crate) fn fanout_rows(row: &mut Row) {
     let counts = |v: &[usize]| spread(&v.iter().map(|n| *n as f64).collect::<Vec<_>>(), 0);
@@ -95,21 +120,7 @@ pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
     md.push_str(&format!("Sizes: `{}`; repeats: {}.\n\n", meta["sizes"], meta["repeat"]));
     md.push_str("Values are median [min–max] over the repeats; latency is p50 / p95 / p99 over all updates.\n\n");
     md.push_str(&table(results, &mut |row: &mut Row| {
-        let col = |f: fn(&ScaleRun) -> f64, d: usize| {
-            move |r: &SubjectResult| spread(&r.scale.iter().map(f).collect::<Vec<_>>(), d)
-        };
-        row("1 scale", "time to ready (s)", &col(|s| s.ready_s, 2));
-        row("1 scale", "RSS after sync (MiB)", &col(|s| s.rss_steady_mib, 1));
-        row("1 scale", "RSS peak (MiB)", &col(|s| s.rss_peak_mib, 1));
-        row("1 scale", "CPU time to ready (s)", &col(|s| s.cpu_at_ready_s, 2));
-        row("1 scale", "LIST / WATCH requests during sync", &|r| {
-            let l: Vec<f64> = r.scale.iter().map(|s| s.requests_during_sync.count("list") as f64).collect();
-            let w: Vec<f64> = r.scale.iter().map(|s| s.requests_during_sync.count("watch") as f64).collect();
-            format!("{} / {}", spread(&l, 0), spread(&w, 0))
-        });
-        row("1 scale", "workload writes during sync, per start (first = adoption)", &|r| {
-            r.scale.iter().map(|s| s.requests_during_sync.workload_writes().to_string()).collect::<Vec<_>>().join(", ")
-        });
+        scale_rows(row, false);
         let variants: Vec<String> = {
             let mut v: Vec<String> = Vec::new();
             for k in results.iter().flat_map(|r| r.latency_ms.keys()) {

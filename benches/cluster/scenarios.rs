@@ -8,6 +8,9 @@ pub(crate) struct ScaleRun {
     pub(crate) cpu_at_ready_s: f64,
     pub(crate) rss_steady_mib: f64,
     pub(crate) rss_peak_mib: f64,
+    /// `--only scale`: RSS 320 s after ready, once the watches that carried the initial list
+    /// have ended at their timeout (290 s) and resumed without it.
+    pub(crate) rss_late_mib: Option<f64>,
     pub(crate) requests_during_sync: Requests,
 }
 
@@ -196,6 +199,10 @@ impl Bench {
             return Ok(r);
         }
         let layout = Layout::new(&tag);
+        if self.only.as_deref() == Some("scale") {
+            self.scale(s, &tag, &mut r).await?;
+            return Ok(r);
+        }
         if self.only.as_deref() == Some("fanout") {
             layout.create_fan(&self.client, &self.sizes).await?;
             let (p, _) = self.launch(s, &[], &format!("{tag}-fanout.log")).await?;
@@ -211,24 +218,7 @@ impl Bench {
         }
 
         // 1. Scale: time to ready, memory and CPU, requests during the initial sync.
-        for rep in 0..self.repeat {
-            let (p, run) = self.measured_start(s, &format!("{tag}-scale-{rep}.log")).await?;
-            // Every count below filters the audit log by user agent; zero lists means the filter
-            // is wrong, and a "0 writes" would then prove nothing.
-            if run.requests_during_sync.count("list") == 0 {
-                bail!("no LIST by user agent {:?} in the audit log; is it the controller's?", s.agent);
-            }
-            eprintln!(
-                ">> {}: scale run {}: ready in {:.2} s, RSS {:.1} MiB (peak {:.1} MiB)",
-                s.name,
-                rep + 1,
-                run.ready_s,
-                run.rss_steady_mib,
-                run.rss_peak_mib
-            );
-            r.scale.push(run);
-            p.stop();
-        }
+        self.scale(s, &tag, &mut r).await?;
 
         // 2–5 run against one process; its start-up writes (adoption) are over before they begin.
         let (p, _) = self.launch(s, &[], &format!("{tag}-main.log")).await?;
@@ -534,6 +524,37 @@ impl Bench {
 
     /// Starts a controller and waits until it is ready (for Stakater Reloader: until its
     /// informers have delivered every ConfigMap and Secret that exists now).
+    /// Scenario 1: the controller started `repeat` times on the scale set: time to ready,
+    /// memory and CPU, requests during the initial sync.
+    async fn scale(&self, s: &Subject, tag: &str, r: &mut SubjectResult) -> anyhow::Result<()> {
+        for rep in 0..self.repeat {
+            let started = Instant::now();
+            let (p, mut run) = self.measured_start(s, &format!("{tag}-scale-{rep}.log")).await?;
+            if self.only.as_deref() == Some("scale") {
+                tokio::time::sleep((started + Duration::from_secs(320)).saturating_duration_since(Instant::now()))
+                    .await;
+                run.rss_late_mib = Some(mib(p.rss_kib()));
+            }
+            // Every count below filters the audit log by user agent; zero lists means the filter
+            // is wrong, and a "0 writes" would then prove nothing.
+            if run.requests_during_sync.count("list") == 0 {
+                bail!("no LIST by user agent {:?} in the audit log; is it the controller's?", s.agent);
+            }
+            eprintln!(
+                ">> {}: scale run {}: ready in {:.2} s, RSS {:.1} MiB (peak {:.1} MiB)",
+                s.name,
+                rep + 1,
+                run.ready_s,
+                run.rss_steady_mib,
+                run.rss_peak_mib
+            );
+            r.scale.push(run);
+            p.stop();
+        }
+
+        Ok(())
+    }
+
     /// Scenario 3: one ConfigMap used by `sizes.fanout` Deployments in namespace `fan`, changed
     /// once per repeat; the time until every Deployment's template changed, and the writes.
     pub(crate) async fn fanout(&self, s: &Subject, fan: &str, r: &mut SubjectResult) -> anyhow::Result<()> {
@@ -619,6 +640,7 @@ impl Bench {
             cpu_at_ready_s: cpu,
             rss_steady_mib: mib(p.rss_kib()),
             rss_peak_mib: mib(p.peak_kib()),
+            rss_late_mib: None,
             requests_during_sync: self.audit.since(from, &s.agent)?,
         };
         Ok((p, run))

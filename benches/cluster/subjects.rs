@@ -22,11 +22,11 @@ pub(crate) struct Subject {
     pub(crate) catches_up: bool,
 }
 
-pub(crate) fn ours() -> Subject {
+pub(crate) fn ours(bin: Option<PathBuf>) -> Subject {
     let port = free_port();
     Subject {
         name: "kube-reloader".into(),
-        bin: PathBuf::from(env!("CARGO_BIN_EXE_reloader")),
+        bin: bin.unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_reloader"))),
         args: vec![format!("--metrics-addr=127.0.0.1:{port}"), "--reload-strategy=annotations".into()],
         ready_url: format!("http://127.0.0.1:{port}/ready"),
         agent: reloader::client::USER_AGENT.split('/').next().unwrap_or_default().to_string() + "/",

@@ -165,7 +165,10 @@ struct State {
 /// The shared limit on writes in flight.
 pub(crate) struct Throttle {
     state: Mutex<State>,
-    wake: Notify,
+    /// One wake-up per free place, so a fan-out's hundreds of waiting Events are not all
+    /// woken for each write that ends.
+    workloads: Notify,
+    events: Notify,
     metrics: Arc<Metrics>,
 }
 
@@ -174,11 +177,8 @@ impl Throttle {
     pub(crate) fn new(max: usize, metrics: Arc<Metrics>) -> Throttle {
         let limit = Limit::new(max);
         metrics.write_limit.set(limit.allowed(Instant::now()) as i64);
-        Throttle {
-            state: Mutex::new(State { limit, in_flight: 0, workloads_waiting: 0 }),
-            wake: Notify::new(),
-            metrics,
-        }
+        let state = Mutex::new(State { limit, in_flight: 0, workloads_waiting: 0 });
+        Throttle { state, workloads: Notify::new(), events: Notify::new(), metrics }
     }
 
     /// Sends `write` (one request) once a place is free, and learns from its answer.
@@ -225,9 +225,6 @@ impl Throttle {
     async fn acquire(&self, class: Class) -> Place<'_> {
         let mut waiting = None;
         loop {
-            let notified = self.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
             let pause = {
                 let mut s = self.state.lock().expect("throttle lock");
                 let now = Instant::now();
@@ -244,12 +241,31 @@ impl Throttle {
                 }
                 s.limit.paused_until(now)
             };
+            // A place freed between the look above and this wait is not missed: `notify_one`
+            // keeps a wake-up for the next waiter when none is waiting.
+            let notified = match class {
+                Class::Workload => self.workloads.notified(),
+                Class::Event => self.events.notified(),
+            };
             match pause {
                 Some(until) => tokio::select! {
                     _ = tokio::time::sleep_until(until) => {}
                     _ = notified => {}
                 },
                 None => notified.await,
+            }
+        }
+    }
+
+    /// Wakes one waiter per free place: workload writes first, Events once none waits.
+    fn wake(&self, s: &State) {
+        let free = s.limit.allowed(Instant::now()).saturating_sub(s.in_flight);
+        for _ in 0..free.min(s.workloads_waiting) {
+            self.workloads.notify_one();
+        }
+        if s.workloads_waiting == 0 {
+            for _ in 0..free {
+                self.events.notify_one();
             }
         }
     }
@@ -260,8 +276,9 @@ struct Place<'a>(&'a Throttle);
 
 impl Drop for Place<'_> {
     fn drop(&mut self) {
-        self.0.state.lock().expect("throttle lock").in_flight -= 1;
-        self.0.wake.notify_waiters();
+        let mut s = self.0.state.lock().expect("throttle lock");
+        s.in_flight -= 1;
+        self.0.wake(&s);
     }
 }
 
@@ -270,8 +287,9 @@ struct Waiting<'a>(&'a Throttle);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.state.lock().expect("throttle lock").workloads_waiting -= 1;
-        self.0.wake.notify_waiters();
+        let mut s = self.0.state.lock().expect("throttle lock");
+        s.workloads_waiting -= 1;
+        self.0.wake(&s);
     }
 }
 
@@ -422,5 +440,32 @@ mod tests {
         }
         first.await.unwrap().unwrap();
         assert_eq!(*order.lock().unwrap(), ["workload", "event"]);
+    }
+
+    #[tokio::test]
+    async fn every_waiting_write_gets_its_turn() {
+        let t = Arc::new(Throttle::new(2, Arc::new(Metrics::new(false))));
+        let done = Arc::new(Mutex::new((0, 0)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let (t, done) = (t.clone(), done.clone());
+            let class = if i % 2 == 0 { Class::Event } else { Class::Workload };
+            tasks.spawn(async move {
+                t.send(class, async {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    Ok::<_, kube::Error>(())
+                })
+                .await
+                .unwrap();
+                let mut d = done.lock().unwrap();
+                if class == Class::Event { d.0 += 1 } else { d.1 += 1 }
+            });
+        }
+        tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} })
+            .await
+            .expect("no write left waiting");
+        assert_eq!(*done.lock().unwrap(), (100, 100));
+        let s = t.state.lock().unwrap();
+        assert_eq!((s.in_flight, s.workloads_waiting), (0, 0));
     }
 }

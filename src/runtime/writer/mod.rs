@@ -7,6 +7,7 @@
 mod modes;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
@@ -40,6 +41,14 @@ pub(crate) enum Written {
     Gone,
     /// Nothing was written: dry-run, or this replica may not write now.
     Withheld,
+}
+
+/// Whether a write's time says how loaded the API server is: one request, or several with
+/// waits between them (a Job deleted and created again).
+#[derive(Clone, Copy)]
+enum Timed {
+    Yes,
+    No,
 }
 
 /// One reload to write: the workload as it was decided on, the changes, the record they make,
@@ -138,6 +147,26 @@ impl Writer {
         Written::Withheld
     }
 
+    /// Sends a write once the throttle has a place for it. Leadership is checked again then:
+    /// the wait can outlast the lease, and a replica that lost it must not write.
+    async fn send(
+        &self,
+        timed: Timed,
+        write: impl Future<Output = Result<Written, kube::Error>>,
+    ) -> Result<Written, kube::Error> {
+        let write = async {
+            if !self.is_leader() {
+                debug!("lost the lease while waiting to write; not writing");
+                return Ok(Written::Withheld);
+            }
+            write.await
+        };
+        match timed {
+            Timed::Yes => self.throttle.send(Class::Workload, write).await,
+            Timed::No => self.throttle.send_several(Class::Workload, write).await,
+        }
+    }
+
     /// A write's result as reconciles act on it: a 409 (counted) or a replaced object is
     /// stale, a 404 gone, anything else an error naming what was being done.
     fn settle(&self, action: &'static str, w: &Workload, r: Result<Written, kube::Error>) -> Result<Written, Error> {
@@ -162,7 +191,7 @@ impl Writer {
             return Ok(self.withhold(w, record));
         }
         let r =
-            self.throttle.send(Class::Workload, write_record(&self.client, w, record)).await.map(|()| Written::Done);
+            self.send(Timed::Yes, async { write_record(&self.client, w, record).await.map(|()| Written::Done) }).await;
         self.settle("recording", w, r)
     }
 
@@ -175,7 +204,7 @@ impl Writer {
         }
         let body = patch::meta_patch(w, json!({ROLLOUT_ANNOTATION: t.encode()}));
         let write = patch_workload(&self.client, w, body, OUTCOME_FIELD_MANAGER);
-        let r = self.throttle.send(Class::Workload, write).await.map(|()| Written::Done);
+        let r = self.send(Timed::Yes, async { write.await.map(|()| Written::Done) }).await;
         self.settle("recording the rollout outcome", w, r)
     }
 
@@ -187,7 +216,7 @@ impl Writer {
         let mut body = patch::meta_patch(w, json!({paused_at_key: null}));
         body["spec"] = json!({"paused": false});
         let write = patch_workload(&self.client, w, body, FIELD_MANAGER);
-        let r = self.throttle.send(Class::Workload, write).await.map(|()| Written::Done);
+        let r = self.send(Timed::Yes, async { write.await.map(|()| Written::Done) }).await;
         self.settle("resuming", w, r)
     }
 
@@ -196,12 +225,12 @@ impl Writer {
         if !self.allowed("reload", r.w) {
             return Ok(self.withhold(r.w, r.record));
         }
-        let (c, t) = (&self.client, &self.throttle);
+        let c = &self.client;
         let written = match r.w.key.kind.info().write {
-            Write::PatchTemplate => t.send(Class::Workload, patch_template(c, r)).await,
-            Write::SpawnJob => t.send_several(Class::Workload, modes::spawn_job(c, r)).await,
-            Write::Recreate => t.send_several(Class::Workload, modes::recreate(c, r)).await,
-            Write::ArgoRollout => t.send_several(Class::Workload, modes::argo_rollout(c, r)).await,
+            Write::PatchTemplate => self.send(Timed::Yes, patch_template(c, r)).await,
+            Write::SpawnJob => self.send(Timed::No, modes::spawn_job(c, r)).await,
+            Write::Recreate => self.send(Timed::No, modes::recreate(c, r)).await,
+            Write::ArgoRollout => self.send(Timed::No, modes::argo_rollout(c, r)).await,
         };
         self.settle("reloading", r.w, written)
     }
