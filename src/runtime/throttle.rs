@@ -165,8 +165,8 @@ struct State {
 /// The shared limit on writes in flight.
 pub(crate) struct Throttle {
     state: Mutex<State>,
-    /// One wake-up per free place, so a fan-out's hundreds of waiting Events are not all
-    /// woken for each write that ends.
+    /// One wake-up per free place (`notify_one`), so a fan-out's hundreds of waiting Events are
+    /// not all woken for each write that ends; all of them at the start of a pause.
     workloads: Notify,
     events: Notify,
     metrics: Arc<Metrics>,
@@ -219,12 +219,25 @@ impl Throttle {
             self.metrics.write_slowdowns.get_or_create(&Reason { reason: cut.as_str() }).inc();
         }
         self.metrics.write_limit.set(s.limit.allowed(now).max(1) as i64);
+        if matches!(answer, Answer::Throttled(_)) {
+            // Every waiter looks again and sleeps until the pause ends: no write that ends
+            // during the pause would wake them after it.
+            self.workloads.notify_waiters();
+            self.events.notify_waiters();
+        }
         r
     }
 
     async fn acquire(&self, class: Class) -> Place<'_> {
         let mut waiting = None;
         loop {
+            // Registered before the look below, so no wake-up sent after it is missed.
+            let notified = match class {
+                Class::Workload => self.workloads.notified(),
+                Class::Event => self.events.notified(),
+            };
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             let pause = {
                 let mut s = self.state.lock().expect("throttle lock");
                 let now = Instant::now();
@@ -240,12 +253,6 @@ impl Throttle {
                     waiting = Some(Waiting(self));
                 }
                 s.limit.paused_until(now)
-            };
-            // A place freed between the look above and this wait is not missed: `notify_one`
-            // keeps a wake-up for the next waiter when none is waiting.
-            let notified = match class {
-                Class::Workload => self.workloads.notified(),
-                Class::Event => self.events.notified(),
             };
             match pause {
                 Some(until) => tokio::select! {
@@ -467,5 +474,42 @@ mod tests {
         assert_eq!(*done.lock().unwrap(), (100, 100));
         let s = t.state.lock().unwrap();
         assert_eq!((s.in_flight, s.workloads_waiting), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn writes_waiting_when_a_pause_starts_go_once_it_ends() {
+        let t = Arc::new(Throttle::new(1, Arc::new(Metrics::new(false))));
+        let throttled = || {
+            let s: kube::core::Status = serde_json::from_value(serde_json::json!({
+                "status": "Failure", "code": 429, "message": "m", "reason": "TooManyRequests",
+                "details": {"retryAfterSeconds": 1},
+            }))
+            .unwrap();
+            Err::<(), _>(kube::Error::Api(Box::new(s)))
+        };
+        let (release, hold) = tokio::sync::oneshot::channel::<()>();
+        let first = tokio::spawn({
+            let t = t.clone();
+            async move {
+                t.send(Class::Workload, async {
+                    hold.await.ok();
+                    throttled()
+                })
+                .await
+            }
+        });
+        tokio::task::yield_now().await;
+        let started = Instant::now();
+        let second = tokio::spawn({
+            let t = t.clone();
+            async move { t.send(Class::Workload, async { Ok::<_, kube::Error>(()) }).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The first write is refused with a 1 s Retry-After while the second waits; nothing
+        // else ends after that.
+        release.send(()).unwrap();
+        assert!(first.await.unwrap().is_err());
+        tokio::time::timeout(Duration::from_secs(5), second).await.expect("the waiting write went").unwrap().unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(990), "it waited for the pause");
     }
 }
