@@ -522,8 +522,6 @@ impl Bench {
         Ok(())
     }
 
-    /// Starts a controller and waits until it is ready (for Stakater Reloader: until its
-    /// informers have delivered every ConfigMap and Secret that exists now).
     /// Scenario 1: the controller started `repeat` times on the scale set: time to ready,
     /// memory and CPU, requests during the initial sync.
     async fn scale(&self, s: &Subject, tag: &str, r: &mut SubjectResult) -> anyhow::Result<()> {
@@ -551,7 +549,6 @@ impl Bench {
             r.scale.push(run);
             p.stop();
         }
-
         Ok(())
     }
 
@@ -581,10 +578,11 @@ impl Bench {
             r.fanout_outcomes.push(q.outcome_writes);
             r.fanout_throttled.push(q.throttled);
         }
-
         Ok(())
     }
 
+    /// Starts a controller and waits until it is ready (for Stakater Reloader: until its
+    /// informers have delivered every ConfigMap and Secret that exists now).
     pub(crate) async fn launch(&self, s: &Subject, extra: &[String], log: &str) -> anyhow::Result<(Running, Duration)> {
         let adds = if s.ready_by_adds {
             let lp = ListParams::default();

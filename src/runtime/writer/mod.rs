@@ -7,9 +7,9 @@
 mod modes;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use futures::future::{BoxFuture, FutureExt};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use tracing::{debug, info};
@@ -152,7 +152,7 @@ impl Writer {
     async fn send(
         &self,
         timed: Timed,
-        write: impl Future<Output = Result<Written, kube::Error>>,
+        write: BoxFuture<'_, Result<Written, kube::Error>>,
     ) -> Result<Written, kube::Error> {
         let write = async {
             if !self.is_leader() {
@@ -190,8 +190,8 @@ impl Writer {
         if !self.allowed("record", w) {
             return Ok(self.withhold(w, record));
         }
-        let r =
-            self.send(Timed::Yes, async { write_record(&self.client, w, record).await.map(|()| Written::Done) }).await;
+        let write = async { write_record(&self.client, w, record).await.map(|()| Written::Done) };
+        let r = self.send(Timed::Yes, write.boxed()).await;
         self.settle("recording", w, r)
     }
 
@@ -204,7 +204,7 @@ impl Writer {
         }
         let body = patch::meta_patch(w, json!({ROLLOUT_ANNOTATION: t.encode()}));
         let write = patch_workload(&self.client, w, body, OUTCOME_FIELD_MANAGER);
-        let r = self.send(Timed::Yes, async { write.await.map(|()| Written::Done) }).await;
+        let r = self.send(Timed::Yes, async { write.await.map(|()| Written::Done) }.boxed()).await;
         self.settle("recording the rollout outcome", w, r)
     }
 
@@ -216,7 +216,7 @@ impl Writer {
         let mut body = patch::meta_patch(w, json!({paused_at_key: null}));
         body["spec"] = json!({"paused": false});
         let write = patch_workload(&self.client, w, body, FIELD_MANAGER);
-        let r = self.send(Timed::Yes, async { write.await.map(|()| Written::Done) }).await;
+        let r = self.send(Timed::Yes, async { write.await.map(|()| Written::Done) }.boxed()).await;
         self.settle("resuming", w, r)
     }
 
@@ -225,12 +225,14 @@ impl Writer {
         if !self.allowed("reload", r.w) {
             return Ok(self.withhold(r.w, r.record));
         }
+        // Boxed: the futures of these writes hold whole objects (a Job re-created), and wrapped
+        // in the throttle's they overflowed a 2 MiB test thread's stack in debug builds.
         let c = &self.client;
         let written = match r.w.key.kind.info().write {
-            Write::PatchTemplate => self.send(Timed::Yes, patch_template(c, r)).await,
-            Write::SpawnJob => self.send(Timed::No, modes::spawn_job(c, r)).await,
-            Write::Recreate => self.send(Timed::No, modes::recreate(c, r)).await,
-            Write::ArgoRollout => self.send(Timed::No, modes::argo_rollout(c, r)).await,
+            Write::PatchTemplate => self.send(Timed::Yes, patch_template(c, r).boxed()).await,
+            Write::SpawnJob => self.send(Timed::No, modes::spawn_job(c, r).boxed()).await,
+            Write::Recreate => self.send(Timed::No, modes::recreate(c, r).boxed()).await,
+            Write::ArgoRollout => self.send(Timed::No, modes::argo_rollout(c, r).boxed()).await,
         };
         self.settle("reloading", r.w, written)
     }
