@@ -2,7 +2,7 @@
 # The benchmark: a dedicated local control plane (.cluster-bench/, API audit log on, separate
 # from the one tests use), then every scenario of benches/cluster/ against each controller.
 #
-#   hack/bench.sh [--quick] [--repeat N] [--out DIR] [--reloader-bin PATH] [--only churn|waves|sustained|fanout|scale]
+#   hack/bench.sh [--quick] [--repeat N] [--out DIR] [--reloader-bin PATH] [--only churn|waves|sustained|fanout|scale|requests]
 #                [--ours-bin PATH] [--scale N]
 #
 # Results go to bench/ (or target/bench-quick/ with --quick): results.json, RESULTS.md,

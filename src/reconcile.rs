@@ -57,13 +57,13 @@ pub(crate) async fn reconcile(ctx: &Arc<Ctx>, key: &WorkloadKey) -> Result<Pass,
 }
 
 async fn pass(ctx: &Arc<Ctx>, key: &WorkloadKey, started: Instant) -> Result<Pass, Error> {
-    let Some((w, d)) = snapshot(ctx, key) else {
+    let Some((mut w, d)) = snapshot(ctx, key) else {
         // Looked at again when its scope is ready (or selected) again, with a new turn if needed.
         ctx.scheduler.drop_adoption_turn(key);
         return Ok(Pass::Nothing);
     };
     ctx.reporter.problems(&w, &d, &ctx.settings.keys.pause_period);
-    if let Some(done) = follow_rollout(ctx, &w).await? {
+    if let Some(done) = follow_rollout(ctx, &mut w).await? {
         return Ok(done);
     }
     match d.resume {
@@ -196,10 +196,13 @@ fn admitted(ctx: &Ctx, w: &Workload, changes: &[Change]) -> bool {
 }
 
 /// Follows the rollout the last reload started, from the workload's status as the watch
-/// delivered it: once it ended, records the outcome on the workload (which also keeps a
-/// restarted controller or a new leader from reporting it again) and reports it. `Some` when
-/// it wrote; the watch then delivers the workload again for the rest of the pass.
-async fn follow_rollout(ctx: &Ctx, w: &Workload) -> Result<Option<Pass>, Error> {
+/// delivered it, and reports how it ended. A failure is recorded on the workload: the
+/// circuit breaker counts it, and a restarted controller or a new leader must neither report
+/// it again nor forget it. A success is only kept in memory (the workload's status is its
+/// record; see `decide::outcome::carried`): one request fewer per reload, and no write that
+/// other watchers of the workload would see. `Some` when it wrote; the watch then delivers
+/// the workload again for the rest of the pass.
+async fn follow_rollout(ctx: &Ctx, w: &mut Workload) -> Result<Option<Pass>, Error> {
     let Some(t) = w.pending_rollout() else {
         return Ok(None);
     };
@@ -216,7 +219,18 @@ async fn follow_rollout(ctx: &Ctx, w: &Workload) -> Result<Option<Pass>, Error> 
             }
             return Ok(None);
         }
-        Stage::Succeeded => (Ended::Succeeded, None),
+        Stage::Succeeded => {
+            let done = t.ended(Ended::Succeeded, now, None);
+            if ctx.store.lock().end_rollout(&w.key, &done) {
+                ctx.scheduler.rollout_seen(&w.key, false, false);
+                // The leader reports, as it would have written the outcome.
+                if ctx.writer.can_write() {
+                    ctx.reporter.outcome(w, &done);
+                }
+            }
+            w.tracked = Some(done);
+            return Ok(None);
+        }
         Stage::Failed(why) => (Ended::Failed, Some(why)),
     };
     let done = t.ended(ended, now, reason);

@@ -15,6 +15,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
+use crate::core::decide::outcome;
 use crate::core::decide::{Options, SourceAction, source_action};
 use crate::core::gates::breaker::RELEASE_ANNOTATION;
 use crate::core::index::Index;
@@ -527,10 +528,16 @@ struct Workloads {
 
 impl<K: WorkloadType> Handler<K> for Workloads {
     fn apply(&mut self, idx: &mut Index, intake: &Intake, obj: K) -> Handled {
-        let w = workload::project_object(&obj, intake.keys, intake.auto_reload_all);
+        let mut w = workload::project_object(&obj, intake.keys, intake.auto_reload_all);
         let key = w.key.clone();
         idx.observe_rv(w.anchor);
         let old = idx.workload(&key);
+        // A success is not written on the workload: what this process knows of it is carried.
+        if let Some(t) = &w.tracked
+            && let Some(known) = outcome::carried(t, old.map(|o| o.tracked.as_ref()), &w.progress)
+        {
+            w.tracked = Some(known);
+        }
         let changed = old.is_none_or(|old| old.fingerprint != w.fingerprint);
         // A rollout a reload started moved: its outcome may be known now.
         let progressed = !changed && w.pending_rollout().is_some() && old.is_some_and(|o| o.progress != w.progress);

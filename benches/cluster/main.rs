@@ -185,8 +185,9 @@ fn args() -> anyhow::Result<Args> {
                 "sustained" => a.only = Some("sustained".into()),
                 "fanout" => a.only = Some("fanout".into()),
                 "scale" => a.only = Some("scale".into()),
+                "requests" => a.only = Some("requests".into()),
                 other => bail!(
-                    "--only: {other:?} is not a scenario that runs alone; use churn, waves, sustained, fanout or scale"
+                    "--only: {other:?} is not a scenario that runs alone; use churn, waves, sustained, fanout, scale or requests"
                 ),
             },
             // cargo bench passes --bench to harness-less targets.
@@ -279,6 +280,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if a.only.as_deref() == Some("scale") {
         println!("{}", table(&results, &mut |row| scale_rows(row, true)));
+        return Ok(());
+    }
+    if a.only.as_deref() == Some("requests") {
+        println!("{}", table(&results, &mut |row| request_rows(row)));
         return Ok(());
     }
     if a.only.as_deref() == Some("fanout") {

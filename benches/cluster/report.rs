@@ -105,6 +105,19 @@ pub(crate) fn fanout_rows(row: &mut Row) {
     row("3 fan-out", "requests refused with 429 per change", &|r| counts(&r.fanout_throttled));
 }
 
+/// The requests sent in scenarios 2–5 (`--only requests` runs just those).
+pub(crate) fn request_rows(row: &mut Row) {
+    row("–", "LIST requests after the initial sync (streaming lists included)", &|r| r.lists_after_sync.to_string());
+    row("–", "outcome-note writes after the initial sync (in the PATCH count below)", &|r| {
+        r.requests_after_sync.outcome_writes.to_string()
+    });
+    row("–", "PATCH / UPDATE / all requests after the initial sync", &|r| {
+        let q = &r.requests_after_sync;
+        format!("{} / {} / {}", q.count("patch"), q.count("update"), q.total())
+    });
+    row("–", "missed reloads (30 s timeout)", &|r| r.missed.len().to_string());
+}
+
 pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
     let mut md = String::new();
     md.push_str("# Benchmark results\n\n");
@@ -203,17 +216,7 @@ pub(crate) fn markdown(results: &[SubjectResult], meta: &Value) -> String {
             let v = &r.spread_latency_ms;
             format!("{:.0} / {:.0}", percentile(v, 50.0), percentile(v, 99.0))
         });
-        row("–", "LIST requests after the initial sync (streaming lists included)", &|r| {
-            r.lists_after_sync.to_string()
-        });
-        row("–", "outcome-note writes after the initial sync (in the PATCH count below)", &|r| {
-            r.requests_after_sync.outcome_writes.to_string()
-        });
-        row("–", "PATCH / UPDATE / all requests after the initial sync", &|r| {
-            let q = &r.requests_after_sync;
-            format!("{} / {} / {}", q.count("patch"), q.count("update"), q.total())
-        });
-        row("–", "missed reloads (30 s timeout)", &|r| r.missed.len().to_string());
+        request_rows(row);
         sustained_rows(row);
     }));
     if results.len() == 1 {

@@ -191,47 +191,18 @@ impl Bench {
         Ok(())
     }
 
-    pub(crate) async fn run_subject(&self, s: &Subject) -> anyhow::Result<SubjectResult> {
-        let mut r = SubjectResult { name: s.name.clone(), ..Default::default() };
-        let tag = s.name.to_lowercase().replace(' ', "-");
-        if self.only.as_deref() == Some("sustained") {
-            self.sustained(s, &tag, &mut r).await?;
-            return Ok(r);
-        }
-        let layout = Layout::new(&tag);
-        if self.only.as_deref() == Some("scale") {
-            self.scale(s, &tag, &mut r).await?;
-            return Ok(r);
-        }
-        if self.only.as_deref() == Some("fanout") {
-            layout.create_fan(&self.client, &self.sizes).await?;
-            let (p, _) = self.launch(s, &[], &format!("{tag}-fanout.log")).await?;
-            self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
-            self.fanout(s, &layout.fan, &mut r).await?;
-            p.stop();
-            return Ok(r);
-        }
-        layout.create(&self.client, &self.sizes).await?;
-        if self.only.as_deref() == Some("churn") {
-            self.churn(s, &layout, &tag, &mut r).await?;
-            return Ok(r);
-        }
-
-        // 1. Scale: time to ready, memory and CPU, requests during the initial sync.
-        self.scale(s, &tag, &mut r).await?;
-
-        // 2–5 run against one process; its start-up writes (adoption) are over before they begin.
-        let (p, _) = self.launch(s, &[], &format!("{tag}-main.log")).await?;
-        self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
+    /// 2–5, the calm scenarios, on a controller that has synced: latency, fan-out, bursts and
+    /// no-op edits; then every request it sent meanwhile.
+    async fn calm(&self, s: &Subject, layout: &Layout, r: &mut SubjectResult) -> anyhow::Result<()> {
         let after_sync = self.audit.offset();
 
         // 2. Latency (first variant: the default settings).
         let (label, _) = &s.latency_variants[0];
-        let lat = self.latency(s, &layout.lat[0], &mut r).await?;
+        let lat = self.latency(s, &layout.lat[0], r).await?;
         r.latency_ms.insert(label.clone(), lat);
 
         // 3. Fan-out: one ConfigMap used by many Deployments.
-        self.fanout(s, &layout.fan, &mut r).await?;
+        self.fanout(s, &layout.fan, r).await?;
 
         // 4. Burst: five sources of one workload changed within ~100 ms → rollouts.
         let rs_api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &layout.burst);
@@ -276,6 +247,49 @@ impl Bench {
 
         r.requests_after_sync = self.audit.since(after_sync, &s.agent)?;
         r.lists_after_sync = r.requests_after_sync.count("list");
+        Ok(())
+    }
+
+    pub(crate) async fn run_subject(&self, s: &Subject) -> anyhow::Result<SubjectResult> {
+        let mut r = SubjectResult { name: s.name.clone(), ..Default::default() };
+        let tag = s.name.to_lowercase().replace(' ', "-");
+        if self.only.as_deref() == Some("sustained") {
+            self.sustained(s, &tag, &mut r).await?;
+            return Ok(r);
+        }
+        let layout = Layout::new(&tag);
+        if self.only.as_deref() == Some("scale") {
+            self.scale(s, &tag, &mut r).await?;
+            return Ok(r);
+        }
+        if self.only.as_deref() == Some("fanout") {
+            layout.create_fan(&self.client, &self.sizes).await?;
+            let (p, _) = self.launch(s, &[], &format!("{tag}-fanout.log")).await?;
+            self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
+            self.fanout(s, &layout.fan, &mut r).await?;
+            p.stop();
+            return Ok(r);
+        }
+        layout.create(&self.client, &self.sizes).await?;
+        if self.only.as_deref() == Some("requests") {
+            let (p, _) = self.launch(s, &[], &format!("{tag}-main.log")).await?;
+            self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
+            self.calm(s, &layout, &mut r).await?;
+            p.stop();
+            return Ok(r);
+        }
+        if self.only.as_deref() == Some("churn") {
+            self.churn(s, &layout, &tag, &mut r).await?;
+            return Ok(r);
+        }
+
+        // 1. Scale: time to ready, memory and CPU, requests during the initial sync.
+        self.scale(s, &tag, &mut r).await?;
+
+        // 2–5 run against one process; its start-up writes (adoption) are over before they begin.
+        let (p, _) = self.launch(s, &[], &format!("{tag}-main.log")).await?;
+        self.audit.quiesce(&s.agent, Duration::from_secs(3)).await?;
+        self.calm(s, &layout, &mut r).await?;
 
         // 8–9 after the request counts above, so those stay comparable across versions.
         self.large(s, &p, &layout.large, &mut r).await?;

@@ -283,7 +283,8 @@ fn rollout_line(w: &Workload, now: i64, timeout: Option<Duration>) -> Option<Str
         Some(Ended::Superseded) => format!("superseded for {}", t.cause),
         None => match outcome::classify(t, &w.progress, now, timeout) {
             Stage::InProgress(why) => format!("in progress for {} (reloaded {} ago): {why}", t.cause, ago(t.at)),
-            Stage::Succeeded => format!("succeeded for {} (not recorded by the controller yet)", t.cause),
+            // A success is not written on the workload: its status is the record.
+            Stage::Succeeded => format!("succeeded for {}: complete and available", t.cause),
             Stage::Failed(why) => format!("failed for {} (not recorded by the controller yet): {why}", t.cause),
             Stage::Untracked => format!("not followed for {}: the workload has no rollout status", t.cause),
         },

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::core::kinds::{Progress, RolloutStatus};
-use crate::core::model::note::Tracked;
+use crate::core::model::note::{Ended, Tracked};
 
 /// Where a tracked rollout stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +35,31 @@ pub(crate) fn classify(t: &Tracked, p: &Progress, now: i64, timeout: Option<Dura
     }
 }
 
+/// How the rollout of the note `t` (as the watch delivers it again) is known to have ended
+/// without a write: a success is not written (the workload's status is its record), so it is
+/// carried in memory. `before`: the note this process held for the workload, `None` at first
+/// sight. At first sight, a rollout that ended while no controller followed it is taken as
+/// ended, unreported: a success its status shows, or a failure after a later change of the
+/// spec (the generation moved past the reload's), which cannot be blamed on the reload.
+/// `None`: nothing known, the note stays pending.
+pub(crate) fn carried(t: &Tracked, before: Option<Option<&Tracked>>, p: &Progress) -> Option<Tracked> {
+    if !t.pending() {
+        return None;
+    }
+    match before {
+        Some(old) => old.filter(|o| !o.pending() && o.same_reload(t)).cloned(),
+        None => {
+            let Progress::Status(s) = p else { return None };
+            let ended = match stage(t, s) {
+                Stage::Succeeded => Ended::Succeeded,
+                Stage::Failed(_) if s.generation > t.generation => Ended::Superseded,
+                _ => return None,
+            };
+            Some(Tracked { outcome: Some(ended), ..t.clone() })
+        }
+    }
+}
+
 fn stage(t: &Tracked, s: &RolloutStatus) -> Stage {
     // The status must describe the generation the reload made (or the object's own, if the
     // write turned out not to change the template and so made none).
@@ -58,7 +83,6 @@ mod tests {
     use super::*;
     use crate::core::kinds::Kind;
     use crate::core::model::cause::Causes;
-    use crate::core::model::note::Ended;
     use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
     use serde_json::json;
 
@@ -370,5 +394,45 @@ mod tests {
         assert_eq!(Tracked::decode(&done.encode()).unwrap(), done);
         assert!(Tracked::decode("{}").is_err());
         assert!(Tracked::decode("not json").is_err());
+    }
+
+    #[test]
+    fn what_is_known_of_an_unwritten_end() {
+        let ok = json!({"observedGeneration": 5, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3});
+        let rolling = json!({"observedGeneration": 5, "replicas": 4, "updatedReplicas": 1, "availableReplicas": 3});
+        let failed = json!({"observedGeneration": 5, "replicas": 4, "updatedReplicas": 1, "availableReplicas": 3,
+                            "conditions": deadline(AT + 30)});
+        let t = tracked(5);
+        let older = Tracked { at: AT - 100, ..tracked(4) };
+        let succeeded = t.ended(Ended::Succeeded, AT + 20, None);
+        let failed_note = t.ended(Ended::Failed, AT + 20, Some("x".into()));
+        let older_ended = older.ended(Ended::Succeeded, AT, None);
+        let end = |o: Option<Tracked>| o.map(|t| t.outcome);
+        /// A case: its name, the note delivered, the note held before (`None`: first sight),
+        /// the status, and the outcome expected to be known (`None`: the note stays pending).
+        type Case<'a> = (&'a str, &'a Tracked, Option<Option<&'a Tracked>>, serde_json::Value, Option<Option<Ended>>);
+        let cases: Vec<Case> = vec![
+            ("seen succeeded before: still", &t, Some(Some(&succeeded)), rolling.clone(), Some(Some(Ended::Succeeded))),
+            ("seen pending before: the status decides later", &t, Some(Some(&t)), ok.clone(), None),
+            ("the end of another reload is not carried", &t, Some(Some(&older_ended)), ok.clone(), None),
+            ("seen without a note before", &t, Some(None), ok.clone(), None),
+            ("a written outcome needs nothing carried", &failed_note, Some(Some(&succeeded)), ok.clone(), None),
+            ("first sight, complete: succeeded, unreported", &t, None, ok.clone(), Some(Some(Ended::Succeeded))),
+            ("first sight, rolling: followed", &t, None, rolling.clone(), None),
+            ("first sight, failed on the reload's generation: followed (reported)", &t, None, failed.clone(), None),
+            (
+                "first sight, failed after a later change of the spec: not blamed",
+                &older,
+                None,
+                failed,
+                Some(Some(Ended::Superseded)),
+            ),
+        ];
+        for (name, note, before, status, want) in cases {
+            assert_eq!(end(carried(note, before, &deployment(status))), want, "{name}");
+        }
+        assert_eq!(carried(&t, None, &Progress::Untracked), None, "untracked kinds have nothing to carry");
+        // What is carried is the note as delivered, with the outcome known before.
+        assert_eq!(carried(&t, Some(Some(&succeeded)), &deployment(ok)), Some(succeeded));
     }
 }

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use crate::core::index::history::History;
 use crate::core::model::csi::SpcMounts;
 use crate::core::model::hash::ContentHash;
+use crate::core::model::note::Tracked;
 use crate::core::model::source::{NamespaceSources, SourceFlags, SourceInfo, SourceKind, SourceRef};
 use crate::core::model::workload::{Workload, WorkloadKey};
 
@@ -41,6 +42,19 @@ impl Index {
 
     pub(crate) fn workload(&self, key: &WorkloadKey) -> Option<&Workload> {
         self.workloads.get(key)
+    }
+
+    /// Records, in memory, how the rollout of the workload's tracking note ended (a success is
+    /// not written; see `decide::outcome::carried`). `false` if the workload no longer carries
+    /// that note pending: a newer reload, or another pass, got there first.
+    pub(crate) fn end_rollout(&mut self, key: &WorkloadKey, done: &Tracked) -> bool {
+        match self.workloads.get_mut(key).and_then(|w| w.tracked.as_mut()) {
+            Some(t) if t.pending() && t.same_reload(done) => {
+                *t = done.clone();
+                true
+            }
+            _ => false,
+        }
     }
 
     pub(crate) fn history(&self) -> &History {

@@ -68,6 +68,11 @@ impl Tracked {
         self.outcome.is_none()
     }
 
+    /// Whether `other` is the note of the same reload (whatever either says of its outcome).
+    pub(crate) fn same_reload(&self, other: &Tracked) -> bool {
+        self.at == other.at && self.generation == other.generation && self.cause == other.cause
+    }
+
     /// The note with its outcome.
     pub(crate) fn ended(&self, outcome: Ended, now: i64, reason: Option<String>) -> Tracked {
         Tracked { outcome: Some(outcome), ended: Some(now), reason, ..self.clone() }

@@ -314,8 +314,10 @@ impl Reporter {
         self.publish_on(source_ref(ns, &cause.source), event(EventType::Normal, "ReloadReleased", note, None));
     }
 
-    /// A tracked rollout ended: the log line, the `ReloadSucceeded` or `ReloadRolloutFailed`
-    /// Event (the first source as the related object), the metrics and, for a failure, the alert.
+    /// A tracked rollout ended: the log line and the metrics; for a failure, also the
+    /// `ReloadRolloutFailed` Event (the first source as the related object) and the alert. A
+    /// success has no Event: `Reloaded` said the rollout began, and an Event per success would
+    /// be a request per reload that tells nobody anything the workload's status does not.
     pub(crate) fn outcome(&self, w: &Workload, t: &Tracked) {
         let key = &w.key;
         let kind = key.kind.as_str();
@@ -325,12 +327,7 @@ impl Reporter {
         match ended {
             Ended::Succeeded => {
                 self.metrics.rollout(kind, ended.as_str(), Some(took as f64));
-                let note = format!(
-                    "Rollout of {kind} '{}' for {} is complete and available, {took} s after the reload",
-                    key.name, t.cause
-                );
-                info!(cause = %t.cause, seconds = took, "rollout succeeded");
-                self.publish(w, event(EventType::Normal, "ReloadSucceeded", note, related));
+                info!(cause = %t.cause, seconds = took, "rollout succeeded: complete and available");
             }
             Ended::Failed | Ended::Superseded => {
                 self.metrics.rollout(kind, ended.as_str(), None);
