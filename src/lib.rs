@@ -29,6 +29,7 @@ pub(crate) mod watch;
 
 // What the binary, the integration tests and the benchmark use.
 pub use core::model::note::OUTCOME_FIELD_MANAGER;
+pub use core::model::record::FIELD_MANAGER;
 pub use runtime::reporter::metrics;
 pub use runtime::{client, memory, telemetry};
 

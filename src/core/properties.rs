@@ -575,7 +575,13 @@ struct Src {
 
 impl Src {
     fn info(self) -> SourceInfo {
-        SourceInfo { hash: h(self.hash), matched: self.matched, ignored: self.ignored, content_rv: None }
+        SourceInfo {
+            hash: h(self.hash),
+            matched: self.matched,
+            ignored: self.ignored,
+            content_rv: None,
+            reloader: Default::default(),
+        }
     }
 }
 

@@ -232,6 +232,9 @@ fn next_step(w: &Workload, d: &Decision, nothing_governs: bool) -> NextStep {
                 .iter()
                 .map(|c| {
                     let what = match c.kind {
+                        ChangeKind::Updated if d.behind_reloader.contains(&c.source) => {
+                            "changed since Stakater Reloader last applied it (its mark names another content)"
+                        }
                         ChangeKind::Updated => "changed",
                         ChangeKind::Created => "was created",
                         ChangeKind::Deleted => "was deleted",

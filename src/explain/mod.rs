@@ -113,7 +113,8 @@ async fn spc_sources(
         if let Some(v) = by_hash.get(&(name.clone(), hash)) {
             versions.insert(name.clone(), v.clone());
         }
-        out.secret_provider_classes.insert(name, SourceInfo { hash, matched, ignored, content_rv: None });
+        out.secret_provider_classes
+            .insert(name, SourceInfo { hash, matched, ignored, content_rv: None, reloader: Default::default() });
     }
     Ok(versions)
 }

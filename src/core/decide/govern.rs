@@ -131,8 +131,15 @@ mod tests {
 
     impl Src {
         fn info(self) -> Option<SourceInfo> {
-            let mk =
-                |matched, ignored| Some(SourceInfo { hash: ContentHash([7; 32]), matched, ignored, content_rv: None });
+            let mk = |matched, ignored| {
+                Some(SourceInfo {
+                    hash: ContentHash([7; 32]),
+                    matched,
+                    ignored,
+                    content_rv: None,
+                    reloader: Default::default(),
+                })
+            };
             match self {
                 Src::Missing => None,
                 Src::Plain => mk(false, false),

@@ -3,10 +3,11 @@
 //! from its applied record to it. Pure functions; `reconcile` does the I/O.
 
 pub(crate) mod govern;
+pub(crate) mod migrate;
 pub(crate) mod outcome;
 pub(crate) mod patch;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::core::decide::govern::{Rule, Skip, govern};
 use crate::core::index::history::History;
@@ -175,8 +176,10 @@ pub(crate) enum Plan {
 /// Compares the desired record with the applied one. A source missing from the record (a
 /// workload seen for the first time, or a source newly governed) is compared from `seen`, its
 /// state when the workload was first seen as it is: a change after that is a change, so a
-/// reload is not lost when the first record is written late.
-pub(crate) fn plan(w: &Workload, desired: &Record, seen: &Record, opts: Options) -> Plan {
+/// reload is not lost when the first record is written late. Without a record, a source in
+/// `behind` (Stakater Reloader's marks show it had not applied its content, see `migrate`)
+/// is a change too.
+pub(crate) fn plan(w: &Workload, desired: &Record, seen: &Record, behind: &BTreeSet<SourceRef>, opts: Options) -> Plan {
     let untrusted = Record::new();
     let (old, adopt) = match (w.trusted_record(), &w.record) {
         (Some(r), _) => (r, false),
@@ -217,6 +220,13 @@ pub(crate) fn plan(w: &Workload, desired: &Record, seen: &Record, opts: Options)
             }
             (Some(Applied::Absent), Applied::Absent) => Applied::Absent,
         };
+        if adopt
+            && behind.contains(src)
+            && !changes.iter().any(|c: &Change| &c.source == src)
+            && let Applied::Hash(b) = keep
+        {
+            changes.push(Change { source: src.clone(), kind: ChangeKind::Updated, hash: Some(b) });
+        }
         new.insert(src.clone(), keep);
     }
     if !changes.is_empty() {
@@ -306,6 +316,9 @@ pub(crate) struct Decision {
     /// else (a source created or deleted since) is the baseline of the next change, and is
     /// written at once.
     pub(crate) quiet_adoption: bool,
+    /// The governing sources Stakater Reloader's marks show it had not applied, at a switch
+    /// from it (`migrate::behind`): each is a change of the plan.
+    pub(crate) behind_reloader: BTreeSet<SourceRef>,
 }
 
 /// Decides for one workload from its projection, its namespace's sources, their recent
@@ -321,7 +334,8 @@ pub(crate) fn decide(
 ) -> (BTreeMap<SourceRef, Considered>, Decision) {
     let considered = consider(w, sources, history);
     let (desired, seen) = (desired(&considered), seen(&considered));
-    let plan = plan(w, &desired, &seen, opts);
+    let behind = migrate::behind(w, &desired, sources);
+    let plan = plan(w, &desired, &seen, &behind, opts);
     let quiet_adoption = matches!(plan, Plan::Adopt(_)) && desired == seen;
     let mut problems: Vec<String> = w.policy.errors.iter().map(|e| e.to_string()).collect();
     let pause = w.controls.pause_period.as_deref().map(crate::core::model::duration::parse_go_duration);
@@ -360,6 +374,7 @@ pub(crate) fn decide(
         pause_for,
         record_only,
         quiet_adoption,
+        behind_reloader: behind,
     };
     (considered, decision)
 }
@@ -471,7 +486,13 @@ mod tests {
     }
     impl Src {
         fn info(&self) -> SourceInfo {
-            SourceInfo { hash: h(self.hash), matched: self.matched, ignored: self.ignored, content_rv: None }
+            SourceInfo {
+                hash: h(self.hash),
+                matched: self.matched,
+                ignored: self.ignored,
+                content_rv: None,
+                reloader: Default::default(),
+            }
         }
     }
     fn plain(r: SourceRef, hash: u8) -> Src {
@@ -683,7 +704,7 @@ mod tests {
             }
             // Nothing changed since first sight: the baseline is the current state.
             let desired = mk_record(&c.desired);
-            let got = plan(&w, &desired, &desired, c.opts);
+            let got = plan(&w, &desired, &desired, &BTreeSet::new(), c.opts);
             assert_eq!(got, c.want, "row {:?}", c.name);
         }
     }
@@ -770,9 +791,35 @@ mod tests {
         ];
         for (name, record, desired, seen, opts, want) in rows {
             let w = mk_workload(&mk_spec(&[], &[], &[]), record.annotation());
-            let got = plan(&w, &mk_record(&desired), &mk_record(&seen), opts);
+            let got = plan(&w, &mk_record(&desired), &mk_record(&seen), &BTreeSet::new(), opts);
             assert_eq!(got, want, "row {name:?}");
         }
+    }
+
+    /// At a switch from Reloader (`migrate::behind`): a source its marks show it had not
+    /// applied rolls the workload, with the others, once; with a record of ours they count not.
+    #[test]
+    fn plan_with_sources_reloader_had_not_applied() {
+        let behind: BTreeSet<SourceRef> = [cm("a")].into();
+        let now = vec![(cm("a"), hash(2)), (sec("s"), hash(5))];
+        let rows: Vec<(&str, Rec, Plan)> = vec![
+            (
+                "no record: the source behind rolls, the record is written with it",
+                Rec::None,
+                reload(vec![updated(cm("a"), 2)], &[(cm("a"), hash(2)), (sec("s"), hash(5))]),
+            ),
+            ("a record of ours: nothing", Rec::Some(now.clone()), Plan::Nothing),
+        ];
+        for (name, record, want) in rows {
+            let w = mk_workload(&mk_spec(&[], &[], &[]), record.annotation());
+            let got = plan(&w, &mk_record(&now), &mk_record(&now), &behind, no_opts());
+            assert_eq!(got, want, "row {name:?}");
+        }
+        // Changed since first sight too: one change, not two.
+        let w = mk_workload(&mk_spec(&[], &[], &[]), Rec::None.annotation());
+        let got =
+            plan(&w, &mk_record(&now), &mk_record(&[(cm("a"), hash(1)), (sec("s"), hash(5))]), &behind, no_opts());
+        assert_eq!(got, reload(vec![updated(cm("a"), 2)], &[(cm("a"), hash(2)), (sec("s"), hash(5))]));
     }
 
     #[test]
@@ -789,13 +836,13 @@ mod tests {
         let considered = consider(&w, Some(&sources), Some(&hist));
         assert_eq!(considered[&cm("app-config")].seen, hash(1));
         assert_eq!(considered[&cm("app-config")].current, hash(2));
-        let p = plan(&w, &desired(&considered), &seen(&considered), no_opts());
+        let p = plan(&w, &desired(&considered), &seen(&considered), &BTreeSet::new(), no_opts());
         assert_eq!(p, reload(vec![updated(cm("app-config"), 2)], &[(cm("app-config"), hash(2))]));
 
         // Seen after the change (anchor 110): adopted as it is.
         w.anchor = Some(110);
         let considered = consider(&w, Some(&sources), Some(&hist));
-        let p = plan(&w, &desired(&considered), &seen(&considered), no_opts());
+        let p = plan(&w, &desired(&considered), &seen(&considered), &BTreeSet::new(), no_opts());
         assert_eq!(p, Plan::Adopt(mk_record(&[(cm("app-config"), hash(2))])));
 
         // No anchor (a resourceVersion that is not a number): as it is now.
@@ -1181,7 +1228,7 @@ mod tests {
             let ns = mk_sources(&s.sources);
             let considered = consider(&w, Some(&ns), None);
             let want_record = desired(&considered);
-            let p = plan(&w, &want_record, &seen(&considered), s.opts);
+            let p = plan(&w, &want_record, &seen(&considered), &BTreeSet::new(), s.opts);
             let got = match &p {
                 Plan::Nothing => Want::Nothing,
                 Plan::Adopt(_) => Want::Adopt,
@@ -1604,7 +1651,7 @@ mod tests {
             let mut w = workload(None);
             if c.adopted {
                 let considered = consider(&w, st.sources("ns"), Some(st.history()));
-                let record = match plan(&w, &desired(&considered), &seen(&considered), c.opts) {
+                let record = match plan(&w, &desired(&considered), &seen(&considered), &BTreeSet::new(), c.opts) {
                     Plan::Adopt(r) => r,
                     Plan::Nothing => Record::new(),
                     p => panic!("row {:?}: first sight planned {p:?}", c.name),
@@ -1615,7 +1662,7 @@ mod tests {
             assert_eq!(kept.map(|i| i.hash), Some(h(1)), "row {:?}: the index's content is noted", c.name);
             assert!(st.sources("ns").is_none(), "row {:?}: gone from the index", c.name);
             let considered = consider(&w, st.sources("ns"), Some(st.history()));
-            let p = plan(&w, &desired(&considered), &seen(&considered), c.opts);
+            let p = plan(&w, &desired(&considered), &seen(&considered), &BTreeSet::new(), c.opts);
             let got = match &p {
                 Plan::Nothing => Want::Nothing,
                 Plan::Adopt(_) => Want::Adopt,
@@ -1688,8 +1735,16 @@ mod csi_tests {
     fn sources(current: Option<u8>) -> NamespaceSources {
         let mut ns = NamespaceSources::default();
         if let Some(n) = current {
-            ns.secret_provider_classes
-                .insert("spc".into(), SourceInfo { hash: h(n), matched: false, ignored: false, content_rv: None });
+            ns.secret_provider_classes.insert(
+                "spc".into(),
+                SourceInfo {
+                    hash: h(n),
+                    matched: false,
+                    ignored: false,
+                    content_rv: None,
+                    reloader: Default::default(),
+                },
+            );
         }
         ns
     }
@@ -1712,7 +1767,7 @@ mod csi_tests {
             assert!(w.record_foreign.is_none(), "{name}: own record");
             let srcs = sources(current);
             let considered = consider(&w, Some(&srcs), None);
-            let got = match plan(&w, &desired(&considered), &seen(&considered), all) {
+            let got = match plan(&w, &desired(&considered), &seen(&considered), &BTreeSet::new(), all) {
                 Plan::Nothing => "nothing",
                 Plan::Record(_) | Plan::Adopt(_) => "record",
                 Plan::Reload { .. } => "reload",

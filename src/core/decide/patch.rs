@@ -7,11 +7,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::core::decide::{Change, ChangeKind};
+pub(crate) use crate::core::model::marks::LAST_RELOADED_FROM;
+use crate::core::model::marks::env_var_for;
 use crate::core::model::record::{self, RECORD_ANNOTATION, Record};
 use crate::core::model::workload::Workload;
-
-/// Reloader's pod-template annotation for the `annotations` strategy.
-pub(crate) const LAST_RELOADED_FROM: &str = "reloader.stakater.com/last-reloaded-from";
 
 /// Reloader's hash for a deleted source: SHA-1 of `__RELOADER_EMPTY_DELETE_MARKER__`.
 pub(crate) const DELETE_MARKER: &str = "aae45badef99284e4dae01d6046154ea9d99532f";
@@ -38,26 +37,9 @@ struct ReloadSource<'a> {
     observed_at: i64,
 }
 
-/// Reloader's `ConvertToEnvVarName`: upper-case, keep `[A-Z0-9]`, turn each run of other bytes
-/// into one `_` (none at the start).
-pub(crate) fn env_var_component(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut last_valid = false;
-    for b in name.to_ascii_uppercase().bytes() {
-        if b.is_ascii_uppercase() || b.is_ascii_digit() {
-            out.push(char::from(b));
-            last_valid = true;
-        } else if last_valid {
-            out.push('_');
-            last_valid = false;
-        }
-    }
-    out
-}
-
 /// `STAKATER_<NAME>_<CONFIGMAP|SECRET>`.
 pub(crate) fn env_var_name(change: &Change) -> String {
-    format!("STAKATER_{}_{}", env_var_component(&change.source.name), change.source.kind.type_name())
+    env_var_for(&change.source)
 }
 
 /// A patch of the workload's annotations, with the `resourceVersion` it was decided on as a
@@ -198,26 +180,4 @@ pub(crate) fn reload_patch(w: &Workload, template: Value, record: &Record) -> Va
     let mut p = record_patch(w, record);
     p["spec"] = json!({"template": template});
     p
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_var_names() {
-        let cases = [
-            ("my-config", "MY_CONFIG"),
-            ("www.stakater.com", "WWW_STAKATER_COM"),
-            ("a--b", "A_B"),
-            ("-x-", "X_"),
-            ("vault-spc", "VAULT_SPC"),
-            ("abc", "ABC"),
-            ("9lives", "9LIVES"),
-            ("ü-x", "X"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(env_var_component(input), want, "{input}");
-        }
-    }
 }

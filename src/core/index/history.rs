@@ -120,7 +120,13 @@ mod tests {
     }
     /// A source with content `n` and no match/ignore flags.
     fn src(n: u8) -> Option<SourceInfo> {
-        Some(SourceInfo { hash: ContentHash([n; 32]), matched: false, ignored: false, content_rv: None })
+        Some(SourceInfo {
+            hash: ContentHash([n; 32]),
+            matched: false,
+            ignored: false,
+            content_rv: None,
+            reloader: Default::default(),
+        })
     }
 
     #[test]
@@ -173,8 +179,20 @@ mod tests {
         let t0 = Instant::now();
         let mut hist = History::default();
         assert_eq!(hist.before_last_change("ns", &cm), None, "no history at all");
-        let ignored = SourceInfo { hash: ContentHash([1; 32]), matched: false, ignored: true, content_rv: None };
-        let matched = SourceInfo { hash: ContentHash([2; 32]), matched: true, ignored: false, content_rv: None };
+        let ignored = SourceInfo {
+            hash: ContentHash([1; 32]),
+            matched: false,
+            ignored: true,
+            content_rv: None,
+            reloader: Default::default(),
+        };
+        let matched = SourceInfo {
+            hash: ContentHash([2; 32]),
+            matched: true,
+            ignored: false,
+            content_rv: None,
+            reloader: Default::default(),
+        };
         hist.changed("ns", &cm, 10, Some(ignored.clone()), t0);
         assert_eq!(hist.before_last_change("ns", &cm), Some(&ignored), "deleted while ignored");
         assert_eq!(hist.before_last_change("other", &cm), None, "another namespace");

@@ -222,7 +222,13 @@ impl Index {
         let key = (namespace.to_string(), name.to_string());
         let hash = self.spc_mounts.get(&key)?.current()?;
         let f = self.spc_flags.get(&key).copied().unwrap_or_default();
-        Some(SourceInfo { hash, matched: f.matched, ignored: f.ignored, content_rv: None })
+        Some(SourceInfo {
+            hash,
+            matched: f.matched,
+            ignored: f.ignored,
+            content_rv: None,
+            reloader: Default::default(),
+        })
     }
 
     /// Every SecretProviderClassPodStatus that holds something (for a relist diff).

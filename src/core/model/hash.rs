@@ -126,6 +126,68 @@ pub(crate) fn spcps_hash<'a>(spc: &str, objects: impl Iterator<Item = (&'a str, 
     e.finish()
 }
 
+/// Stakater Reloader's hash of a source's content (its `GenerateSHA`: SHA-1 of the `k=v`
+/// items sorted byte-wise and joined with `;`, shared spec §6), cut to its first 32 bits. It
+/// is kept only to compare with the marks Reloader left on the workloads it reloaded
+/// (`model::marks`), so that a switch from Reloader rolls what Reloader had not applied: 32
+/// bits tell an older content from the current one but for one chance in four billion, and
+/// cost nothing per source (they fit in `SourceInfo`'s padding).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct ReloaderHash(pub(crate) u32);
+
+impl ReloaderHash {
+    /// Reads Reloader's 40-hex form, as its marks hold it; `None` for anything else (this
+    /// controller writes 64-hex hashes in the same places).
+    pub(crate) fn from_hex(s: &str) -> Option<ReloaderHash> {
+        if s.len() != 40 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u32::from_str_radix(&s[..8], 16).ok().map(ReloaderHash)
+    }
+}
+
+/// Reloader's hash of items `k=v`, without building them: sorted as the joined bytes would
+/// be, then fed to SHA-1 one part at a time (a 1 MiB value is not copied).
+fn reloader_sha<'a>(items: impl Iterator<Item = (&'a str, std::borrow::Cow<'a, [u8]>)>) -> ReloaderHash {
+    use sha1::{Digest as _, Sha1};
+    let mut items: Vec<(&str, std::borrow::Cow<[u8]>)> = items.collect();
+    items.sort_by(|(k1, v1), (k2, v2)| joined(k1, v1).cmp(joined(k2, v2)));
+    let mut h = Sha1::new();
+    for (i, (k, v)) in items.iter().enumerate() {
+        if i > 0 {
+            h.update(b";");
+        }
+        h.update(k.as_bytes());
+        h.update(b"=");
+        h.update(v);
+    }
+    let d = h.finalize();
+    ReloaderHash(u32::from_be_bytes([d[0], d[1], d[2], d[3]]))
+}
+
+/// The bytes of the item `k=v`, as Reloader joins them.
+fn joined<'b>(k: &'b str, v: &'b [u8]) -> impl Iterator<Item = u8> + 'b {
+    k.bytes().chain(std::iter::once(b'=')).chain(v.iter().copied())
+}
+
+/// Reloader's hash of a ConfigMap: `data` items and `binaryData` items (the value in
+/// standard, padded base64), sorted together.
+pub(crate) fn reloader_configmap_hash(cm: &ConfigMap) -> ReloaderHash {
+    use base64::Engine as _;
+    use std::borrow::Cow;
+    let data = cm.data.iter().flatten().map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_bytes())));
+    let binary =
+        cm.binary_data.iter().flatten().map(|(k, v)| {
+            (k.as_str(), Cow::Owned(base64::engine::general_purpose::STANDARD.encode(&v.0).into_bytes()))
+        });
+    reloader_sha(data.chain(binary))
+}
+
+/// Reloader's hash of a Secret: `data` items with the decoded bytes.
+pub(crate) fn reloader_secret_hash(secret: &Secret) -> ReloaderHash {
+    reloader_sha(secret.data.iter().flatten().map(|(k, v)| (k.as_str(), std::borrow::Cow::Borrowed(&v.0[..]))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +350,48 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(configmap_hash(&m), configmap_hash(&m.clone()));
+    }
+
+    #[test]
+    fn reloader_hashes_follow_its_vectors() {
+        // Shared spec §6: the full SHA-1, of which the first 8 hex digits are kept.
+        let cases: [(&str, ReloaderHash, &str); 7] = [
+            ("empty ConfigMap", reloader_configmap_hash(&cm(&[], &[])), "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+            ("empty Secret", reloader_secret_hash(&Secret::default()), "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+            (
+                "key=value",
+                reloader_configmap_hash(&cm(&[("key", "value")], &[])),
+                "dc30e0faa89a70dec1033016a2309bbeb9efcbd0",
+            ),
+            (
+                "a=1;b=2",
+                reloader_configmap_hash(&cm(&[("b", "2"), ("a", "1")], &[])),
+                "f83e99e324ba68ccc373a58ef1eb42f8ab88646a",
+            ),
+            (
+                "items sorted as joined bytes ('.' before '='), not by key",
+                reloader_configmap_hash(&cm(&[("a", "1"), ("a.b", "2")], &[])),
+                "499daa6d70eb53ada0bb7346397120ffefcda5c3",
+            ),
+            (
+                "binaryData",
+                reloader_configmap_hash(&cm(&[], &[("bin", &[0, 1])])),
+                "14df3111bd21ae67fbf5e22f21fc59e3a3976291",
+            ),
+            (
+                "secret",
+                reloader_secret_hash(&secret(&[("password", b"s3cr3t")])),
+                "d93dd00779cd04e2ec1db21fa3d0e20deea13f9c",
+            ),
+        ];
+        for (name, got, want) in cases {
+            assert_eq!(Some(got), ReloaderHash::from_hex(want), "{name}");
+        }
+        assert_eq!(
+            reloader_configmap_hash(&cm(&[("k", "dGVzdA==")], &[])),
+            reloader_configmap_hash(&cm(&[], &[("k", b"test")]))
+        );
+        assert_eq!(ReloaderHash::from_hex(&"ab".repeat(32)), None, "ours is 64-hex: not Reloader's");
+        assert_eq!(ReloaderHash::from_hex("not hex at all, but forty characters lon"), None);
     }
 }

@@ -3,13 +3,14 @@
 //! workload is a compact projection (`workload`) with its parsed policy (`policy`, read with
 //! the annotation keys of `keys`), the sources its pod template uses (`refs`), the record of
 //! what was applied (`record`) and the tracking note of its last reload (`note`), whose
-//! changes are named by `cause`.
+//! changes are named by `cause`; and the marks Stakater Reloader left on it (`marks`).
 
 pub(crate) mod cause;
 pub(crate) mod csi;
 pub(crate) mod duration;
 pub(crate) mod hash;
 pub(crate) mod keys;
+pub(crate) mod marks;
 pub(crate) mod note;
 pub(crate) mod policy;
 pub(crate) mod record;

@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::core::kinds::{Controls, Progress, WorkloadKind, WorkloadType};
 use crate::core::model::keys::Keys;
+use crate::core::model::marks::ReloaderMarks;
 use crate::core::model::note::{ROLLOUT_ANNOTATION, Tracked};
 use crate::core::model::policy::Policy;
 use crate::core::model::record::{self, FIELD_MANAGER, RECORD_ANNOTATION, Record};
@@ -69,6 +70,9 @@ pub(crate) struct Workload {
     pub(crate) tracked: Option<Tracked>,
     /// How its rollout goes, from its status; not part of the fingerprint.
     pub(crate) progress: Progress,
+    /// The marks Stakater Reloader left on it, if any: read while it has no record of ours,
+    /// at a switch from Reloader (`decide::migrate`).
+    pub(crate) reloader_marks: Option<Box<ReloaderMarks>>,
 }
 
 impl Workload {
@@ -157,9 +161,10 @@ fn project_with(
         Ok(Some(_)) => foreign_writer(meta),
         _ => None,
     };
+    let reloader_marks = ReloaderMarks::read(spec, template_annotations).map(Box::new);
     // What governs the workload besides its own annotations; both digests cover it.
     let governs = (template_annotations, &refs, &first_container, &stakater_env, &controls);
-    let fingerprint = digest(|h| (&meta.annotations, governs).hash(h));
+    let fingerprint = digest(|h| (&meta.annotations, governs, &reloader_marks).hash(h));
     // The annotations the policy is parsed from, not all of them: other writers' (the
     // Deployment revision, tools' tracking marks, our own record) do not move the anchor.
     let anchor_digest = digest(|h| {
@@ -191,6 +196,7 @@ fn project_with(
         },
         record_foreign,
         progress,
+        reloader_marks,
     }
 }
 
