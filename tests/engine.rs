@@ -364,10 +364,12 @@ async fn restart_with_nothing_changed_does_not_roll_and_catch_up_is_exact() {
 async fn first_sight_is_adopted_without_a_rollout() {
     let ns = TestNs::new("adopt").await;
     ns.set_configmap("cfg", json!({"v": "1"})).await;
-    // As left by Stakater Reloader: its annotation on the template, no record of ours.
+    // As left by Stakater Reloader, up to date: its annotation on the template with its hash of
+    // the current content (SHA-1 of `v=1`), no record of ours. (One naming older content rolls
+    // once: tests/switch.rs.)
     let mut d = deployment("web", json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&["cfg"]));
     d["spec"]["template"]["metadata"]["annotations"] = json!({LAST_RELOADED_FROM:
-        "{\"type\":\"CONFIGMAP\",\"name\":\"cfg\",\"namespace\":\"x\",\"hash\":\"dc30e0faa89a70dec1033016a2309bbeb9efcbd0\",\"containerRefs\":[\"app\"],\"observedAt\":1767225600}"});
+        "{\"type\":\"CONFIGMAP\",\"name\":\"cfg\",\"namespace\":\"x\",\"hash\":\"1d365e2dc442c49fae367709ffda3887673f89fd\",\"containerRefs\":[\"app\"],\"observedAt\":1767225600}"});
     ns.apply_json::<Deployment>(d).await;
     let g0 = pod_template(&ns, "web").await;
     let _ctl = Controller::start(&ns, &[]).await;
