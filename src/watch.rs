@@ -23,7 +23,9 @@ use crate::core::kinds::WorkloadType;
 use crate::core::model::csi::{self, SecretProviderClass, SecretProviderClassPodStatus};
 use crate::core::model::hash::ContentHash;
 use crate::core::model::keys::Keys;
-use crate::core::model::source::{SourceFlags, SourceInfo, SourceKind, SourceObject, SourceRef};
+use crate::core::model::source::{
+    SourceFlags, SourceInfo, SourceKind, SourceObject, SourceRef, written_by_a_batch_tool,
+};
 use crate::core::model::workload::{self, WorkloadKey};
 use crate::runtime::context::Ctx;
 use crate::runtime::readiness::Handle;
@@ -79,6 +81,9 @@ pub(crate) struct Handled {
     pub(crate) now: Vec<WorkloadKey>,
     /// A source's content changed: these workloads, after the debounce.
     pub(crate) debounced: Vec<WorkloadKey>,
+    /// The change was written by a tool that writes many sources in one go (`BATCH_WRITERS`):
+    /// the debounce waits longer for the rest.
+    pub(crate) batch: bool,
     /// Webhook mode: notify about these sources (namespace, source) instead.
     pub(crate) webhooks: Vec<(String, SourceRef)>,
     /// These workloads are gone: drop their per-workload slots.
@@ -102,6 +107,7 @@ impl Handled {
     fn absorb(&mut self, other: Handled) {
         self.now.extend(other.now);
         self.debounced.extend(other.debounced);
+        self.batch |= other.batch;
         self.webhooks.extend(other.webhooks);
     }
 }
@@ -242,7 +248,7 @@ fn act(ctx: &Ctx, resource: &'static str, h: Handled) {
         ctx.scheduler.progressed(k);
     }
     for k in h.debounced {
-        ctx.scheduler.changed(k);
+        ctx.scheduler.changed(k, h.batch);
     }
     for (ns, r) in h.webhooks {
         ctx.reporter.webhook(&ns, r.kind, &r.name);
@@ -283,6 +289,7 @@ impl<K: SourceObject> Handler<K> for Sources {
         let mut info = SourceInfo::of(&obj, intake.keys.flags(obj.meta().annotations.as_ref()));
         let rv = crate::core::model::parse_rv(obj.meta().resource_version.as_deref());
         let release = obj.meta().annotations.as_ref().and_then(|a| a.get(RELEASE_ANNOTATION)).cloned();
+        let batch = written_by_a_batch_tool(obj.meta());
         // The object (and any secret bytes in it) is dropped here; only the hash is kept.
         drop(obj);
         idx.observe_rv(rv);
@@ -295,6 +302,7 @@ impl<K: SourceObject> Handler<K> for Sources {
         idx.upsert_source(&ns, K::KIND, &r.name, info);
         let mut h = Handled {
             received: Some(if old.is_some() { Received::Update } else { Received::Add }),
+            batch,
             ..Default::default()
         };
         if before == after {

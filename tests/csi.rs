@@ -250,3 +250,62 @@ async fn explain_shows_the_mounted_versions() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.contains("secretproviderclass"), "{text}");
 }
+
+/// A status object written by hand, as the driver would for a pod: `name` holds `version`.
+async fn status(ns: &TestNs, name: &str, class: &str, version: &str) {
+    let api = spcps_api(ns);
+    let obj: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClassPodStatus",
+        "metadata": {"name": name},
+        "status": {"podName": name, "secretProviderClassName": class, "mounted": true, "objects": objects(version)}
+    }))
+    .unwrap();
+    match api.get_opt(name).await.expect("get status") {
+        None => {
+            api.create(&kube::api::PostParams::default(), &obj).await.expect("create status");
+        }
+        Some(_) => {
+            let patch = json!({"status": {"objects": objects(version)}});
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("update status");
+        }
+    }
+}
+
+/// Pod a's status rotates v1 → v2; 0.3 s later pod b's status is created still holding v1 (its
+/// mount predates the rotation); then b rotates too. One rollout, for v2, and the record ends on
+/// v2: a content seen before is no news again (it rolled for v2, then for the stale v1, and
+/// recorded v1 while every pod held v2).
+#[tokio::test]
+async fn a_status_created_late_with_the_content_before_a_rotation_rolls_nothing_more() {
+    install_csi_crds();
+    let ns = TestNs::new("csi-late").await;
+    spc(&ns, "vault-app", json!({})).await;
+    deploy(&ns, "web", 1, json!({AUTO: "true"}), mounting("vault-app")).await;
+    status(&ns, "a", "vault-app", "1").await;
+    // No spacing between reloads, so a second rollout would show at once.
+    let ctl = Controller::start(&ns, &[CSI, "--min-reload-interval=0s"]).await;
+    let first = await_recorded(&ns, "web", "vault-app").await;
+    let t0 = pod_template(&ns, "web").await;
+
+    status(&ns, "a", "vault-app", "2").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    status(&ns, "b", "vault-app", "1").await;
+    let t1 = await_reload(&ns, "web", &t0).await;
+    status(&ns, "b", "vault-app", "2").await;
+    holds(Duration::from_secs(5), "no second rollout", || async { pod_template(&ns, "web").await == t1 }).await;
+    assert_eq!(reloads(&ctl), 1, "one rollout for the rotation");
+    let last = record_of(&ns, "web").await.unwrap();
+    assert_ne!(last, first, "the record moved to v2");
+    let e = explain_of(&ns, "deployment/web");
+    assert!(e.contains("decision: nothing: every governing source is as applied"), "{e}");
+}
+
+fn explain_of(ns: &TestNs, target: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_reloader"))
+        .args(["explain", target, "-n", &ns.name, "--enable-csi-integration=true"])
+        .env("KUBECONFIG", &cluster().kubeconfig)
+        .output()
+        .expect("run reloader explain");
+    assert!(out.status.success(), "explain failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}

@@ -616,6 +616,45 @@ async fn one_kubectl_apply_of_three_changed_sources_gives_one_rollout() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A batch tool's writes on a loaded API server: three ConfigMaps applied by `kubectl apply`
+/// 700 ms apart (beyond the 400 ms quiet window) still give one rollout, since a change whose
+/// latest writer is a batch tool (`kubectl-client-side-apply`) waits 1.5 s for the rest.
+#[tokio::test]
+async fn a_kubectl_apply_spread_over_two_seconds_gives_one_rollout() {
+    let ns = TestNs::new("applyslow").await;
+    let names = ["a-cfg", "b-cfg", "c-cfg"];
+    let dir = std::env::temp_dir().join(&ns.name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let apply = |n: &str, v: &str| {
+        let doc = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\ndata:\n  v: \"{v}\"\n");
+        let f = dir.join(format!("{n}.yaml"));
+        std::fs::write(&f, doc).unwrap();
+        let out = kubectl(&["apply", "-n", &ns.name, "-f", f.to_str().unwrap()]);
+        assert!(out.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    for n in names {
+        apply(n, "1");
+    }
+    let (_ctl, g0) = setup(&ns, json!({"reloader.stakater.com/auto": "true"}), env_from_configmaps(&names), &[]).await;
+    await_record(&ns, "web").await;
+    let started = std::time::Instant::now();
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+        apply(n, "2");
+    }
+    eprintln!("three applies over {:?}", started.elapsed());
+    let g1 = eventually(Duration::from_secs(4), "the rollout", || async {
+        let t = pod_template(&ns, "web").await;
+        (t != g0).then_some(t)
+    })
+    .await;
+    assert_no_reload(&ns, "web", &g1).await;
+    assert_eq!(replica_sets(&ns, "web").await, 2, "one rollout for the three applies");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// At the defaults, the storm brake included: a second change a few seconds after the first
 /// (a typo fixed) is applied about as fast as the first, not after --min-reload-interval.
 #[tokio::test]

@@ -63,3 +63,50 @@ async fn change_right_after_a_restart(command: &str, prefix: &str) {
     })
     .await;
 }
+
+/// A slow consumer: the controller stops reading (SIGSTOP, as CPU starvation or a long pause
+/// would) for 30 s while 3,000 writes to objects it watches go by and one source a workload
+/// uses changes. Its watches fall behind, and the API server may close them or answer their
+/// resumption with 410 Gone; after SIGCONT the change is applied within 10 s, exactly once.
+#[tokio::test]
+async fn a_controller_stopped_for_30_s_under_3000_writes_applies_the_change_once() {
+    use futures::StreamExt;
+    let _one = RESTARTS.lock().await;
+    let ns = TestNs::new("slowconsumer").await;
+    let t0 = auto_workload(&ns).await;
+    for i in 0..30 {
+        ns.set_configmap(&format!("noise-{i}"), json!({"v": "0"})).await;
+    }
+    let p = Process::start(&[&ns], &[], &[]);
+    p.await_ready().await;
+    await_record(&ns, "web").await;
+
+    p.signal("STOP");
+    let stopped = Instant::now();
+    let write = |i: usize| {
+        let ns = &ns;
+        async move {
+            if i == 1500 {
+                ns.set_configmap("cfg", json!({"v": "2"})).await;
+            }
+            ns.set_configmap(&format!("noise-{}", i % 30), json!({"v": i.to_string()})).await;
+        }
+    };
+    futures::stream::iter(0..3000).map(write).buffer_unordered(16).collect::<Vec<()>>().await;
+    let wrote = stopped.elapsed();
+    eprintln!("3,000 writes and the change in {wrote:?} while stopped");
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(wrote)).await;
+    p.signal("CONT");
+    let resumed = Instant::now();
+    let t1 = eventually(Duration::from_secs(10), "the change applied after SIGCONT", || async {
+        let t = pod_template(&ns, "web").await;
+        (t != t0).then_some(t)
+    })
+    .await;
+    eprintln!("applied {:?} after SIGCONT", resumed.elapsed());
+    assert_no_reload(&ns, "web", &t1).await;
+    assert_eq!(p.metric("reloader_reload_executed_total{success=\"true\"}").await, 1.0, "exactly one reload");
+    let (_, text) = p.get("/metrics").await.expect("scrape /metrics");
+    let restarts: Vec<&str> = text.lines().filter(|l| l.starts_with("reloader_watch_restarts_total")).collect();
+    eprintln!("watch restarts meanwhile: {restarts:?}");
+}

@@ -18,8 +18,14 @@
 //!   old one, so the SPC moves once; the other pods' updates add holders, nothing else;
 //! - new pods mounting the applied content: more holders of the current content, no change;
 //! - old pods' SPCPS deleted: fewer holders of an older content, no change;
-//! - a pod that mounts an older content again (a stale provider cache on one node): its first
-//!   sight stays that of its older holders, so it does not win; if it had none left, it is news;
+//! - a pod that mounts an older content again (a stale provider cache on one node, or a status
+//!   created late for a mount made before the rotation): a content seen before is never news
+//!   again, even once no other pod holds it; that pod needs the rotation too, and the reload
+//!   that rolls it away gives it the current content. The first sights of the last
+//!   `REMEMBERED` contents are kept for that, holders or not;
+//! - a rotation back to an older content (a secret rolled back at the provider) is still news:
+//!   it reaches a pod that held the current content, and from that pod the content is taken
+//!   as first seen now;
 //! - a restart: the first sights are rebuilt from the objects' resourceVersions. The newest
 //!   content was first written after every older content's first holder (only rotated pods and
 //!   pods started since hold it), so the same content comes out and, the applied record on the
@@ -119,6 +125,10 @@ struct Held {
     since: u64,
 }
 
+/// How many contents' first sights an SPC remembers beyond those its pods hold (one per
+/// rotation: a handful covers a rotation seen late by some pods, at 40 bytes each).
+const REMEMBERED: usize = 8;
+
 /// The mounts of one SecretProviderClass (one namespace) and its content by the rule above.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SpcMounts {
@@ -126,6 +136,9 @@ pub(crate) struct SpcMounts {
     held: HashMap<String, Held>,
     /// The SPC's content and the first sight it was chosen with.
     current: Option<(ContentHash, u64)>,
+    /// The first sight of each content seen lately, held or not (at most `REMEMBERED` beyond
+    /// the held ones): what makes an old content old even when no pod holds it any more.
+    first: BTreeMap<ContentHash, u64>,
 }
 
 impl SpcMounts {
@@ -141,15 +154,22 @@ impl SpcMounts {
     /// The SPCPS `name` holds `hash`, as of resourceVersion `rv`. Returns whether its own
     /// content changed (a new holder, or another hash).
     pub(crate) fn set(&mut self, name: &str, hash: ContentHash, rv: u64) -> bool {
-        let changed = match self.held.get(name) {
-            Some(h) if h.hash == hash => false,
-            _ => {
-                self.held.insert(name.to_string(), Held { hash, since: rv });
-                true
-            }
+        let before = match self.held.get(name) {
+            Some(h) if h.hash == hash => return false,
+            before => before.map(|h| h.hash),
         };
+        // A pod moving off the current content is a rotation seen now, whatever the content
+        // it moves to; any other arrival of a content keeps its earliest sight.
+        let rotated = before.is_some() && before == self.current();
+        let first = self.first.entry(hash).or_insert(rv);
+        if rotated {
+            *first = rv;
+        } else {
+            *first = (*first).min(rv);
+        }
+        self.held.insert(name.to_string(), Held { hash, since: rv });
         self.settle();
-        changed
+        true
     }
 
     /// The SPCPS `name` holds nothing any more (deleted, terminating, or moved to another SPC).
@@ -164,9 +184,12 @@ impl SpcMounts {
             self.current = None;
             return;
         }
+        // The held contents, each at its first sight: the earliest of its holders', or the
+        // one remembered from before.
         let mut first: BTreeMap<ContentHash, u64> = BTreeMap::new();
         for h in self.held.values() {
-            let e = first.entry(h.hash).or_insert(h.since);
+            let remembered = self.first.get(&h.hash).copied().unwrap_or(h.since);
+            let e = first.entry(h.hash).or_insert(remembered);
             *e = (*e).min(h.since);
         }
         // The newest first sight; equal ones (only with unparseable resourceVersions) by hash.
@@ -176,6 +199,26 @@ impl SpcMounts {
         match self.current {
             Some((h, since)) if !first.contains_key(&h) && newest.1 <= since => {}
             _ => self.current = Some(newest),
+        }
+        self.forget_beyond(&first);
+    }
+
+    /// Keeps the first sights of the held contents, the current one and the `REMEMBERED`
+    /// newest others.
+    fn forget_beyond(&mut self, held: &BTreeMap<ContentHash, u64>) {
+        let current = self.current();
+        let mut others: Vec<(u64, ContentHash)> = self
+            .first
+            .iter()
+            .filter(|(h, _)| !held.contains_key(*h) && Some(**h) != current)
+            .map(|(h, s)| (*s, *h))
+            .collect();
+        if others.len() <= REMEMBERED {
+            return;
+        }
+        others.sort_unstable();
+        for (_, h) in &others[..others.len() - REMEMBERED] {
+            self.first.remove(h);
         }
     }
 }
@@ -252,6 +295,46 @@ mod tests {
             (
                 "every pod gone: absent; the next mount is a first mount",
                 vec![(Set("p1", 1, 10), Some(1)), (Remove("p1"), None), (Set("p2", 2, 20), Some(2))],
+            ),
+            (
+                "a status created late with the content before the rotation is no news (issue: it rolled twice)",
+                vec![
+                    (Set("a", 1, 10), Some(1)),
+                    (Set("a", 2, 20), Some(2)),
+                    (Set("b", 1, 21), Some(2)),
+                    (Set("b", 2, 30), Some(2)),
+                ],
+            ),
+            (
+                "an old content no pod holds any more, mounted again by a new pod: no news",
+                vec![
+                    (Set("p1", 1, 10), Some(1)),
+                    (Set("p1", 2, 20), Some(2)),
+                    (Set("p2", 2, 21), Some(2)),
+                    (Set("n1", 1, 40), Some(2)),
+                    (Remove("n1"), Some(2)),
+                ],
+            ),
+            (
+                "a rotation back to an older content, seen on a pod that held the current one: news, once",
+                vec![
+                    (Set("p1", 1, 10), Some(1)),
+                    (Set("p2", 1, 11), Some(1)),
+                    (Set("p1", 2, 20), Some(2)),
+                    (Set("p2", 2, 21), Some(2)),
+                    (Set("p1", 1, 40), Some(1)),
+                    (Set("p2", 1, 41), Some(1)),
+                ],
+            ),
+            (
+                "a rotation back while a late status still holds the older content: news, once",
+                vec![
+                    (Set("a", 1, 10), Some(1)),
+                    (Set("a", 2, 20), Some(2)),
+                    (Set("b", 1, 21), Some(2)),
+                    (Set("a", 1, 40), Some(1)),
+                    (Set("b", 1, 41), Some(1)),
+                ],
             ),
         ];
         for (name, steps) in rows {
@@ -338,5 +421,43 @@ mod tests {
         ] {
             assert!(mount_of(&spcps(v)).is_none(), "{name}");
         }
+    }
+
+    /// Every order in which the events of one rotation seen late by a pod can arrive: the
+    /// content moves once, to the rotated one, and ends there.
+    #[test]
+    fn a_rotation_seen_late_by_one_pod_moves_the_content_once_in_any_order() {
+        // Pod a: v1 since 10, then v2 at 20. Pod b's status: created holding v1 at 21 (its
+        // mount predates the rotation), then v2 at 30. The orders a watch can deliver them in
+        // keep each object's own order.
+        let orders: [&[Op]; 3] = [
+            &[Set("a", 2, 20), Set("b", 1, 21), Set("b", 2, 30)],
+            &[Set("b", 1, 21), Set("a", 2, 20), Set("b", 2, 30)],
+            &[Set("b", 1, 21), Set("b", 2, 30), Set("a", 2, 20)],
+        ];
+        for (i, order) in orders.iter().enumerate() {
+            let mut m = SpcMounts::default();
+            m.set("a", h(1), 10);
+            let mut contents = vec![m.current()];
+            for op in order.iter() {
+                if let Set(n, c, rv) = op {
+                    m.set(n, h(*c), *rv);
+                }
+                if contents.last() != Some(&m.current()) {
+                    contents.push(m.current());
+                }
+            }
+            assert_eq!(contents, [Some(h(1)), Some(h(2))], "order {i}");
+        }
+    }
+
+    #[test]
+    fn only_a_few_old_contents_are_remembered() {
+        let mut m = SpcMounts::default();
+        for (i, rv) in (1..=30u8).zip((10..).step_by(10)) {
+            m.set("p", h(i), rv);
+        }
+        assert_eq!(m.current(), Some(h(30)));
+        assert_eq!(m.first.len(), REMEMBERED + 1, "the held content and the newest others");
     }
 }

@@ -120,6 +120,35 @@ pub(crate) struct SourceInfo {
     pub(crate) reloader: ReloaderHash,
 }
 
+/// The field managers of the tools that write many objects in one go: `kubectl apply`
+/// (client-side and server-side), Helm, Argo CD, Flux, kapp. One of their runs writes the
+/// sources of a workload one after another, a few hundred milliseconds apart, more on a busy
+/// API server; a controller that rotates one Secret writes one.
+pub(crate) const BATCH_WRITERS: [&str; 8] = [
+    "kubectl-client-side-apply",
+    "kubectl",
+    "helm",
+    "argocd-controller",
+    "argocd-application-controller",
+    "kustomize-controller",
+    "helm-controller",
+    "kapp",
+];
+
+/// Whether the object's latest write (the `managedFields` entry with the newest time) came
+/// from one of the `BATCH_WRITERS`: its change then waits longer for the rest of the batch
+/// (`Scheduler::changed`). Entries share a time to the second; any batch writer among the
+/// newest counts.
+pub(crate) fn written_by_a_batch_tool(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
+    let entries = meta.managed_fields.iter().flatten();
+    let Some(newest) = entries.clone().filter_map(|e| e.time.as_ref()).map(|t| t.0).max() else {
+        return false;
+    };
+    entries
+        .filter(|e| e.time.as_ref().is_some_and(|t| t.0 == newest))
+        .any(|e| e.manager.as_deref().is_some_and(|m| BATCH_WRITERS.contains(&m)))
+}
+
 /// A source's `match` and `ignore` annotations as read from one object of it: what
 /// [`SourceInfo`] keeps besides the hash, and all that is kept of a deleted object.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -214,6 +243,39 @@ mod tests {
     /// What is kept per source is the controller's memory at scale (10 k sources: 10 k of
     /// these, plus the name): Reloader's hash fits in the padding, and nothing else may grow it
     /// unnoticed.
+    #[test]
+    fn batch_tools_are_known_by_their_latest_write() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        let meta = |entries: serde_json::Value| -> ObjectMeta {
+            serde_json::from_value(serde_json::json!({"name": "c", "managedFields": entries})).unwrap()
+        };
+        let at =
+            |manager: &str, time: &str| serde_json::json!({"manager": manager, "operation": "Update", "time": time});
+        let cases = [
+            ("kubectl apply, client-side", vec![at("kubectl-client-side-apply", "2026-01-01T00:00:01Z")], true),
+            ("server-side apply", vec![at("kubectl", "2026-01-01T00:00:01Z")], true),
+            ("helm", vec![at("helm", "2026-01-01T00:00:01Z")], true),
+            ("Argo CD", vec![at("argocd-controller", "2026-01-01T00:00:01Z")], true),
+            ("Flux", vec![at("kustomize-controller", "2026-01-01T00:00:01Z")], true),
+            ("a controller rotating a Secret", vec![at("vault-secrets-operator", "2026-01-01T00:00:01Z")], false),
+            ("kubectl edit by hand", vec![at("kubectl-edit", "2026-01-01T00:00:01Z")], false),
+            (
+                "created by helm, rotated since by a controller",
+                vec![at("helm", "2026-01-01T00:00:01Z"), at("external-secrets", "2026-01-01T00:05:00Z")],
+                false,
+            ),
+            (
+                "created by a controller, applied since",
+                vec![at("external-secrets", "2026-01-01T00:00:01Z"), at("kubectl", "2026-01-01T00:05:00Z")],
+                true,
+            ),
+            ("no managed fields", vec![], false),
+        ];
+        for (name, entries, want) in cases {
+            assert_eq!(written_by_a_batch_tool(&meta(serde_json::Value::Array(entries))), want, "{name}");
+        }
+    }
+
     #[test]
     fn what_is_kept_per_source_stays_small() {
         assert_eq!(std::mem::size_of::<SourceInfo>(), 56);

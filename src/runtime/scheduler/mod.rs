@@ -46,6 +46,18 @@ pub(crate) struct Scheduler {
     metrics: Arc<Metrics>,
 }
 
+/// The quiet window of a change written by a batch tool (`kubectl apply`, Helm, Argo CD,
+/// Flux): its writes of one run come a few hundred milliseconds apart, and more than the
+/// 400 ms default on a loaded API server, where a window that closes between two of them makes
+/// a second rollout. Within `--debounce` still, and none where `--debounce-quiet` is 0.
+const BATCH_QUIET: Duration = Duration::from_millis(1500);
+
+/// How long a change waits for more: `--debounce-quiet`, or for a batch tool's change at
+/// least `BATCH_QUIET`, never beyond `--debounce`.
+fn quiet_for(quiet: Duration, cap: Duration, batch: bool) -> Duration {
+    if batch && !quiet.is_zero() { quiet.max(BATCH_QUIET).min(cap) } else { quiet }
+}
+
 impl Scheduler {
     pub(crate) fn new(
         limits: Limits,
@@ -74,10 +86,10 @@ impl Scheduler {
 
     /// A source of `key` changed: it waits `--debounce-quiet` for more changes, each restarting
     /// the wait, up to `--debounce` after the first, so a burst folds into one reconcile.
-    pub(crate) fn changed(&self, key: WorkloadKey) {
+    pub(crate) fn changed(&self, key: WorkloadKey, batch: bool) {
         self.slots.changed(&key, &self.limits.brake, Instant::now());
         self.metrics.queue_adds.inc();
-        self.queue.add_debounced(key, self.quiet, self.cap);
+        self.queue.add_debounced(key, quiet_for(self.quiet, self.cap, batch), self.cap);
     }
 
     /// The rollout of `key` moved: look now, unless a source change of it waits for its quiet
@@ -262,13 +274,29 @@ mod tests {
         WorkloadKey { kind: WorkloadKind::Deployment, namespace: "ns".into(), name: n.into() }
     }
 
+    #[test]
+    fn a_batch_tools_change_waits_longer_for_the_rest_of_the_batch() {
+        let ms = Duration::from_millis;
+        // (quiet, cap, batch, window)
+        let cases = [
+            (ms(400), ms(3000), false, ms(400)),
+            (ms(400), ms(3000), true, ms(1500)),
+            (ms(2000), ms(3000), true, ms(2000)),
+            (ms(400), ms(1000), true, ms(1000)),
+            (Duration::ZERO, ms(3000), true, Duration::ZERO),
+        ];
+        for (quiet, cap, batch, want) in cases {
+            assert_eq!(quiet_for(quiet, cap, batch), want, "quiet {quiet:?}, cap {cap:?}, batch {batch}");
+        }
+    }
+
     /// Every way into the queue is counted: a change, a look now, progress, a retry, a wait of
     /// the brake, a turn in the wave.
     #[tokio::test(start_paused = true)]
     async fn every_add_is_counted() {
         let m = Arc::new(Metrics::new(false));
         let s = scheduler(&m);
-        s.changed(key("a"));
+        s.changed(key("a"), false);
         s.after(key("b"), Duration::ZERO);
         s.progressed(key("c"));
         assert_eq!(m.queue_adds.get(), 3);
