@@ -301,11 +301,5 @@ async fn a_status_created_late_with_the_content_before_a_rotation_rolls_nothing_
 }
 
 fn explain_of(ns: &TestNs, target: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_reloader"))
-        .args(["explain", target, "-n", &ns.name, "--enable-csi-integration=true"])
-        .env("KUBECONFIG", &cluster().kubeconfig)
-        .output()
-        .expect("run reloader explain");
-    assert!(out.status.success(), "explain failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    explain_with(ns, target, &["--enable-csi-integration=true"])
 }

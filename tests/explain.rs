@@ -12,14 +12,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::json;
 
 fn explain(ns: &TestNs, target: &str, extra: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_reloader"))
-        .args(["explain", target, "-n", &ns.name])
-        .args(extra)
-        .env("KUBECONFIG", &cluster().kubeconfig)
-        .output()
-        .expect("run reloader explain");
-    assert!(out.status.success(), "explain failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().replace(&ns.name, "<ns>")
+    explain_with(ns, target, extra).replace(&ns.name, "<ns>")
 }
 
 fn golden(name: &str, got: &str) {

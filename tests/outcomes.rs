@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -43,13 +42,7 @@ async fn event(ns: &TestNs, reason: &str) -> Event {
 }
 
 fn explain(ns: &TestNs, target: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_reloader"))
-        .args(["explain", target, "-n", &ns.name])
-        .env("KUBECONFIG", &cluster().kubeconfig)
-        .output()
-        .expect("run reloader explain");
-    assert!(out.status.success(), "explain failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    explain_with(ns, target, &[])
 }
 
 fn rollouts(ctl: &Controller, kind: &str, outcome: &str) -> f64 {

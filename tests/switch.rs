@@ -40,13 +40,7 @@ fn last_reloaded_from(ns: &TestNs, kind: &str, name: &str, hash: &str) -> Value 
 }
 
 fn explain(ns: &TestNs, target: &str) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reloader"))
-        .args(["explain", target, "-n", &ns.name])
-        .env("KUBECONFIG", &cluster().kubeconfig)
-        .output()
-        .expect("run reloader explain");
-    assert!(out.status.success(), "explain failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    explain_with(ns, target, &[])
 }
 
 #[tokio::test]

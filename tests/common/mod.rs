@@ -574,3 +574,15 @@ pub fn install_rollout_crd() {
         }
     });
 }
+
+/// `reloader explain <target> -n <ns> [extra]` against the local control plane; its stdout.
+pub fn explain_with(ns: &TestNs, target: &str, extra: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_reloader"))
+        .args(["explain", target, "-n", &ns.name])
+        .args(extra)
+        .env("KUBECONFIG", &cluster().kubeconfig)
+        .output()
+        .expect("run reloader explain");
+    assert!(out.status.success(), "explain failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}

@@ -161,7 +161,9 @@ fn project_with(
         Ok(Some(_)) => foreign_writer(meta),
         _ => None,
     };
-    let reloader_marks = ReloaderMarks::read(spec, template_annotations).map(Box::new);
+    // Read only while no record of ours is trusted (`decide::migrate`): not kept afterwards.
+    let trusted = matches!(record, Ok(Some(_))) && record_foreign.is_none();
+    let reloader_marks = if trusted { None } else { ReloaderMarks::read(spec, template_annotations).map(Box::new) };
     // What governs the workload besides its own annotations; both digests cover it.
     let governs = (template_annotations, &refs, &first_container, &stakater_env, &controls);
     let fingerprint = digest(|h| (&meta.annotations, governs, &reloader_marks).hash(h));
