@@ -51,6 +51,8 @@ spec() {
     etcd) echo "go.etcd.io/etcd/server/v3|-s -w|" ;;
     kwok) echo "sigs.k8s.io/kwok/cmd/kwok|-s -w|" ;;
     helm) echo "helm.sh/helm/v3/cmd/helm|-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version|" ;;
+    # promtool tests the chart's alerts (tests/alerts.rs).
+    promtool) echo "github.com/prometheus/prometheus/cmd/promtool|-s -w -X github.com/prometheus/common/version.Version=$(pin promtool github.com/prometheus/prometheus)|" ;;
     *) echo "unknown tool $1" >&2; return 1 ;;
   esac
 }
@@ -95,7 +97,7 @@ exec 8>"$root/.building.lock"
 $check_only || flock -s 8
 
 dirs=()
-for t in etcd kwok helm k8s; do
+for t in etcd kwok helm promtool k8s; do
   build_one "$t" || { echo "tool $t is not built yet; run hack/tools.sh" >&2; exit 1; }
   dirs+=("$entry")
 done

@@ -1,6 +1,6 @@
 //! The command line: Reloader's flags with the same names (each also settable from an
-//! environment variable), this project's own, and the `explain` subcommand. `config` turns
-//! them into settings.
+//! environment variable), this project's own, and the `explain` and `status` subcommands.
+//! `config` turns them into settings.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -26,6 +26,9 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Explain why a workload did or did not reload, and what the controller would do now.
     Explain(Box<ExplainArgs>),
+    /// One line per annotated workload: up to date, rolling, failed, waiting, deferred, held,
+    /// halted, paused or new, and since when.
+    Status(Box<StatusArgs>),
 }
 
 fn go_bool(s: &str) -> Result<bool, String> {
@@ -295,9 +298,18 @@ pub struct ProcessArgs {
     /// Name of the Lease used for leader election (in POD_NAMESPACE).
     #[arg(long, env = "RELOADER_LEASE_NAME", default_value = "kube-reloader-lock")]
     pub(crate) lease_name: String,
-    /// How long a leader's lease lasts without renewal; a standby takes over after it.
-    #[arg(long, env = "RELOADER_LEASE_DURATION", default_value = "15s", value_parser = duration)]
+    /// How long a leader's lease lasts without renewal, in whole seconds; a standby takes over
+    /// after it. --leader-election-lease-duration is the same flag (Reloader's name).
+    #[arg(long, visible_alias = "leader-election-lease-duration", env = "RELOADER_LEASE_DURATION", default_value = "15s", value_parser = duration)]
     pub(crate) lease_duration: Duration,
+    /// How long after its last renewal the leader stops writing; shorter than the lease
+    /// duration. Default: two thirds of it (10s at 15s).
+    #[arg(long, env = "RELOADER_LEADER_ELECTION_RENEW_DEADLINE", value_parser = duration)]
+    pub(crate) leader_election_renew_deadline: Option<Duration>,
+    /// How often a standby, or a leader whose renewal failed, tries again; the renew deadline
+    /// must exceed 1.2 times it. Default: 2s, or half the renew deadline if that is less.
+    #[arg(long, env = "RELOADER_LEADER_ELECTION_RETRY_PERIOD", value_parser = duration)]
+    pub(crate) leader_election_retry_period: Option<Duration>,
     /// This replica's identity for leader election.
     #[arg(long = "pod-name", env = "POD_NAME", hide = true)]
     pub(crate) pod_name: Option<String>,
@@ -310,6 +322,22 @@ pub struct ProcessArgs {
 pub enum Output {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// The namespace (default: the kubeconfig context's).
+    #[arg(short = 'n', long, conflicts_with = "all_namespaces")]
+    pub namespace: Option<String>,
+    /// Every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
+    /// The controller's flags, so the answer uses the same annotation keys and options.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -251,6 +251,29 @@ fn log_initial_sync(tasks: &mut JoinSet<()>, ctx: &Arc<Ctx>) {
     });
 }
 
+/// After a burst of work (a fan-out, a wave, many workloads created), the allocator keeps the
+/// pages it freed: gives them back once the queue has drained, at most every 30 s (glibc; a
+/// no-op on musl, whose allocator returns memory itself).
+fn trim_when_idle(tasks: &mut JoinSet<()>, ctx: &Arc<Ctx>, stop: &CancellationToken) {
+    use std::time::Duration;
+    let (ctx, stop) = (ctx.clone(), stop.clone());
+    tasks.spawn(async move {
+        let mut trimmed: Option<(tokio::time::Instant, u64)> = None;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = stop.cancelled() => return,
+            }
+            let adds = ctx.metrics.queue_adds.get();
+            let due = trimmed.is_none_or(|(at, seen)| seen != adds && at.elapsed() >= Duration::from_secs(30));
+            if due && ctx.scheduler.queue_len() == 0 {
+                crate::runtime::memory::release_free();
+                trimmed = Some((tokio::time::Instant::now(), adds));
+            }
+        }
+    });
+}
+
 /// Every time this replica (again) may write, looks at every workload: level-triggered, so
 /// nothing rolls unless a source changed since it was recorded.
 fn look_at_all_when_leading(tasks: &mut JoinSet<()>, ctx: &Arc<Ctx>, stop: &CancellationToken) {
@@ -291,10 +314,16 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: CancellationToken) -> Result<(), Error
             }
         });
     }
+    let kinds: Vec<&'static str> = s.watch.kinds.iter().map(|k| k.as_str()).collect();
+    let mut resources: Vec<&'static str> = s.watch.kinds.iter().map(|k| k.plural()).collect();
+    resources.extend(s.watch.configmaps.then_some("configmaps"));
+    resources.extend(s.watch.secrets.then_some("secrets"));
+    ctx.metrics.zero_series(&kinds, &resources);
     spawn_watches(&mut tasks, &ctx).await;
     let lease_stop = CancellationToken::new();
     let lease = start_lease(&ctx, &lease_stop);
     log_initial_sync(&mut tasks, &ctx);
+    trim_when_idle(&mut tasks, &ctx, &shutdown);
 
     // Workers start now: a workload is decided on only once every watch of its namespace (or
     // the cluster-wide ones) has listed, so one namespace that cannot list blocks only itself.

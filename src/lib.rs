@@ -31,7 +31,7 @@ pub(crate) mod watch;
 pub use core::model::note::OUTCOME_FIELD_MANAGER;
 pub use core::model::record::FIELD_MANAGER;
 pub use runtime::reporter::metrics;
-pub use runtime::{client, memory, telemetry};
+pub use runtime::{client, memory, meta_info, telemetry};
 
 /// The workload kinds, as far as the packaging needs to know them (the RBAC test).
 pub mod kinds {

@@ -193,12 +193,13 @@ async fn an_invalid_pause_period_is_reported_and_the_reload_happens_without_a_pa
     assert!(!d.metadata.annotations.unwrap().contains_key("deployment.reloader.stakater.com/paused-at"));
 }
 
-/// Invalid flag values (an unknown strategy, a non-boolean, a non-duration) stop start-up with
+/// Invalid flag values (an unknown strategy, a non-boolean, a non-duration, leader-election
+/// timings client-go refuses) stop start-up with
 /// one message naming the flag, and exit 2: nothing runs with a half-understood configuration.
 #[test]
 fn invalid_flags_stop_start_up_with_exit_2() {
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 5] = [
+    let cases: [Case; 7] = [
         (
             &["--reload-strategy=rolling"],
             &[],
@@ -212,6 +213,17 @@ fn invalid_flags_stop_start_up_with_exit_2() {
         (&["--reload-on-create=maybe"], &[], "\"maybe\" is not a boolean; use true or false"),
         (&["--debounce=soon"], &[], "\"soon\" is not a duration like 500ms, 10s or 1m"),
         (&["--flap-window=10"], &[], "\"10\" is not a duration like 500ms, 10s or 1m"),
+        // Leader-election timings that client-go would refuse (or that allow two leaders).
+        (
+            &["--enable-ha", "--leader-election-lease-duration=15s", "--leader-election-renew-deadline=15s"],
+            &[("POD_NAME", "p"), ("POD_NAMESPACE", "n")],
+            "--leader-election-renew-deadline: 15s must be above 0 and shorter than the lease duration (15s)",
+        ),
+        (
+            &["--enable-ha", "--leader-election-lease-duration=1500ms"],
+            &[("POD_NAME", "p"), ("POD_NAMESPACE", "n")],
+            "--lease-duration: 1.5s is not a whole number of seconds from 1s (the Lease stores whole seconds)",
+        ),
     ];
     for (args, env, want) in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_reloader"))

@@ -61,9 +61,12 @@ fn lint_and_template_with_default_and_custom_values() {
     ] {
         assert!(default.contains(want), "default render lacks {want:?}");
     }
+    assert_eq!(default.matches("\nkind: Role\n").count(), 1, "only the metadata Role (meta-info ConfigMap)");
+    assert!(default.contains("resourceNames: [\"reloader-meta-info\"]"), "metadata Role scoped to its ConfigMap");
     for unwanted in [
-        "\nkind: Role\n",
         "leases",
+        "kind: PrometheusRule",
+        "grafana_dashboard",
         "namespaces\"]",
         "argoproj.io",
         "--enable-ha",
@@ -116,11 +119,23 @@ fn lint_and_template_with_default_and_custom_values() {
         "- name: regcred",
         "resources: [\"leases\"]",
         "podAntiAffinity",
+        "--leader-election-lease-duration=20s",
+        "--leader-election-renew-deadline=12s",
+        "--leader-election-retry-period=3s",
+        "kind: PrometheusRule",
+        "team: platform",
+        "alert: ReloaderRolloutFailed",
+        "grafana_dashboard: \"1\"",
+        "kube-reloader.json:",
     ] {
         assert!(custom.contains(want), "custom render lacks {want:?}");
     }
     assert!(!custom.contains("kind: ClusterRole"), "namespaced mode grants no ClusterRole");
-    assert_eq!(custom.matches("\nkind: Role\n").count(), 4, "one Role per watched namespace, plus the lease Role");
+    assert_eq!(
+        custom.matches("\nkind: Role\n").count(),
+        5,
+        "one Role per watched namespace, plus the lease Role and the metadata Role"
+    );
     // RBAC follows the values: Secrets ignored, so not granted; Jobs ignored but CronJobs kept, so only create.
     assert!(!custom.contains("\"secrets\""), "no Secret access when secrets are ignored");
     assert!(custom.contains("resources: [\"jobs\"]\n    verbs: [\"create\"]"), "{custom}");
@@ -221,6 +236,7 @@ impl Release {
             .args(&args)
             .env("KUBECONFIG", self.kubeconfig())
             .env("RELOADER_NAMESPACE", "common-service")
+            .env("RELOADER_DEPLOYMENT_NAME", self.sa())
             // The chart's --log-level decides what is logged, not the test runner's environment.
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
@@ -277,10 +293,17 @@ async fn cluster_wide_install_works_under_its_own_rbac() {
     reloads_under_chart_rbac(&ns, &t0).await;
     other.set_configmap("cfg", json!({"v": "2"})).await;
     assert_no_reload(&other, "web", &t_out).await;
+    // The meta-info ConfigMap, written under the chart's metadata Role.
+    let meta: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(ns.client.clone(), "common-service");
+    eventually(Duration::from_secs(10), "reloader-meta-info in common-service", || async {
+        meta.get_opt("reloader-meta-info").await.ok().flatten()
+    })
+    .await;
     let _ = child.kill();
     let _ = child.wait();
     let text = controller_log(&log);
     assert!(!text.contains("forbidden"), "no permission error:\n{text}");
+    assert!(!text.contains("cannot write the reloader-meta-info"), "{text}");
 }
 
 #[tokio::test]
@@ -369,6 +392,13 @@ async fn kustomize_base_applies() {
     assert_eq!(d, "reloader");
     let _ = kubectl(&["delete", "-n", "common-service", "deployment/reloader", "serviceaccount/reloader"]);
     let _ = kubectl(&["delete", "clusterrole/reloader-role", "clusterrolebinding/reloader-role-binding"]);
+    let _ = kubectl(&[
+        "delete",
+        "-n",
+        "common-service",
+        "role/reloader-metadata-role",
+        "rolebinding/reloader-metadata-role-binding",
+    ]);
 }
 
 /// `reloader.enableCSIIntegration=true`: the chart's RBAC lets the controller watch the CSI

@@ -255,3 +255,149 @@ async fn csi() {
     let reloads = ctl.ctx.metrics.reload_executed.get_or_create(&reloader::metrics::Success { success: "true" }).get();
     assert_eq!(reloads, 1);
 }
+
+/// The GitOps recipes: the manifests applied server-side as the tool's field manager, a
+/// ConfigMap change committed and applied the same way rolls the Deployment, and the next
+/// sync (the same apply, forcing conflicts as the tools do) keeps the reload: the pod template
+/// stays, the record stays, and `kubectl diff --server-side` as that manager shows nothing.
+async fn gitops(dir: &str, manager: &str) {
+    let ns = TestNs::new(&format!("ex-{dir}")).await;
+    let original = std::fs::read_to_string(repo().join("examples").join(dir).join("manifests.yaml")).unwrap();
+    assert!(original.contains("CURRENCY: EUR"), "{dir}: the example changes CURRENCY");
+    let changed = std::env::temp_dir().join(format!("{}-{dir}.yaml", ns.name));
+    std::fs::write(&changed, original.replace("CURRENCY: EUR", "CURRENCY: USD")).unwrap();
+    let manager_flag = format!("--field-manager={manager}");
+    let apply = |path: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["apply", "--server-side", &manager_flag, "-n", &ns.name, "-f", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = kubectl(&args);
+        assert!(out.status.success(), "{dir}: {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    apply(&repo().join("examples").join(dir).join("manifests.yaml"), &[]);
+    let _ctl = Controller::start(&ns, &[]).await;
+    await_record(&ns, "shop").await;
+    let before = pod_template(&ns, "shop").await;
+
+    apply(&changed, &[]);
+    let after = await_reload(&ns, "shop", &before).await;
+    let record = record_of(&ns, "shop").await;
+    apply(&changed, &["--force-conflicts"]);
+    assert_eq!(pod_template(&ns, "shop").await, after, "{dir}: the next sync kept the reload");
+    assert_eq!(record_of(&ns, "shop").await, record, "{dir}: and the record");
+    let out = kubectl(&[
+        "diff",
+        "--server-side",
+        &manager_flag,
+        "--force-conflicts",
+        "-n",
+        &ns.name,
+        "-f",
+        changed.to_str().unwrap(),
+    ]);
+    let diff = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{dir}: no drift, yet:\n{diff}{}", String::from_utf8_lossy(&out.stderr));
+    assert_no_reload(&ns, "shop", &after).await;
+    assert_eq!(replica_sets(&ns, "shop").await, 2, "{dir}: one rollout, not undone");
+}
+
+#[tokio::test]
+async fn argocd() {
+    gitops("argocd", "argocd-controller").await;
+}
+
+#[tokio::test]
+async fn flux() {
+    gitops("flux", "kustomize-controller").await;
+}
+
+#[tokio::test]
+async fn external_secrets() {
+    run(
+        "external-secrets",
+        &[],
+        deployments(),
+        "orders",
+        &[
+            Step {
+                patch: (
+                    "secret/db-credentials",
+                    r#"{"metadata":{"annotations":{"reconcile.external-secrets.io/data-hash":"7d8e9f"}}}"#,
+                ),
+                reloads: false,
+            },
+            Step {
+                patch: ("secret/db-credentials", r#"{"stringData":{"password":"second-password"}}"#),
+                reloads: true,
+            },
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn vault_secrets_operator() {
+    run(
+        "vault-secrets-operator",
+        &[],
+        deployments(),
+        "payments",
+        &[Step { patch: ("secret/payments-db", r#"{"stringData":{"password":"second-password"}}"#), reloads: true }],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn cert_manager() {
+    run(
+        "cert-manager",
+        &[],
+        deployments(),
+        "web",
+        &[
+            Step {
+                patch: (
+                    "secret/web-tls",
+                    r#"{"stringData":{"tls.crt":"certificate-2","tls.key":"key-2","ca.crt":"ca-2"}}"#,
+                ),
+                reloads: true,
+            },
+            // Nothing more for that renewal.
+            Step { patch: ("secret/web-tls", r#"{"metadata":{"labels":{"renewed":"once"}}}"#), reloads: false },
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn trust_manager() {
+    run(
+        "trust-manager",
+        &[],
+        deployments(),
+        "client",
+        &[Step { patch: ("configmap/corp-ca", r#"{"data":{"bundle.pem":"root-1\nroot-2\n"}}"#), reloads: true }],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn istio_cacerts() {
+    let cacerts = ("secret/cacerts", r#"{"stringData":{"root-cert.pem":"root-1\nroot-2\n"}}"#);
+    let roots = ("configmap/istio-ca-root-cert", r#"{"data":{"root-cert.pem":"root-1\nroot-2\n"}}"#);
+    run(
+        "istio-cacerts",
+        &[],
+        deployments(),
+        "istiod",
+        &[Step { patch: cacerts, reloads: true }, Step { patch: roots, reloads: false }],
+    )
+    .await;
+    run(
+        "istio-cacerts",
+        &[],
+        deployments(),
+        "app",
+        &[Step { patch: cacerts, reloads: false }, Step { patch: roots, reloads: true }],
+    )
+    .await;
+}

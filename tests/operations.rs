@@ -182,9 +182,15 @@ async fn failover_rolls_once_for_a_change_and_never_for_nothing() {
     let ha = |name: &'static str| {
         let nsname = ns.name.clone();
         move |ns: &TestNs| {
+            // Reloader's flag names for the timings (its PR #1206).
             Process::start(
                 &[ns],
-                &["--enable-ha", "--lease-duration=6s"],
+                &[
+                    "--enable-ha",
+                    "--leader-election-lease-duration=6s",
+                    "--leader-election-renew-deadline=4s",
+                    "--leader-election-retry-period=1s",
+                ],
                 &[("POD_NAME", name), ("POD_NAMESPACE", &nsname)],
             )
         }
@@ -192,6 +198,8 @@ async fn failover_rolls_once_for_a_change_and_never_for_nothing() {
     let mut a = ha("replica-a")(&ns);
     let holder = eventually(Duration::from_secs(20), "a leader", || async { lease_holder(&ns).await }).await;
     assert_eq!(holder, "replica-a");
+    let lease = ns.api::<Lease>().get("kube-reloader-lock").await.unwrap();
+    assert_eq!(lease.spec.unwrap().lease_duration_seconds, Some(6), "the lease duration given");
     let mut b = ha("replica-b")(&ns);
     b.await_ready().await;
     await_record(&ns, "web").await;
@@ -327,6 +335,52 @@ async fn a_start_up_failure_is_one_clear_line_and_exit_2() {
     assert!(!stderr.contains("backtrace") && !stderr.contains("Stack"), "no backtrace: {stderr}");
     assert!(!stderr.contains("not supported"), "no false warning about Argo Rollouts: {stderr}");
     drop(taken);
+}
+
+/// The `reloader-meta-info` ConfigMap, as Reloader publishes it at start: created, updated by
+/// the next start with that start's options; where it cannot be written, a warning, and
+/// reloads go on.
+#[tokio::test]
+async fn the_meta_info_configmap_is_published_at_start_and_a_failure_is_only_a_warning() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let ns = TestNs::new("meta").await;
+    let t0 = auto_workload(&ns).await;
+    let env = [("RELOADER_NAMESPACE", ns.name.as_str()), ("RELOADER_DEPLOYMENT_NAME", "reloader-reloader")];
+    let option = |cm: &ConfigMap, key: &str| {
+        let options: serde_json::Value = serde_json::from_str(&cm.data.as_ref().unwrap()["reloaderOptions"]).unwrap();
+        options[key].clone()
+    };
+    let meta_info = || async { ns.api::<ConfigMap>().get_opt("reloader-meta-info").await.ok().flatten() };
+
+    let mut p = Process::start(&[&ns], &[], &env);
+    let cm = eventually(Duration::from_secs(10), "the meta-info ConfigMap", meta_info).await;
+    assert_eq!(cm.metadata.labels.as_ref().unwrap()["reloader.stakater.com/meta-info"], "reloader");
+    let data = cm.data.as_ref().unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["buildInfo", "deploymentInfo", "reloaderOptions"]);
+    assert_eq!(
+        data["deploymentInfo"],
+        format!(r#"{{"name":"reloader-reloader","namespace":"{}","creationTimestamp":null}}"#, ns.name)
+    );
+    assert_eq!(option(&cm, "reloadStrategy"), "annotations");
+    assert_eq!(option(&cm, "logLevel"), "info");
+    p.signal("TERM");
+    p.wait_exit(Duration::from_secs(15)).await;
+
+    let p = Process::start(&[&ns], &["--log-level=debug"], &env);
+    p.log_line("Meta info configmap already exists, updating it").await;
+    eventually(Duration::from_secs(10), "the options of the second start", || async {
+        meta_info().await.filter(|cm| option(cm, "logLevel") == "debug")
+    })
+    .await;
+    drop(p);
+
+    let p = Process::start(&[&ns], &[], &[("RELOADER_NAMESPACE", "no-such-namespace-for-meta-info")]);
+    let line = p.log_line("cannot write the reloader-meta-info ConfigMap").await;
+    eprintln!("{line}");
+    assert!(line.contains("WARN") && line.contains("no-such-namespace-for-meta-info"), "{line}");
+    p.await_ready().await;
+    ns.set_configmap("cfg", json!({"v": "2"})).await;
+    await_reload(&ns, "web", &t0).await;
 }
 
 /// A leader paused (SIGSTOP) for longer than its lease: the standby takes over and applies a
@@ -479,7 +533,7 @@ async fn webhook_mode_posts_and_reloads_nothing() {
 }
 
 #[tokio::test]
-async fn json_logs_are_structured_and_never_carry_secret_values() {
+async fn json_logs_carry_reloaders_field_names_and_never_secret_values() {
     let ns = TestNs::new("jsonlog").await;
     ns.set_secret("creds", json!({"password": "hunter2-very-secret"})).await;
     let spec = json!({"containers": [{"name": "app", "image": "example.com/app:1", "envFrom": [{"secretRef": {"name": "creds"}}]}]});
@@ -496,7 +550,15 @@ async fn json_logs_are_structured_and_never_carry_secret_values() {
     })
     .await;
     let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
-    assert_eq!(v["level"], "INFO");
+    // logrus's keys, as Stakater Reloader writes them (its message text included), so alerts
+    // on its logs keep matching: `level`, `msg`, `time` (RFC 3339).
+    assert_eq!(v["level"], "info");
+    let msg = v["msg"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!("Changes detected in 'creds' of type 'SECRET' in namespace '{}'", ns.name)),
+        "{line}"
+    );
+    assert!(v["time"].as_str().unwrap().parse::<k8s_openapi::jiff::Timestamp>().is_ok(), "{line}");
     assert_eq!(v["source"], "secret/creds");
     assert_eq!(v["hash"].as_str().unwrap().len(), 12, "a hash prefix");
     assert!(v["span"]["workload"].as_str().unwrap().ends_with("/web"), "{line}");

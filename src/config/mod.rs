@@ -29,6 +29,10 @@ pub struct HaSettings {
     pub namespace: String,
     pub lease_name: String,
     pub lease_duration: Duration,
+    /// How long after a renewal was sent the holder may still write.
+    pub renew_deadline: Duration,
+    /// How soon a standby or a failing holder tries again.
+    pub retry_period: Duration,
 }
 
 /// Which namespaces the controller watches.
@@ -273,11 +277,60 @@ impl RunArgs {
                 "POD_NAMESPACE not set, cannot run in HA mode without POD_NAMESPACE set",
             ));
         };
-        if p.lease_duration < Duration::from_secs(2) {
-            return Err(flag_err("lease-duration", "must be at least 2s"));
-        }
-        Ok(Some(HaSettings { identity, namespace, lease_name: p.lease_name.clone(), lease_duration: p.lease_duration }))
+        let (renew_deadline, retry_period) =
+            lease_timings(p.lease_duration, p.leader_election_renew_deadline, p.leader_election_retry_period)?;
+        Ok(Some(HaSettings {
+            identity,
+            namespace,
+            lease_name: p.lease_name.clone(),
+            lease_duration: p.lease_duration,
+            renew_deadline,
+            retry_period,
+        }))
     }
+}
+
+/// client-go's retry jitter: a renew deadline must leave room for one jittered retry.
+const JITTER: f64 = 1.2;
+
+/// The leader-election timings: the renew deadline and retry period, defaulted from the lease
+/// duration and checked as client-go and Reloader check them. The lease is stored on the Lease
+/// in whole seconds, and a standby judges expiry from that; a fraction would be cut off and let
+/// a standby take over before the leader's deadline, so it is refused.
+fn lease_timings(
+    lease: Duration,
+    renew: Option<Duration>,
+    retry: Option<Duration>,
+) -> Result<(Duration, Duration), Error> {
+    const LEASE: &str = "lease-duration";
+    const RENEW: &str = "leader-election-renew-deadline";
+    const RETRY: &str = "leader-election-retry-period";
+    let show = |d: Duration| format!("{d:?}");
+    if lease.subsec_nanos() != 0 || lease < Duration::from_secs(1) || lease.as_secs() > i32::MAX as u64 {
+        return Err(flag_err(
+            LEASE,
+            format!("{} is not a whole number of seconds from 1s (the Lease stores whole seconds)", show(lease)),
+        ));
+    }
+    let renew = renew.unwrap_or(lease * 2 / 3);
+    let retry = retry.unwrap_or_else(|| Duration::from_secs(2).min(renew / 2));
+    if renew.is_zero() || renew >= lease {
+        return Err(flag_err(
+            RENEW,
+            format!("{} must be above 0 and shorter than the lease duration ({})", show(renew), show(lease)),
+        ));
+    }
+    if retry.is_zero() || renew.as_secs_f64() <= JITTER * retry.as_secs_f64() {
+        return Err(flag_err(
+            RETRY,
+            format!(
+                "{} must be above 0, and the renew deadline ({}) longer than {JITTER} times it",
+                show(retry),
+                show(renew)
+            ),
+        ));
+    }
+    Ok((renew, retry))
 }
 
 impl ScopeArgs {
@@ -559,6 +612,58 @@ mod tests {
             let err = parse(&args).expect_err(flag);
             assert!(err.contains(flag), "{args:?}: {err}");
         }
+    }
+
+    /// The leader-election timings: defaults derived from the lease, and the combinations
+    /// client-go and Reloader refuse, refused with the flag to change.
+    #[test]
+    fn lease_timings_table() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        let ns = Duration::from_nanos;
+        type Row =
+            (&'static str, Duration, Option<Duration>, Option<Duration>, Result<(Duration, Duration), &'static str>);
+        let rows: [Row; 12] = [
+            ("defaults: client-go's 15s/10s/2s", s(15), None, None, Ok((s(10), s(2)))),
+            ("a short lease keeps a retry under its deadline", s(3), None, None, Ok((s(2), s(1)))),
+            ("the shortest lease", s(1), None, None, Ok((ns(666_666_666), ns(333_333_333)))),
+            ("all given", s(60), Some(s(40)), Some(s(5)), Ok((s(40), s(5)))),
+            ("renew deadline given", s(15), Some(s(12)), None, Ok((s(12), s(2)))),
+            ("a fraction of a second cannot be stored", ms(1500), None, None, Err("--lease-duration: 1.5s")),
+            ("under a second", ms(500), None, None, Err("--lease-duration")),
+            ("beyond the Lease's int32", s(1 << 31), None, None, Err("--lease-duration")),
+            (
+                "deadline not shorter than the lease",
+                s(15),
+                Some(s(15)),
+                None,
+                Err("--leader-election-renew-deadline: 15s"),
+            ),
+            ("deadline zero", s(15), Some(s(0)), None, Err("--leader-election-renew-deadline")),
+            ("deadline within 1.2 retries", s(15), Some(s(2)), Some(s(2)), Err("--leader-election-retry-period: 2s")),
+            ("retry zero", s(15), None, Some(s(0)), Err("--leader-election-retry-period")),
+        ];
+        for (name, lease, renew, retry, want) in rows {
+            let got = lease_timings(lease, renew, retry).map_err(|e| e.to_string());
+            match (got, want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{name}"),
+                (Err(got), Err(want)) => assert!(got.starts_with(want), "{name}: {got}"),
+                (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
+            }
+        }
+        // The flags reach the settings, Reloader's name for the lease included.
+        let ha = |args: &[&str]| {
+            let mut all = vec!["--enable-ha", "--pod-name=p", "--pod-namespace=n"];
+            all.extend_from_slice(args);
+            parse(&all).map(|s| s.ha.expect("ha"))
+        };
+        let h = ha(&["--leader-election-lease-duration=30s", "--leader-election-renew-deadline=20s"]).unwrap();
+        assert_eq!((h.lease_duration, h.renew_deadline, h.retry_period), (s(30), s(20), s(2)));
+        let h = ha(&["--lease-duration=6s"]).unwrap();
+        assert_eq!((h.lease_duration, h.renew_deadline, h.retry_period), (s(6), s(4), s(2)));
+        assert!(ha(&["--leader-election-retry-period=9s"]).unwrap_err().contains("retry-period"));
+        // Without --enable-ha the timings are not used, so not checked (as in Reloader).
+        assert!(parse(&["--leader-election-renew-deadline=1h"]).unwrap().ha.is_none());
     }
 
     #[test]

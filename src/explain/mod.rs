@@ -2,10 +2,14 @@
 //! workload and the ConfigMaps/Secrets of its namespace, and prints the policy as parsed, every
 //! source that could govern it and why, each source's current hash against the applied one,
 //! and what the controller would do now — the same pure functions the controller runs.
+//! `reloader status` does the same for every annotated workload of a namespace (or all), one
+//! line each.
 
 mod answer;
+mod status;
 
 pub use answer::{Action, Explanation, NextStep, PolicySummary, RecordSummary, SourceLine, render_text};
+pub use status::{Row, State, status};
 
 use std::collections::BTreeMap;
 
@@ -119,49 +123,77 @@ async fn spc_sources(
     Ok(versions)
 }
 
-/// Runs the subcommand against the cluster.
-pub async fn run(client: Client, args: &ExplainArgs) -> Result<String, Error> {
-    let mut run = args.run.clone();
+/// The controller's settings for a look from outside: with HA, nothing is elected, the Lease
+/// in POD_NAMESPACE is only read.
+fn settings_for(run: &crate::cli::RunArgs) -> Result<Settings, Error> {
+    let mut run = run.clone();
     if run.mode.enable_ha && run.process.pod_name.is_none() {
-        // Explaining elects nothing: it only reads the Lease in POD_NAMESPACE.
         run.process.pod_name = Some("reloader-explain".into());
     }
-    let s = run.settings()?;
+    run.settings()
+}
+
+/// Runs the subcommand against the cluster.
+pub async fn run(client: Client, args: &ExplainArgs) -> Result<String, Error> {
+    let s = settings_for(&args.run)?;
     let (kind, name) = parse_target(&args.target)?;
     let ns = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
     let w = with_kind_type!(kind, K => get::<K>(&client, &ns, &name, &s).await?);
     let (sources, versions) = sources(&client, &ns, &s).await?;
     let mut e = explain(&w, &sources, &versions, &s);
-    // What the controller would act on besides the objects: a hold of the storm brake (from its
-    // Events), of the circuit breaker (from the other workloads' notes) and, with HA, whether
-    // any replica may write (from the Lease).
-    let brake = brake(&client, &w).await?;
-    if let (Some((action, how, _)), Action::Reload) = (&brake, e.decision.action) {
-        e.decision.detail = format!("would {}, but the storm brake {how} it", e.decision.detail);
-        e.decision.action = *action;
+    let events = events(&client, &ns, &format!("regarding.name={name}")).await?;
+    let peers = if needs_peers(&s, &w, &e) { peers(&client, &ns, &s).await? } else { Vec::new() };
+    let leader = match &s.ha {
+        Some(ha) => Some(leader(&client, ha).await?),
+        None => None,
+    };
+    complete(&client, &s, &w, &mut e, &events, &peers, leader.as_ref()).await;
+    Ok(match args.output {
+        Output::Text => render_text(&e),
+        Output::Json => serde_json::to_string_pretty(&e).expect("serialisable") + "\n",
+    })
+}
+
+/// Whether the circuit breaker's check needs the namespace's other workloads.
+fn needs_peers(s: &Settings, w: &Workload, e: &Explanation) -> bool {
+    s.limits.halt_on_failed_rollouts.is_some() && e.decision.action == Action::Reload && w.progress.trackable()
+}
+
+/// What the controller would act on besides the objects: a hold of the storm brake (from its
+/// Events), of the circuit breaker (from the other workloads' notes) and, with HA, whether any
+/// replica may write (from the Lease). Returns when the brake's hold began.
+async fn complete(
+    client: &Client,
+    s: &Settings,
+    w: &Workload,
+    e: &mut Explanation,
+    events: &[k8s_openapi::api::events::v1::Event],
+    peers: &[Workload],
+    leader: Option<&(String, bool)>,
+) -> Option<k8s_openapi::jiff::Timestamp> {
+    let brake = brake_of(events, w);
+    if let (Some(b), Action::Reload) = (&brake, e.decision.action) {
+        e.decision.detail = format!("would {}, but the storm brake {} it", e.decision.detail, b.how);
+        e.decision.action = b.action;
     }
-    e.held = brake.map(|(.., line)| line);
+    let since = brake.as_ref().map(|b| b.since);
+    e.held = brake.map(|b| b.line);
     let limit = s.limits.halt_on_failed_rollouts;
-    if limit.is_some() && e.decision.action == Action::Reload && w.progress.trackable() {
-        let peers = peers(&client, &ns, &s).await?;
-        let marks = release_marks(&client, &ns, &e).await;
-        if let Some(note) = halted(&e, &peers, limit, &marks) {
+    if needs_peers(s, w, e) {
+        let marks = release_marks(client, &w.key.namespace, e).await;
+        if let Some(note) = halted(e, peers, limit, &marks) {
             e.decision.action = Action::Halted;
             e.decision.detail = format!("would {}, but {note}", e.decision.detail);
         }
     }
-    if let Some(ha) = &s.ha {
-        let (line, can_write) = leader(&client, ha).await?;
-        e.leader = Some(line);
+    if let Some((line, can_write)) = leader {
+        e.leader = Some(line.clone());
         if !can_write && e.decision.action.writes() {
             e.decision.detail =
                 format!("{}; but no replica holds the lease, so nothing is written yet", e.decision.detail);
         }
     }
-    Ok(match args.output {
-        Output::Text => render_text(&e),
-        Output::Json => serde_json::to_string_pretty(&e).expect("serialisable") + "\n",
-    })
+    since
 }
 
 /// The workloads of the namespace whose rollouts are followed: their tracking notes are what
@@ -223,25 +255,37 @@ fn last_seen(ev: &k8s_openapi::api::events::v1::Event) -> Option<k8s_openapi::ji
         .or(ev.deprecated_last_timestamp.as_ref().map(|t| t.0))
 }
 
+/// The Events of a namespace that a field selector picks.
+async fn events(client: &Client, ns: &str, selector: &str) -> Result<Vec<k8s_openapi::api::events::v1::Event>, Error> {
+    use k8s_openapi::api::events::v1::Event;
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    let lp = ListParams::default().fields(selector);
+    let list =
+        api.list(&lp).await.map_err(|source| Error::Read { what: "events".into(), namespace: ns.into(), source })?;
+    Ok(list.items)
+}
+
+/// A hold or spacing of the storm brake, as its Events show.
+struct Brake {
+    action: Action,
+    /// "holds" or "defers".
+    how: &'static str,
+    line: String,
+    since: k8s_openapi::jiff::Timestamp,
+}
+
 /// Whether the controller holds or spaces the workload with its storm brake: its latest
 /// `ReloadHeld` or `ReloadDeferred` Event is newer than its latest `Reloaded` one (both end
-/// with one reload). Says which (the action, and "holds" or "defers") and the line to show.
-async fn brake(client: &Client, w: &Workload) -> Result<Option<(Action, &'static str, String)>, Error> {
-    use k8s_openapi::api::events::v1::Event;
-    let api: Api<Event> = Api::namespaced(client.clone(), &w.key.namespace);
-    let lp = ListParams::default().fields(&format!("regarding.name={}", w.key.name));
-    let events = api.list(&lp).await.map_err(|source| Error::Read {
-        what: "events".into(),
-        namespace: w.key.namespace.clone(),
-        source,
-    })?;
+/// with one reload). Pure, over any Events (those of other objects are left out).
+fn brake_of(events: &[k8s_openapi::api::events::v1::Event], w: &Workload) -> Option<Brake> {
     let latest = |reason: &str| {
         events
-            .items
             .iter()
             .filter(|e| {
+                let r = e.regarding.as_ref();
                 e.reason.as_deref() == Some(reason)
-                    && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some(w.key.kind.as_str())
+                    && r.and_then(|r| r.kind.as_deref()) == Some(w.key.kind.as_str())
+                    && r.and_then(|r| r.name.as_deref()) == Some(w.key.name.as_str())
             })
             .filter_map(|e| Some((last_seen(e)?, e.note.clone().unwrap_or_default())))
             .max_by_key(|(t, _)| *t)
@@ -253,7 +297,12 @@ async fn brake(client: &Client, w: &Workload) -> Result<Option<(Action, &'static
             .filter_map(|(action, how, e)| e.map(|(t, note)| (t, action, how, note)))
             .filter(|(t, ..)| reloaded.is_none_or(|r| r < *t))
             .max_by_key(|(t, ..)| *t);
-    Ok(newest.map(|(t, action, how, note)| (action, how, format!("{} since {t}: {note}", action.as_str()))))
+    newest.map(|(t, action, how, note)| Brake {
+        action,
+        how,
+        line: format!("{} since {t}: {note}", action.as_str()),
+        since: t,
+    })
 }
 
 /// Who holds the Lease, and whether that holder may still write.

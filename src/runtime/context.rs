@@ -123,6 +123,15 @@ impl Ctx {
         m.held_workloads.set(self.scheduler.held() as i64);
         m.deferred_workloads.set(self.scheduler.deferred() as i64);
         m.adoptions_waiting.set(self.scheduler.adoptions_waiting() as i64);
+        m.ready.set(i64::from(self.not_ready_reason().is_none()));
+        if let Some(u) = crate::runtime::memory::usage() {
+            m.resident_memory.set(i64::try_from(u.resident_bytes).unwrap_or(i64::MAX));
+            // A counter only grows: add what was used since the last scrape.
+            let more = u.cpu_seconds - m.cpu_seconds.get();
+            if more > 0.0 {
+                m.cpu_seconds.inc_by(more);
+            }
+        }
     }
 
     /// Looks at every workload now (this replica may write again).

@@ -3,16 +3,19 @@
 //!
 //! The algorithm is client-go's: read the Lease; if this replica holds it, or it is free or
 //! expired, write it back with the `resourceVersion` just read, so that of two replicas
-//! racing for it one gets a 409. Renewal happens every third of the lease duration.
+//! racing for it one gets a 409. Renewal happens every third of the lease duration (at least
+//! twice within the renew deadline).
 //!
-//! Fencing: a write is allowed only until the *renew deadline*, two thirds of the duration
-//! after the last renewal that succeeded, measured from the moment that renewal was sent and
-//! by this process's monotonic clock (which keeps running while the process is paused). Other
-//! replicas may take the lease a full duration after that renewal was written, by their
-//! clocks; the third in between absorbs clock skew and a write in flight. So a leader whose
-//! renewals fail, or that was paused (SIGSTOP, a long GC-like stall) past its lease, stops
-//! writing before anyone else may start. Writes also carry the workload's `resourceVersion`,
-//! so one that left just before the deadline cannot overwrite a newer leader's write.
+//! Fencing: a write is allowed only until the *renew deadline*
+//! (`--leader-election-renew-deadline`, by default two thirds of the duration) after the last
+//! renewal that succeeded, measured from the moment that renewal was sent and by this
+//! process's monotonic clock (which keeps running while the process is paused). Other replicas
+//! may take the lease a full duration after that renewal was written, by their clocks; the
+//! time in between (a third by default) absorbs clock skew and a write in flight. So a leader
+//! whose renewals fail, or that was paused (SIGSTOP, a long GC-like stall) past its lease,
+//! stops writing before anyone else may start. Writes also carry the workload's
+//! `resourceVersion`, so one that left just before the deadline cannot overwrite a newer
+//! leader's write.
 //!
 //! Hand-written rather than kube-lease-manager (which renews without a `resourceVersion`
 //! precondition, keeps reporting leadership while renewals fail, and has no renew deadline)
@@ -32,18 +35,11 @@ use tracing::{info, warn};
 use crate::config::HaSettings;
 use crate::core::model::record::FIELD_MANAGER;
 
-/// How soon a standby or a failing holder tries again.
-const RETRY: Duration = Duration::from_secs(2);
-
 impl HaSettings {
-    /// How often the holder renews: a third of the duration.
+    /// How often the holder renews: a third of the duration (5 s of 15 s: fewer writes than
+    /// client-go's every retry period), yet at least twice within the renew deadline.
     pub(crate) fn renew_every(&self) -> Duration {
-        self.lease_duration / 3
-    }
-
-    /// How long after a renewal was sent the holder may still write: two thirds of the duration.
-    pub(crate) fn renew_deadline(&self) -> Duration {
-        self.lease_duration * 2 / 3
+        (self.lease_duration / 3).min(self.renew_deadline / 2)
     }
 }
 
@@ -144,7 +140,7 @@ pub(crate) async fn run(
         // A request the API server holds (its Lease storage reconnecting to etcd, a dead
         // connection) must not stall the loop: give up after half the renew deadline, as
         // client-go's leader-election clients do, and try again.
-        let limit = ha.renew_deadline() / 2;
+        let limit = ha.renew_deadline / 2;
         let outcome = match tokio::time::timeout(limit, attempt(&api, &ha)).await {
             Ok(o) => o,
             Err(_) => Err(format!("the API server did not answer within {limit:?}")),
@@ -167,7 +163,7 @@ pub(crate) async fn run(
                 }
             }
             match &outcome {
-                Ok(Some(true)) => g.deadline = Some(sent + ha.renew_deadline()),
+                Ok(Some(true)) => g.deadline = Some(sent + ha.renew_deadline),
                 Ok(Some(false)) | Ok(None) => g.deadline = None,
                 Err(_) => {} // the deadline of the last renewal stands
             }
@@ -185,8 +181,9 @@ pub(crate) async fn run(
         // Sleep until the next renewal, but wake at the deadline to close the gate on time.
         let deadline = gate.inner.lock().expect("gate lock").deadline;
         // The holder renews every third of the duration; a standby, or a holder whose renewal
-        // failed, tries again within two seconds (client-go's retry period).
-        let every = if matches!(outcome, Ok(Some(true))) { ha.renew_every() } else { ha.renew_every().min(RETRY) };
+        // failed, tries again after the retry period (client-go's 2 s by default).
+        let every =
+            if matches!(outcome, Ok(Some(true))) { ha.renew_every() } else { ha.renew_every().min(ha.retry_period) };
         let next = Instant::now() + every;
         let wake = deadline.map_or(next, |d| d.min(next));
         publish(&gate, &leading, &ha.identity);
@@ -323,9 +320,13 @@ mod tests {
             namespace: "n".into(),
             lease_name: "l".into(),
             lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
         };
         assert_eq!(ha.renew_every(), Duration::from_secs(5));
-        assert_eq!(ha.renew_deadline(), Duration::from_secs(10));
+        // A deadline set close to the renewal period still leaves two tries before it.
+        let tight = HaSettings { renew_deadline: Duration::from_secs(6), ..ha };
+        assert_eq!(tight.renew_every(), Duration::from_secs(3));
     }
 
     #[tokio::test(start_paused = true)]
@@ -352,6 +353,8 @@ mod tests {
             namespace: "n".into(),
             lease_name: "l".into(),
             lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
         };
         let (gate, stop) = (Arc::new(Gate::default()), CancellationToken::new());
         let (leading, _) = tokio::sync::watch::channel(false);

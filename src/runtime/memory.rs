@@ -45,3 +45,48 @@ pub(crate) fn release_free() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub(crate) fn release_free() {}
+
+/// What the process uses, as Go's process collector exports it for Reloader
+/// (`process_resident_memory_bytes`, `process_cpu_seconds_total`), read from `/proc/self`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Usage {
+    pub(crate) resident_bytes: u64,
+    pub(crate) cpu_seconds: f64,
+}
+
+/// Reads [`Usage`]; `None` where `/proc` is not Linux's.
+pub(crate) fn usage() -> Option<Usage> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let (page, ticks) = unsafe { (libc::sysconf(libc::_SC_PAGESIZE), libc::sysconf(libc::_SC_CLK_TCK)) };
+    parse_usage(&statm, &stat, u64::try_from(page).ok()?, u64::try_from(ticks).ok()?)
+}
+
+/// `statm`'s second field is the resident set in pages; in `stat`, after the command name in
+/// parentheses (which may hold spaces), utime and stime are the 12th and 13th fields, in ticks.
+fn parse_usage(statm: &str, stat: &str, page: u64, ticks: u64) -> Option<Usage> {
+    let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let mut after = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().skip(11);
+    let utime: u64 = after.next()?.parse().ok()?;
+    let stime: u64 = after.next()?.parse().ok()?;
+    (ticks > 0).then(|| Usage { resident_bytes: resident * page, cpu_seconds: (utime + stime) as f64 / ticks as f64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_is_parsed_from_proc_and_read_here() {
+        let stat = "4242 (reloader (x) y) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 4 0 100";
+        assert_eq!(
+            parse_usage("5000 3000 700 100 0 900 0", stat, 4096, 100),
+            Some(Usage { resident_bytes: 3000 * 4096, cpu_seconds: 3.0 })
+        );
+        assert_eq!(parse_usage("5000", stat, 4096, 100), None, "short statm");
+        assert_eq!(parse_usage("5000 3000", "4242 (no closing", 4096, 100), None, "no command end");
+        let here = usage().expect("this is Linux");
+        assert!(here.resident_bytes > 1 << 20, "{here:?}");
+    }
+}

@@ -168,6 +168,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 {{- if include "reloader.ha" . }}
 - --enable-ha=true
+{{- with $r.leaderElection }}
+- --leader-election-lease-duration={{ .leaseDuration }}
+- --leader-election-renew-deadline={{ .renewDeadline }}
+- --leader-election-retry-period={{ .retryPeriod }}
+{{- end }}
 {{- end }}
 {{- with $r.webhookUrl }}
 - --webhook-url={{ . }}

@@ -103,7 +103,6 @@ pub(crate) struct Policy {
     pub(crate) errors: Vec<AnnotationError>,
 }
 
-#[cfg(test)]
 impl KindPolicy {
     /// Whether this policy can govern anything at all.
     pub(crate) fn is_active(&self) -> bool {
@@ -116,7 +115,7 @@ impl KindPolicy {
 }
 
 impl Policy {
-    #[cfg(test)]
+    /// Whether the workload is annotated for reloads of any kind of source.
     pub(crate) fn is_active(&self) -> bool {
         self.configmap.is_active() || self.secret.is_active() || self.secret_provider_class.is_active()
     }

@@ -8,6 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Success {
@@ -177,6 +178,14 @@ metrics! {
         => "reloader_deferred_workloads", "Workloads whose reload waits for the storm brake's spacing.";
     leader: Gauge = Gauge::default()
         => "reloader_leader", "1 while this replica may write (leader, or HA off).";
+    ready: Gauge = Gauge::default()
+        => "reloader_ready",
+        "1 while /ready answers 200: every watch has listed and works, and leader election is not failing.";
+    // Go's process collector's names, which Reloader exports: dashboards built on them keep working.
+    resident_memory: Gauge = Gauge::default()
+        => "process_resident_memory_bytes", "Resident memory size in bytes.";
+    cpu_seconds: Counter<f64, AtomicU64> = Counter::default()
+        => "process_cpu_seconds", "Total user and system CPU time spent in seconds.";
     alerts: Family<SinkResult, Counter> = Family::default()
         => "reloader_alerts", "Reload alerts sent, by sink and result.";
     webhooks: Family<ResultLabel, Counter> = Family::default()
@@ -248,6 +257,33 @@ impl Metrics {
         out
     }
 
+    /// Series at zero for the label values known at start: a counter's first increment then
+    /// shows in `increase()` (a series that appears at 1 is no increase, so an alert on the
+    /// first failed rollout would miss it), and the alerts and the dashboard see every series.
+    pub fn zero_series(&self, kinds: &[&'static str], resources: &[&'static str]) {
+        for reason in ["forbidden", "not_found", "conflict", "invalid", "throttled", "server_error", "transport"] {
+            let _ = self.failures.get_or_create(&Reason { reason });
+        }
+        for t in ["handler_error", "event_publish"] {
+            let _ = self.errors.get_or_create(&TypeLabel { r#type: t });
+        }
+        for reason in ["slow", "throttled"] {
+            let _ = self.write_slowdowns.get_or_create(&Reason { reason });
+        }
+        for &workload_kind in kinds {
+            for outcome in ["succeeded", "failed", "superseded"] {
+                let _ = self.rollouts.get_or_create(&KindOutcome { workload_kind, outcome });
+            }
+            for result in ["success", "error"] {
+                let _ = self.action.get_or_create(&KindResult { workload_kind, result });
+            }
+            let _ = self.write_conflicts.get_or_create(&WorkloadKindLabel { workload_kind });
+        }
+        for &resource in resources {
+            let _ = self.watch_restarts.get_or_create(&ResourceLabel { resource });
+        }
+    }
+
     /// A failed reconcile, by `Error::metric_label`.
     pub fn failure(&self, reason: &'static str) {
         self.failures.get_or_create(&Reason { reason }).inc();
@@ -292,6 +328,24 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_series_alerts_use_start_at_zero() {
+        let m = Metrics::new(false);
+        m.zero_series(&["Deployment"], &["configmaps"]);
+        let text = m.encode();
+        for want in [
+            "reloader_rollouts_total{workload_kind=\"Deployment\",outcome=\"failed\"} 0",
+            "reloader_failures_total{reason=\"forbidden\"} 0",
+            "reloader_watch_restarts_total{resource=\"configmaps\"} 0",
+            "reloader_action_total{workload_kind=\"Deployment\",result=\"error\"} 0",
+            "reloader_write_slowdowns_total{reason=\"throttled\"} 0",
+            "reloader_errors_total{type=\"event_publish\"} 0",
+            "reloader_write_conflicts_total{workload_kind=\"Deployment\"} 0",
+        ] {
+            assert!(text.contains(want), "{want} in\n{text}");
+        }
+    }
 
     #[test]
     fn reloader_names_are_exported() {
