@@ -52,7 +52,7 @@ buildah copy --chmod 0644 "$ctr" "$ca" /etc/ssl/certs/ca-certificates.crt > /dev
 buildah copy --chmod 0644 "$ctr" "$etc/passwd" /etc/passwd > /dev/null
 buildah copy --chmod 0644 "$ctr" "$etc/group" /etc/group > /dev/null
 version=$(awk -F'"' '/^version = / {print $2; exit}' Cargo.toml)
-buildah config --user 65532:65532 --port 9090 --entrypoint '["/reloader"]' \
+buildah config --user 65532:65532 --port 9090/tcp --entrypoint '["/reloader"]' \
   --workingdir / --label "org.opencontainers.image.version=$version" \
   --label "org.opencontainers.image.title=kube-reloader" "$ctr"
 rm -f "$archive"
@@ -143,7 +143,7 @@ PY
 fi
 ready || { echo "the image never became ready:" >&2; cat "$log" >&2; kill $pid 2> /dev/null || true; exit 1; }
 before=$(kube -n "$ns" get deployment web -o jsonpath='{.spec.template.metadata.annotations}')
-kube -n "$ns" create configmap cfg --from-literal=v=2 --dry-run=client -o yaml | kube apply -f - > /dev/null
+kube -n "$ns" patch configmap cfg --type=merge -p '{"data":{"v":"2"}}' > /dev/null
 reloaded=false
 for _ in $(seq 1 40); do
   now=$(kube -n "$ns" get deployment web -o jsonpath='{.spec.template.metadata.annotations}')
