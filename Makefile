@@ -60,8 +60,8 @@ demo-stop: ## Stop the demo's controller and the local control plane
 bench: ## Benchmark scenarios on a dedicated control plane (QUICK=1: small sizes; RELOADER_BIN=path: also Stakater Reloader; REPEAT=n; ONLY=churn, waves, sustained, fanout, scale or requests: that scenario alone (requests: 2–5 and the requests sent in them); OURS_BIN=path: that build of ours, e.g. the musl one; SCALE=n: n Secrets, n ConfigMaps, n/10 Deployments)
 	@hack/bench.sh $(if $(QUICK),--quick) $(if $(RELOADER_BIN),--reloader-bin $(RELOADER_BIN)) $(if $(OURS_BIN),--ours-bin $(OURS_BIN)) $(if $(SCALE),--scale $(SCALE)) $(if $(REPEAT),--repeat $(REPEAT)) $(if $(ONLY),--only $(ONLY))
 
-soak: ## Chaos soak on a dedicated control plane: random changes under kills, pauses, restarts, refusals (QUICK=1: short; SEED=n: replay)
-	@hack/soak.sh $(if $(QUICK),--quick) $(if $(SEED),--seed $(SEED))
+soak: ## Chaos soak on a dedicated control plane: random changes under kills, pauses, restarts, refusals (QUICK=1: short; SEED=n: replay; SCALE=n: n times the world and changes; MINUTES=m: fault rounds for about m minutes)
+	@hack/soak.sh $(if $(QUICK),--quick) $(if $(SEED),--seed $(SEED)) $(if $(SCALE),--scale $(SCALE)) $(if $(MINUTES),--minutes $(MINUTES))
 
 clean: ## Remove build outputs and the local cluster state
 	-@hack/cluster.sh down

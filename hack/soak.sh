@@ -2,7 +2,10 @@
 # The chaos soak: a dedicated local control plane (.cluster-soak/, API audit log on, separate
 # from the ones tests and the benchmark use), then benches/soak/ against it.
 #
-#   hack/soak.sh [--quick] [--seed N] [--out DIR]
+#   hack/soak.sh [--quick] [--seed N] [--scale N] [--minutes M] [--out DIR]
+#
+# --scale N: N times the sources, workloads and changes (10: 2,000 sources, 3,000 workloads,
+# 20,000 changes). --minutes M: rounds of faults, each with its changes, until about M minutes.
 #
 # Prints the seed first and one closing line last; exits non-zero on any lost reload, extra
 # rollout, write by a non-leader, panic, or a recovery slower than its goal. Controller logs
@@ -16,7 +19,7 @@ args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) args+=("$1") ;;
-    --seed) args+=("$1" "$2"); shift ;;
+    --seed | --scale | --minutes) args+=("$1" "$2"); shift ;;
     --out) out=$2; shift ;;
     *) echo "soak: unknown argument $1 (see the top of hack/soak.sh)" >&2; exit 2 ;;
   esac

@@ -58,6 +58,10 @@ const LEASE_DURATION: Duration = Duration::from_secs(8);
 
 struct Args {
     quick: bool,
+    /// `--scale N`: N times the sources, workloads and changes.
+    scale: usize,
+    /// `--minutes M`: rounds of faults (and their changes) until about M minutes are planned.
+    minutes: Option<u64>,
     seed: u64,
     out: PathBuf,
     audit_log: PathBuf,
@@ -68,6 +72,8 @@ fn args() -> anyhow::Result<Args> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let mut a = Args {
         quick: false,
+        scale: 1,
+        minutes: None,
         seed: now.as_micros() as u64 % 1_000_000_007,
         out: PathBuf::from("target/soak"),
         audit_log: PathBuf::new(),
@@ -79,6 +85,15 @@ fn args() -> anyhow::Result<Args> {
         match arg.as_str() {
             "--quick" => a.quick = true,
             "--seed" => a.seed = value("--seed")?.parse().context("--seed: a non-negative number")?,
+            "--scale" => {
+                a.scale =
+                    value("--scale")?.parse().ok().filter(|n| *n >= 1).context("--scale: a whole number from 1")?
+            }
+            "--minutes" => {
+                a.minutes = Some(
+                    value("--minutes")?.parse().ok().filter(|n| *n >= 1).context("--minutes: a whole number from 1")?,
+                )
+            }
             "--out" => a.out = value("--out")?.into(),
             "--audit-log" => a.audit_log = value("--audit-log")?.into(),
             "--cluster-script" => a.cluster_script = value("--cluster-script")?.into(),
@@ -92,21 +107,25 @@ fn args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
-/// Sizes: (sources per namespace, workloads per namespace, changes). Five namespaces.
-fn sizes(quick: bool) -> (usize, usize, usize) {
-    if quick { (8, 10, 240) } else { (40, 60, 2_000) }
+/// Sizes: (sources per namespace, workloads per namespace, changes per round of faults), each
+/// times `scale`. Five namespaces.
+fn sizes(quick: bool, scale: usize) -> (usize, usize, usize) {
+    let (s, w, c) = if quick { (8, 10, 240) } else { (40, 60, 2_000) };
+    (s * scale, w * scale, c * scale)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = args()?;
     let started = Instant::now();
-    eprintln!(
-        "soak: seed {} (replay with: make soak{} SEED={})",
-        a.seed,
+    let replay = format!(
+        "make soak{}{}{} SEED={}",
         if a.quick { " QUICK=1" } else { "" },
+        if a.scale > 1 { format!(" SCALE={}", a.scale) } else { String::new() },
+        a.minutes.map(|m| format!(" MINUTES={m}")).unwrap_or_default(),
         a.seed
     );
+    eprintln!("soak: seed {} (replay with: {replay})", a.seed);
     check_encoding()?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = Config::infer().await.context("a kubeconfig (run through hack/soak.sh)")?;
@@ -116,10 +135,15 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&logs).with_context(|| format!("create {}", logs.display()))?;
 
     let mut rng = Rng::new(a.seed);
-    let (per_ns_sources, per_ns_workloads, n_changes) = sizes(a.quick);
+    let (per_ns_sources, per_ns_workloads, changes_per_round) = sizes(a.quick, a.scale);
     let world = Arc::new(World::generate(&mut rng, per_ns_sources, per_ns_workloads));
     let state = Arc::new(Driver::new(a.seed, &world));
-    eprintln!(">> {} sources, {} workloads, {} changes planned", world.sources.len(), world.workloads.len(), n_changes);
+    eprintln!(
+        ">> {} sources, {} workloads, {} changes per round of faults",
+        world.sources.len(),
+        world.workloads.len(),
+        changes_per_round
+    );
 
     // The world, the controllers' RBAC, and the observer.
     setup(&client, &world, &state).await?;
@@ -178,18 +202,32 @@ async fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let mut keys: Vec<String> = world.workloads.iter().map(|w| w.key()).collect();
     keys.push(format!("{PROBE_NAMESPACE}/{PROBE}"));
-    wait_until(Duration::from_secs(180), "every workload adopted (a record on each)", || {
+    let memory = Memory::start(started);
+    wait_until(Duration::from_secs(180) * a.scale as u32, "every workload adopted (a record on each)", || {
         keys.iter().all(|k| observer.get(k).is_some_and(|s| s.record.is_some()))
     })
     .await?;
     eprintln!(">> controllers up; every workload adopted in {:.1} s", t.elapsed().as_secs_f64());
 
-    // Changes and faults together.
-    let faults = plan(&mut rng, a.quick, LEASE_DURATION);
+    // Changes and faults together: one round of faults, or rounds until `--minutes` are planned.
     let gap = |rng: &mut Rng| rng.between(Duration::from_secs(4), Duration::from_secs(if a.quick { 8 } else { 14 }));
-    let gaps: Vec<Duration> = faults.iter().map(|_| gap(&mut rng)).collect();
-    let planned: Duration = faults.iter().map(|f| f.length()).sum::<Duration>() + gaps.iter().sum::<Duration>();
-    eprintln!(">> {} faults over about {:.0} s, changes meanwhile", faults.len(), planned.as_secs_f64());
+    let (mut faults, mut gaps, mut rounds) = (Vec::new(), Vec::new(), 0);
+    let length = |faults: &[Fault], gaps: &[Duration]| {
+        faults.iter().map(|f| f.length()).sum::<Duration>() + gaps.iter().sum::<Duration>()
+    };
+    while rounds == 0 || a.minutes.is_some_and(|m| length(&faults, &gaps) < Duration::from_secs(m * 60)) {
+        let round = plan(&mut rng, a.quick, LEASE_DURATION);
+        gaps.extend(round.iter().map(|_| gap(&mut rng)));
+        faults.extend(round);
+        rounds += 1;
+    }
+    let planned = length(&faults, &gaps);
+    let n_changes = changes_per_round * rounds;
+    eprintln!(
+        ">> {} faults in {rounds} round(s) over about {:.0} s, {n_changes} changes meanwhile",
+        faults.len(),
+        planned.as_secs_f64()
+    );
     let changes =
         tokio::spawn(run_changes(client.clone(), world.clone(), state.clone(), rng.next(), n_changes, planned));
     for (fault, gap) in faults.iter().zip(&gaps) {
@@ -204,7 +242,8 @@ async fn main() -> anyhow::Result<()> {
     // Convergence, then a quiet spell in which nothing may roll.
     let expected = state.expected(&world);
     let t = Instant::now();
-    let converged = wait_until(Duration::from_secs(if a.quick { 120 } else { 240 }), "convergence", || {
+    let converge_within = Duration::from_secs(if a.quick { 120 } else { 240 }) * a.scale as u32;
+    let converged = wait_until(converge_within, "convergence", || {
         world.workloads.iter().all(|w| {
             observer.get(&w.key()).and_then(|s| s.record).map(|r| parse_record(&r)).as_ref() == expected.get(&w.key())
         })
@@ -272,8 +311,10 @@ async fn main() -> anyhow::Result<()> {
     for b in &blind {
         eprintln!("!! a check is blind: {b}");
     }
+    let rss = memory.stop();
     let summary = json!({
-        "seed": a.seed, "quick": a.quick,
+        "seed": a.seed, "quick": a.quick, "scale": a.scale, "minutes": a.minutes,
+        "rss_peak_mib": rss.peaks(), "rss_samples": rss.samples,
         "sources": world.sources.len(), "workloads": world.workloads.len(),
         "changes": change_stats.made, "change_kinds": change_stats.kinds,
         "faults": faults.iter().map(|f| f.describe()).collect::<Vec<_>>(),
@@ -288,7 +329,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "soak: seed {} · {} changes · {} kills · {} API restarts · {} failovers · {} pauses · {} rollouts · \
          HA writes: {} reloads and records, {} outcome notes · {} lost reloads · {} extra rollouts · {} writes by a non-leader · {} panics · recovery ≤ {:.2} s · \
-         converged in {} · {:.0} s",
+         converged in {} · RSS peak {} · {:.0} s",
         a.seed,
         change_stats.made,
         c.kills,
@@ -304,6 +345,7 @@ async fn main() -> anyhow::Result<()> {
         panics.len() + crashes.len(),
         recovery_max,
         converged.as_ref().map(|d| format!("{:.1} s", d.as_secs_f64())).unwrap_or_else(|_| "never".into()),
+        rss.summary(),
         started.elapsed().as_secs_f64(),
     );
     let mut failed = Vec::new();
@@ -623,4 +665,96 @@ where
             Err(e) => return Err(anyhow::anyhow!("{what}: {e}")),
         }
     }
+}
+
+/// The controllers' resident memory over the run: every 15 s, each process of this build's
+/// binary, named by its `POD_NAME` (the HA replicas) or `env-vars`, from `/proc`.
+struct Memory {
+    samples: Arc<Mutex<Vec<Sample>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone, Serialize)]
+struct Sample {
+    at_s: f64,
+    controller: String,
+    rss_mib: f64,
+}
+
+/// What the sampler saw.
+struct Rss {
+    samples: Vec<Sample>,
+}
+
+impl Memory {
+    fn start(started: Instant) -> Memory {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let into = samples.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let at_s = started.elapsed().as_secs_f64();
+                let now: Vec<Sample> = controllers_rss()
+                    .into_iter()
+                    .map(|(controller, rss_mib)| Sample { at_s, controller, rss_mib })
+                    .collect();
+                into.lock().expect("samples").extend(now);
+                tokio::time::sleep(Duration::from_secs(15)).await;
+            }
+        });
+        Memory { samples, task }
+    }
+
+    fn stop(self) -> Rss {
+        self.task.abort();
+        Rss { samples: self.samples.lock().expect("samples").clone() }
+    }
+}
+
+impl Rss {
+    /// Each controller's highest RSS, MiB.
+    fn peaks(&self) -> BTreeMap<String, f64> {
+        let mut peaks = BTreeMap::new();
+        for s in &self.samples {
+            let p = peaks.entry(s.controller.clone()).or_insert(0.0_f64);
+            *p = p.max(s.rss_mib);
+        }
+        peaks
+    }
+
+    /// `replica-a 31.2 MiB, …` for the closing line.
+    fn summary(&self) -> String {
+        let peaks = self.peaks();
+        if peaks.is_empty() {
+            return "not sampled".into();
+        }
+        peaks.iter().map(|(c, p)| format!("{c} {p:.1} MiB")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The running controllers of this build and their RSS in MiB, read from `/proc`.
+fn controllers_rss() -> Vec<(String, f64)> {
+    let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_reloader")).unwrap_or_default();
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for entry in dir.flatten() {
+        let pid = entry.path();
+        if std::fs::read_link(pid.join("exe")).ok().as_deref() != Some(binary.as_path()) {
+            continue;
+        }
+        let environ = std::fs::read(pid.join("environ")).unwrap_or_default();
+        let name = environ
+            .split(|b| *b == 0)
+            .find_map(|kv| kv.strip_prefix(b"POD_NAME="))
+            .map(|v| String::from_utf8_lossy(v).to_string())
+            .unwrap_or_else(|| "env-vars".into());
+        let status = std::fs::read_to_string(pid.join("status")).unwrap_or_default();
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok());
+        if let Some(kib) = kib {
+            out.push((name, kib / 1024.0));
+        }
+    }
+    out
 }
