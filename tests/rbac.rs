@@ -20,6 +20,8 @@ struct Granted {
 
 /// The rules in rendered manifests. The chart writes each as three lines of JSON arrays
 /// (`- apiGroups: [...]`, `resources: [...]`, `verbs: [...]`); anything else is a failure here.
+/// A rule limited to some objects (`resourceNames: [...]` after them) grants no kind-wide
+/// access, so it is left out.
 fn rules(manifests: &str) -> Vec<Granted> {
     let lines: Vec<&str> = manifests.lines().map(str::trim).collect();
     let list = |line: &str, key: &str| -> Vec<String> {
@@ -29,7 +31,9 @@ fn rules(manifests: &str) -> Vec<Granted> {
     lines
         .iter()
         .enumerate()
-        .filter(|(_, l)| l.starts_with("- apiGroups:"))
+        .filter(|(i, l)| {
+            l.starts_with("- apiGroups:") && !lines.get(i + 3).is_some_and(|n| n.starts_with("resourceNames:"))
+        })
         .map(|(i, l)| Granted {
             api_groups: list(l, "- apiGroups:"),
             resources: list(lines[i + 1], "resources:"),
