@@ -284,18 +284,39 @@ async fn gitops(dir: &str, manager: &str) {
     apply(&changed, &["--force-conflicts"]);
     assert_eq!(pod_template(&ns, "shop").await, after, "{dir}: the next sync kept the reload");
     assert_eq!(record_of(&ns, "shop").await, record, "{dir}: and the record");
-    let out = kubectl(&[
-        "diff",
-        "--server-side",
-        &manager_flag,
-        "--force-conflicts",
-        "-n",
-        &ns.name,
-        "-f",
-        changed.to_str().unwrap(),
-    ]);
-    let diff = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{dir}: no drift, yet:\n{diff}{}", String::from_utf8_lossy(&out.stderr));
+    // `kubectl diff` compares the whole object, status included: wait until the rollout has
+    // settled, and allow a moment for a status write between its two reads. A drift of the
+    // controller's fields would stay.
+    eventually(Duration::from_secs(30), &format!("{dir}: the rollout settled"), || async {
+        let d = ns.api::<Deployment>().get("shop").await.ok()?;
+        let (generation, st) = (d.metadata.generation, d.status?);
+        let want = d.spec?.replicas;
+        (st.observed_generation == generation && st.updated_replicas == want && st.available_replicas == want)
+            .then_some(())
+    })
+    .await;
+    let diff = || {
+        kubectl(&[
+            "diff",
+            "--server-side",
+            &manager_flag,
+            "--force-conflicts",
+            "-n",
+            &ns.name,
+            "-f",
+            changed.to_str().unwrap(),
+        ])
+    };
+    let mut last = diff();
+    for _ in 0..10 {
+        if last.status.code() == Some(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        last = diff();
+    }
+    let text = String::from_utf8_lossy(&last.stdout);
+    assert_eq!(last.status.code(), Some(0), "{dir}: no drift, yet:\n{text}{}", String::from_utf8_lossy(&last.stderr));
     assert_no_reload(&ns, "shop", &after).await;
     assert_eq!(replica_sets(&ns, "shop").await, 2, "{dir}: one rollout, not undone");
 }
